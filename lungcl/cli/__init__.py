@@ -1,0 +1,1 @@
+"""The ``lungcl`` command line: one module per group of subcommands."""

@@ -1,0 +1,154 @@
+"""torch Datasets of 2D nodule patches per task and split, read from the patch store.
+
+A patch is the nodule's central axial slice of the 1 mm crop (plus
+``context_slices`` neighbours above and below as extra channels). Labels come
+from the task rule on the readers' consensus; the split is the one global
+patient split. Only the training split is augmented and class-balanced (the
+minority class up-sampled, as in the thesis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..atomic import atomic_write
+from ..errors import LungclError
+from .nodules import load_nodule_table
+from .prepare import select_nodules
+from .splits import PatientSplit, load_or_make_split
+from .store import PatchStore, open_store
+from .tasks import Task
+from .transforms import eval_transform, item_seed, train_transform
+
+
+def central_slices(store: PatchStore, context_slices: int = 0) -> tuple[list[str], np.ndarray]:
+    """(nodule ids, int16 array (N, 1 + 2*context, S, S)) of every nodule's central slices.
+
+    Cached next to the manifest (keyed by its digest) so that many runs load it once.
+    """
+    digest = store.manifest["digest"][:12]
+    cache = store.folder / f"central-ctx{context_slices}-{digest}.npy"
+    ids = store.nodule_ids
+    if cache.exists():
+        arr = np.load(cache, mmap_mode="r")
+        if arr.shape[0] == len(ids):
+            return ids, np.asarray(arr)
+    side = store.settings.crop_mm
+    c = side // 2
+    lo, hi = c - context_slices, c + context_slices + 1
+    if lo < 0:
+        raise LungclError(f"context_slices={context_slices} is larger than the crop allows")
+    arr = np.stack([store.load(nid)[0][lo:hi] for nid in ids])
+    atomic_write(cache, lambda p: np.save(p.open("wb"), arr))
+    return ids, arr
+
+
+class PatchDataset(Dataset):
+    """2D patches of one task in one split: items are (x float32 (C, H, W) in [0, 1], y int64)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, patient_ids: np.ndarray,
+                 nodule_ids: np.ndarray, patch_px: int, augment: bool = False, balance: bool = False,
+                 seed: int = 0):
+        self.images, self.labels = images, labels.astype(np.int64)
+        self.patient_ids, self.nodule_ids = patient_ids, nodule_ids
+        self.augment, self.seed, self.epoch = augment, seed, 0
+        self.transform = train_transform(patch_px) if augment else eval_transform(patch_px)
+        self.order = balanced_order(self.labels, seed) if balance else np.arange(len(self.labels))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentation of epoch ``epoch``: deterministic given (seed, epoch, item)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = int(self.order[index])
+        x = self.images[i].astype(np.float32)
+        if self.augment:
+            self.transform.set_random_state(seed=item_seed(self.seed, self.epoch, index))
+        x = self.transform(x)
+        return torch.as_tensor(np.asarray(x), dtype=torch.float32), torch.tensor(self.labels[i])
+
+    def class_counts(self) -> dict[str, int]:
+        return {"negative": int((self.labels == 0).sum()), "positive": int((self.labels == 1).sum())}
+
+
+def balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Indices with the minority class up-sampled (repeated, then topped up at random) to parity."""
+    pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    if len(pos) == 0 or len(neg) == 0:
+        return np.arange(len(labels))
+    minority, majority = (pos, neg) if len(pos) < len(neg) else (neg, pos)
+    rng = np.random.default_rng(seed)
+    reps, extra = divmod(len(majority), len(minority))
+    up = np.concatenate([np.tile(minority, reps), rng.choice(minority, extra, replace=False)])
+    return np.sort(np.concatenate([majority, up]))
+
+
+@dataclass
+class TaskSplits:
+    """One task's train / val / test datasets for one cross-validation fold."""
+
+    task: Task
+    train: PatchDataset
+    val: PatchDataset
+    test: PatchDataset
+    provenance: dict = field(default_factory=dict)
+
+
+@dataclass
+class TaskData:
+    """The nodules of the store with their patches, patients and split parts."""
+
+    store: PatchStore
+    nodules: "object"  # pandas DataFrame, rows aligned with ``images``
+    images: np.ndarray
+    split: PatientSplit
+
+
+def load_task_data(data_dir: str | Path, profile: str = "cpu", source: str = "phantom",
+                   split_seed: int = 0, context_slices: int = 0) -> TaskData:
+    """The store's nodules, their central slices and the patient split."""
+    store = open_store(data_dir, source, profile)
+    table = select_nodules(load_nodule_table(data_dir, build=False), store.settings)
+    split = load_or_make_split(data_dir, table, split_seed)
+    ids, images = central_slices(store, context_slices)
+    nodules = table.set_index("nodule_id").loc[ids].reset_index()
+    return TaskData(store, nodules, images, split)
+
+
+def load_task_datasets(data_dir: str | Path, tasks: list[Task], fold: int, profile: str = "cpu",
+                       source: str = "phantom", split_seed: int = 0, seed: int = 0,
+                       context_slices: int = 0, augment: bool = True, balance: bool = True
+                       ) -> dict[str, TaskSplits]:
+    """Per task: train (folds other than ``fold``), val (``fold``) and test datasets."""
+    data = load_task_data(data_dir, profile, source, split_seed, context_slices)
+    roles = data.split.roles(fold)
+    part = data.split.part_of(data.nodules["patient_id"])
+    role = np.array([roles[p] for p in part])
+    patch_px = data.store.settings.patch_px
+    out = {}
+    for t_index, task in enumerate(tasks):
+        labels = task.labels(data.nodules)
+
+        def subset(name: str, augment_: bool, balance_: bool) -> PatchDataset:
+            idx = np.flatnonzero((labels >= 0) & (role == name))
+            return PatchDataset(data.images[idx], labels[idx], data.nodules["patient_id"].to_numpy()[idx],
+                                data.nodules["nodule_id"].to_numpy()[idx], patch_px, augment_, balance_,
+                                seed=seed * 1000 + t_index)
+
+        splits = TaskSplits(task, subset("train", augment, balance), subset("val", False, False),
+                            subset("test", False, False), provenance=data.store.provenance)
+        for name in ("train", "val", "test"):
+            ds = getattr(splits, name)
+            if len(set(ds.labels.tolist())) < 2:
+                raise LungclError(f"task {task.name}: the {name} split of fold {fold} has only one class "
+                                  f"({ds.class_counts()}); use a larger profile or another rule")
+        out[task.name] = splits
+    return out

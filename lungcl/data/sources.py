@@ -1,0 +1,56 @@
+"""Patch sources: where a nodule's HU values come from ("phantom" or "dicom").
+
+A source turns one scan (its row of the scan table, its nodules, the readers'
+masks) into a :class:`~lungcl.data.geometry.NativeRegion` per nodule, plus
+provenance. Everything after that is shared (``lungcl.data.prepare``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ..errors import LungclError
+from ..profiles import DataSettings
+from .geometry import NativeRegion
+from .nodules import ReaderMasks
+
+SOURCES = ("phantom", "dicom")
+
+
+class ScanError(Exception):
+    """One scan could not be read; it is reported and skipped, the others go on."""
+
+
+@dataclass
+class RenderedNodule:
+    """A nodule's HU region in its scan's grid, and where the values came from."""
+
+    nodule_id: str
+    region: NativeRegion
+    provenance: dict = field(default_factory=dict)
+
+
+class PatchSource(Protocol):
+    name: str
+
+    def render_scan(self, scan: dict, nodules: list[dict], masks: ReaderMasks,
+                    settings: DataSettings) -> list[RenderedNodule]:
+        """One region per nodule of ``scan``; raise ScanError if the scan cannot be read."""
+        ...
+
+
+def make_source(name: str, lidc_root: str | Path | None = None) -> PatchSource:
+    """The patch source called ``name``; ``dicom`` needs the LIDC-IDRI folder."""
+    if name == "phantom":
+        from .phantom import PhantomSource
+
+        return PhantomSource()
+    if name == "dicom":
+        from .dicom import DicomSource
+
+        if lidc_root is None:
+            raise LungclError("--source dicom needs --lidc-root DIR (the LIDC-IDRI download)")
+        return DicomSource(lidc_root)
+    raise LungclError(f"unknown source {name!r}; choose one of {', '.join(SOURCES)}")

@@ -1,0 +1,137 @@
+"""The patch store: one 1 mm HU crop + consensus mask per nodule, on disk, checksummed.
+
+Layout of ``<data_dir>/store/<source>-<profile>/``::
+
+    patches/<nodule_id>.npz   hu (int16, S^3, z-y-x), mask (bool), provenance (JSON bytes)
+    manifest.json             version, settings, per-nodule checksum + patient, failed scans
+
+Each patch file is written atomically, so an interrupted ``prepare`` resumes
+from the files present; the manifest is written last, so a store without one
+is incomplete and is never read by the datasets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..atomic import atomic_write_json, npz_bytes
+from ..errors import LungclError, StoreVersionError
+from ..profiles import DataSettings
+
+STORE_VERSION = 1
+
+
+def store_folder(data_dir: str | Path, source: str, profile: str) -> Path:
+    return Path(data_dir) / "store" / f"{source}-{profile}"
+
+
+def patch_bytes(hu: np.ndarray, mask: np.ndarray, provenance: dict) -> bytes:
+    """The .npz bytes of one nodule's patch (deterministic for identical inputs)."""
+    hu16 = np.clip(np.rint(hu), -32768, 32767).astype(np.int16)
+    prov = np.frombuffer(json.dumps(provenance, sort_keys=True).encode(), dtype=np.uint8)
+    return npz_bytes(hu=hu16, mask=mask.astype(bool), provenance=prov)
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_patch(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(hu int16, mask bool, provenance) of one patch file."""
+    with np.load(path) as z:
+        return z["hu"], z["mask"], json.loads(z["provenance"].tobytes().decode())
+
+
+@dataclass
+class PatchStore:
+    """A finished patch store: its manifest and its files."""
+
+    folder: Path
+    manifest: dict
+
+    @property
+    def source(self) -> str:
+        return self.manifest["source"]
+
+    @property
+    def settings(self) -> DataSettings:
+        return DataSettings(**self.manifest["settings"])
+
+    @property
+    def nodule_ids(self) -> list[str]:
+        return sorted(self.manifest["nodules"])
+
+    @property
+    def failures(self) -> dict[str, str]:
+        return self.manifest.get("failures", {})
+
+    @property
+    def provenance(self) -> dict:
+        """What the book prints about where the patches came from."""
+        m = self.manifest
+        return {"source": m["source"], "profile": m["settings"]["profile"],
+                "store_version": m["store_version"], "lungcl_version": m["lungcl_version"],
+                "pylidc_version": m["pylidc_version"], "settings": m["settings"],
+                "n_nodules": len(m["nodules"]), "n_failed_scans": len(m.get("failures", {})),
+                "manifest_sha256": m.get("digest")}
+
+    def path(self, nodule_id: str) -> Path:
+        return self.folder / "patches" / f"{nodule_id}.npz"
+
+    def load(self, nodule_id: str) -> tuple[np.ndarray, np.ndarray, dict]:
+        return read_patch(self.path(nodule_id))
+
+    def verify(self) -> list[str]:
+        """Nodule ids whose file is missing or does not match its checksum."""
+        bad = []
+        for nid, entry in self.manifest["nodules"].items():
+            p = self.path(nid)
+            if not p.exists() or sha256_file(p) != entry["sha256"]:
+                bad.append(nid)
+        return bad
+
+
+def read_manifest(folder: Path) -> dict | None:
+    path = folder / "manifest.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise StoreVersionError(f"{path} is corrupt ({exc}); run `lungcl data prepare --rebuild`") from exc
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    body = {k: v for k, v in manifest.items() if k != "digest"}
+    manifest["digest"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    atomic_write_json(folder / "manifest.json", manifest)
+
+
+def new_manifest(source: str, settings: DataSettings, pylidc_version: str) -> dict:
+    return {"store_version": STORE_VERSION, "lungcl_version": __version__, "source": source,
+            "settings": settings.to_dict(), "pylidc_version": pylidc_version,
+            "nodules": {}, "failures": {}}
+
+
+def is_compatible(manifest: dict, source: str, settings: DataSettings) -> bool:
+    return (manifest.get("store_version") == STORE_VERSION and manifest.get("source") == source
+            and manifest.get("settings") == settings.to_dict())
+
+
+def open_store(data_dir: str | Path, source: str, profile: str) -> PatchStore:
+    """The finished store for (source, profile); a clear error if missing or stale."""
+    folder = store_folder(data_dir, source, profile)
+    manifest = read_manifest(folder)
+    hint = f"run `lungcl data prepare --source {source} --profile {profile} --data-dir {data_dir}`"
+    if manifest is None:
+        raise LungclError(f"no {source} patch store for profile {profile} in {data_dir}; {hint}")
+    if manifest.get("store_version") != STORE_VERSION:
+        raise StoreVersionError(f"the patch store in {folder} was written by store version "
+                                f"{manifest.get('store_version')} (this lungcl reads {STORE_VERSION}); {hint}")
+    return PatchStore(folder, manifest)

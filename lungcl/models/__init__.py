@@ -1,0 +1,1 @@
+"""Networks: the pre-activation ResNet (``resnet``) and the gated multi-task network (``gated``)."""

@@ -1,0 +1,44 @@
+"""Import pylidc 0.2.3 on a modern stack, without touching the user's home.
+
+pylidc uses ``numpy.int`` / ``numpy.float`` (removed in numpy 2) and
+``pkg_resources`` (setuptools < 82). It also writes ``~/.pylidcrc`` when asked
+for DICOM paths; lungcl locates DICOM series itself, so that method is blocked.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from types import ModuleType
+
+import numpy as np
+
+from .errors import LungclError
+
+
+def _no_dicom_lookup(self, *args, **kwargs):  # pragma: no cover - guard only
+    raise LungclError(
+        "pylidc's own DICOM lookup is disabled in lungcl (it writes ~/.pylidcrc); "
+        "use `lungcl data prepare --source dicom --lidc-root DIR`"
+    )
+
+
+@lru_cache(maxsize=1)
+def pylidc() -> ModuleType:
+    """The pylidc module, shimmed; imported once per process."""
+    for name, value in (("int", int), ("float", float)):
+        if not hasattr(np, name):
+            setattr(np, name, value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import pylidc as pl
+        except ModuleNotFoundError as exc:  # pkg_resources missing: setuptools >= 82
+            raise LungclError(f"pylidc cannot be imported ({exc}); install setuptools<82") from exc
+    pl.Scan.get_path_to_dicom_files = _no_dicom_lookup
+    pl.Scan.load_all_dicom_images = _no_dicom_lookup
+    return pl
+
+
+def pylidc_version() -> str:
+    return pylidc().__version__

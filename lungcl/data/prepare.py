@@ -83,6 +83,8 @@ def run_scan_job(job: ScanJob) -> tuple[ScanJob, dict[str, dict], str | None]:
         rendered = _WORKER_CACHE["source"].render_scan(job.scan, job.nodules, masks, job.settings)
     except ScanError as exc:
         return job, {}, str(exc) or type(exc).__name__
+    except Exception as exc:  # a bug or an odd file in one scan must not stop the others
+        return job, {}, f"unexpected {type(exc).__name__}: {exc}"
     by_id = {n["nodule_id"]: n for n in job.nodules}
     entries = {}
     for item in rendered:
@@ -161,11 +163,5 @@ def _run_jobs(jobs: list[ScanJob], workers: int):
     if workers <= 1 or len(jobs) <= 1:
         yield from map(run_scan_job, jobs)
         return
-    with mp.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
+    with mp.get_context("spawn").Pool(workers) as pool:
         yield from pool.imap_unordered(run_scan_job, jobs, chunksize=4)
-
-
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)

@@ -10,6 +10,7 @@ an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing as mp
 import shutil
 from dataclasses import dataclass
@@ -19,12 +20,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes, atomic_write_json
 from ..profiles import DataSettings, data_settings
 from ..pylidc_compat import pylidc_version
 from .geometry import consensus_mask, crop_isotropic, paste
 from .nodules import ReaderMasks, load_nodule_table, load_scan_table
-from .sources import ScanError, make_source
+from .sources import ScanError, make_source, source_version
 from .store import (PatchStore, is_compatible, new_manifest, open_store, patch_bytes, read_manifest,
                     read_patch, sha256_file, store_folder, write_manifest)
 
@@ -122,20 +123,27 @@ def prepare_store(data_dir: str | Path = "data", source: str = "phantom", profil
     ``retry_failed`` (try the scans that failed last time again).
     """
     settings = data_settings(profile)
+    version = source_version(source)
     folder = store_folder(data_dir, source, profile)
     manifest = read_manifest(folder) if folder.exists() else None
-    if manifest is not None and is_compatible(manifest, source, settings) and not rebuild:
+    compatible = manifest is not None and is_compatible(manifest, source, version, settings)
+    if compatible and not rebuild:
         if not (retry_failed and manifest["failures"]):
             return PatchStore(folder, manifest)
     make_source(source, lidc_root)  # validates the source's arguments before any work
-    if rebuild or (manifest is not None and not is_compatible(manifest, source, settings)):
+    # an unfinished store (no manifest yet) is resumed only if it was started with the same settings
+    started = folder / "started.json"
+    unfinished = json.loads(started.read_text()) if manifest is None and started.exists() else None
+    if rebuild or (manifest is not None and not compatible) or (
+            unfinished is not None and not is_compatible(unfinished, source, version, settings)):
         shutil.rmtree(folder, ignore_errors=True)
     patch_dir = folder / "patches"
     patch_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(started, new_manifest(source, version, settings, pylidc_version()))
 
     nodules = select_nodules(load_nodule_table(data_dir, progress=progress), settings)
     scans = load_scan_table(data_dir).set_index("scan_id")
-    manifest = new_manifest(source, settings, pylidc_version())
+    manifest = new_manifest(source, version, settings, pylidc_version())
     jobs = []
     for scan_id, group in nodules.groupby("scan_id", sort=True):
         rows = group.to_dict("records")

@@ -41,6 +41,15 @@ class PatchSource(Protocol):
         ...
 
 
+def source_version(name: str) -> str:
+    """The version of a source's output: a store made by another version is rebuilt."""
+    if name == "phantom":
+        from .phantom import PHANTOM_VERSION
+
+        return f"phantom-{PHANTOM_VERSION}"
+    return "dicom-1"
+
+
 def make_source(name: str, lidc_root: str | Path | None = None) -> PatchSource:
     """The patch source called ``name``; ``dicom`` needs the LIDC-IDRI folder."""
     if name == "phantom":

@@ -75,7 +75,8 @@ class PatchStore:
     def provenance(self) -> dict:
         """What the book prints about where the patches came from."""
         m = self.manifest
-        return {"source": m["source"], "profile": m["settings"]["profile"],
+        return {"source": m["source"], "source_version": m.get("source_version"),
+                "profile": m["settings"]["profile"],
                 "store_version": m["store_version"], "lungcl_version": m["lungcl_version"],
                 "pylidc_version": m["pylidc_version"], "settings": m["settings"],
                 "n_nodules": len(m["nodules"]), "n_failed_scans": len(m.get("failures", {})),
@@ -113,14 +114,16 @@ def write_manifest(folder: Path, manifest: dict) -> None:
     atomic_write_json(folder / "manifest.json", manifest)
 
 
-def new_manifest(source: str, settings: DataSettings, pylidc_version: str) -> dict:
+def new_manifest(source: str, source_version: str, settings: DataSettings, pylidc_version: str) -> dict:
     return {"store_version": STORE_VERSION, "lungcl_version": __version__, "source": source,
-            "settings": settings.to_dict(), "pylidc_version": pylidc_version,
-            "nodules": {}, "failures": {}}
+            "source_version": source_version, "settings": settings.to_dict(),
+            "pylidc_version": pylidc_version, "nodules": {}, "failures": {}}
 
 
-def is_compatible(manifest: dict, source: str, settings: DataSettings) -> bool:
+def is_compatible(manifest: dict, source: str, source_version: str, settings: DataSettings) -> bool:
+    """Whether a store was made by this store format, source (and its version) and settings."""
     return (manifest.get("store_version") == STORE_VERSION and manifest.get("source") == source
+            and manifest.get("source_version") == source_version
             and manifest.get("settings") == settings.to_dict())
 
 

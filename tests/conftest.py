@@ -45,3 +45,12 @@ def smoke_store(data_dir: Path):
     from lungcl.data.prepare import prepare_store
 
     return prepare_store(data_dir, "phantom", "smoke", workers=2, progress=False)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """One torch thread: the tests' small models run faster so on a busy 2-core machine."""
+    import torch
+
+    torch.set_num_threads(1)
+    yield

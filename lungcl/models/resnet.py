@@ -1,0 +1,175 @@
+"""Pre-activation ResNet (He et al. 2016, "Identity mappings in deep residual networks") with one head per task.
+
+MONAI's ``ResNet`` is the original post-activation design (conv-BN-ReLU, ReLU after the
+addition), so the thesis's pre-activation network is written here, in one file: every
+block is BN-ReLU-conv, the shortcut is the identity unless the shape changes (then a 1x1
+projection of the pre-activated input), and a final BN-ReLU precedes global pooling.
+As in timm's ResNetV2 (BiT) the stem is a bare convolution: each block pre-activates its
+own input. MONAI's layer factories give 2D and 3D from one code path (``spatial_dims``).
+
+Hard parameter sharing: parameters named ``trunk.*`` are shared by every task and
+``heads.<task>.*`` belong to one task; the continual-learning methods and the Fisher
+diagonal rely on these names.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from monai.networks.layers.factories import Conv, Norm, Pool
+from torch import Tensor, nn
+
+from ..errors import LungclError
+
+# depth -> (block kind, blocks per stage); widths double at each of the four stages.
+DEPTHS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
+    10: ("basic", (1, 1, 1, 1)),
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+}
+
+
+def _conv(spatial_dims: int, c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Module:
+    return Conv[Conv.CONV, spatial_dims](c_in, c_out, kernel_size=kernel, stride=stride,
+                                         padding=kernel // 2, bias=False)
+
+
+def _norm(spatial_dims: int, channels: int) -> nn.Module:
+    return Norm[Norm.BATCH, spatial_dims](channels)
+
+
+class PreActBasicBlock(nn.Module):
+    """BN-ReLU-conv3x3, BN-ReLU-conv3x3, plus the shortcut (ResNet-10/18/34)."""
+
+    expansion = 1
+
+    def __init__(self, spatial_dims: int, c_in: int, channels: int, stride: int = 1):
+        super().__init__()
+        c_out = channels * self.expansion
+        self.norm1 = _norm(spatial_dims, c_in)
+        self.conv1 = _conv(spatial_dims, c_in, channels, 3, stride)
+        self.norm2 = _norm(spatial_dims, channels)
+        self.conv2 = _conv(spatial_dims, channels, c_out, 3)
+        self.act = nn.ReLU(inplace=False)
+        self.shortcut = (_conv(spatial_dims, c_in, c_out, 1, stride)
+                         if stride != 1 or c_in != c_out else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pre = self.act(self.norm1(x))
+        skip = x if self.shortcut is None else self.shortcut(pre)
+        out = self.conv1(pre)
+        out = self.conv2(self.act(self.norm2(out)))
+        return out + skip
+
+
+class PreActBottleneck(nn.Module):
+    """BN-ReLU-conv1x1, BN-ReLU-conv3x3 (strided), BN-ReLU-conv1x1 (x4 channels), plus the shortcut."""
+
+    expansion = 4
+
+    def __init__(self, spatial_dims: int, c_in: int, channels: int, stride: int = 1):
+        super().__init__()
+        c_out = channels * self.expansion
+        self.norm1 = _norm(spatial_dims, c_in)
+        self.conv1 = _conv(spatial_dims, c_in, channels, 1)
+        self.norm2 = _norm(spatial_dims, channels)
+        self.conv2 = _conv(spatial_dims, channels, channels, 3, stride)
+        self.norm3 = _norm(spatial_dims, channels)
+        self.conv3 = _conv(spatial_dims, channels, c_out, 1)
+        self.act = nn.ReLU(inplace=False)
+        self.shortcut = (_conv(spatial_dims, c_in, c_out, 1, stride)
+                         if stride != 1 or c_in != c_out else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pre = self.act(self.norm1(x))
+        skip = x if self.shortcut is None else self.shortcut(pre)
+        out = self.conv1(pre)
+        out = self.conv2(self.act(self.norm2(out)))
+        out = self.conv3(self.act(self.norm3(out)))
+        return out + skip
+
+
+class PreActResNet(nn.Module):
+    """Shared pre-activation ResNet trunk and one linear head per task (hard parameter sharing)."""
+
+    def __init__(self, depth: int, tasks: Sequence[str], in_channels: int = 1, spatial_dims: int = 2,
+                 width: int = 64, num_classes: int = 2, small_input: bool = True):
+        super().__init__()
+        if depth not in DEPTHS:
+            raise LungclError(f"unknown ResNet depth {depth}; choose one of {', '.join(map(str, DEPTHS))}")
+        if spatial_dims not in (2, 3):
+            raise LungclError(f"spatial_dims must be 2 or 3, not {spatial_dims}")
+        if width < 1 or in_channels < 1 or num_classes < 2:
+            raise LungclError(f"need width >= 1, in_channels >= 1, num_classes >= 2 "
+                              f"(got {width}, {in_channels}, {num_classes})")
+        tasks = list(tasks)
+        if not tasks or len(set(tasks)) != len(tasks):
+            raise LungclError(f"need at least one task and no repeats, got {tasks}")
+        bad = [t for t in tasks if not t or "." in t]
+        if bad:
+            raise LungclError(f"task names must be non-empty and contain no '.': {bad}")
+        kind, counts = DEPTHS[depth]
+        block = PreActBasicBlock if kind == "basic" else PreActBottleneck
+        self.depth, self.spatial_dims, self.width = depth, spatial_dims, width
+        self.tasks = tuple(tasks)
+
+        if small_input:  # 32-px patches: keep resolution for the first stage
+            stem: list[nn.Module] = [_conv(spatial_dims, in_channels, width, 3)]
+        else:  # the ImageNet stem: 7x7 stride 2, then 3x3 max-pool stride 2
+            stem = [_conv(spatial_dims, in_channels, width, 7, stride=2),
+                    Pool[Pool.MAX, spatial_dims](kernel_size=3, stride=2, padding=1)]
+        layers: list[nn.Module] = stem
+        c_in = width
+        for stage, n_blocks in enumerate(counts):
+            channels = width * 2 ** stage
+            for i in range(n_blocks):
+                stride = 2 if stage > 0 and i == 0 else 1
+                layers.append(block(spatial_dims, c_in, channels, stride))
+                c_in = channels * block.expansion
+        layers += [_norm(spatial_dims, c_in), nn.ReLU(inplace=False),
+                   Pool[Pool.ADAPTIVEAVG, spatial_dims](1), nn.Flatten(1)]
+        self.trunk = nn.Sequential(*layers)
+        self.num_features = c_in
+        self.heads = nn.ModuleDict({t: nn.Linear(c_in, num_classes) for t in tasks})
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def features(self, x: Tensor) -> Tensor:
+        """Shared representation (N, F) of a batch (N, C, *spatial)."""
+        if x.dim() != self.spatial_dims + 2:
+            raise LungclError(f"expected a {self.spatial_dims + 2}-D batch (N, C, *spatial), "
+                              f"got shape {tuple(x.shape)}")
+        return self.trunk(x)
+
+    def forward(self, x: Tensor, task: str) -> Tensor:
+        """Logits (N, num_classes) of ``task``'s head."""
+        if task not in self.heads:
+            raise LungclError(f"this network has no head for task {task!r}; it has {', '.join(self.tasks)}")
+        return self.heads[task](self.features(x))
+
+    def head_names(self) -> list[str]:
+        """The tasks with a head, in order (their parameters are ``heads.<task>.*``)."""
+        return list(self.heads.keys())
+
+
+def build_resnet(depth: int, tasks: Sequence[str], **kw) -> PreActResNet:
+    """A :class:`PreActResNet`; keyword arguments as its constructor."""
+    return PreActResNet(depth, tasks, **kw)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = ["DEPTHS", "PreActBasicBlock", "PreActBottleneck", "PreActResNet", "build_resnet",
+           "count_parameters"]

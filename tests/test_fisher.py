@@ -1,0 +1,163 @@
+"""The Fisher diagonal: vmap == loop, the logistic closed form, mean of squares, bookkeeping."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lungcl.errors import LungclError
+from lungcl.fisher import fisher_diagonal, task_parameter_names
+from lungcl.models.resnet import build_resnet
+
+
+class Logistic(nn.Module):
+    """Softmax regression with one head per task and a frozen 'trunk' (nothing to learn)."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.trunk = nn.Flatten(1)
+        self.heads = nn.ModuleDict({"a": nn.Linear(d, 2), "b": nn.Linear(d, 2)})
+
+    def forward(self, x, task):
+        return self.heads[task](self.trunk(x))
+
+
+def _small_cnn(seed=0):
+    torch.manual_seed(seed)
+    model = build_resnet(10, ["a", "b"], width=4)
+    for m in model.modules():  # non-trivial running statistics, so eval-mode BN matters
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    return model
+
+
+def _data(n=24, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 16, 16, generator=g), torch.randint(0, 2, (n,), generator=g)
+
+
+@pytest.mark.parametrize("empirical", [False, True])
+def test_vmap_equals_loop(empirical):
+    model = _small_cnn()
+    x, y = _data()
+    loader = [(x[:10], y[:10]), (x[10:], y[10:])]
+    fast = fisher_diagonal(model, "a", loader, 24, empirical=empirical, seed=3, chunk_size=7)
+    slow = fisher_diagonal(model, "a", loader, 24, empirical=empirical, seed=3, vectorised=False)
+    assert fast.keys() == slow.keys()
+    assert set(fast) == {n for n, _ in model.named_parameters() if not n.startswith("heads.b.")}
+    for n in fast:
+        assert torch.allclose(fast[n], slow[n], atol=1e-5, rtol=1e-4), n
+    assert max(f.abs().max() for f in fast.values()) > 1e-3  # not trivially zero
+
+
+def test_chunking_does_not_change_the_result():
+    model = _small_cnn()
+    x, y = _data(12)
+    a = fisher_diagonal(model, "a", [(x, y)], 12, chunk_size=1)
+    b = fisher_diagonal(model, "a", [(x, y)], 12, chunk_size=64)
+    for n in a:
+        assert torch.allclose(a[n], b[n], atol=1e-7, rtol=1e-5)
+
+
+def test_logistic_closed_form_exact_expectation_over_labels():
+    """E_y~p [g^2] = p(1-p) x^2 for every weight row of a two-class softmax regression:
+    weight each label's empirical (one-sample) Fisher by the model's p(y|x) and compare."""
+    torch.manual_seed(0)
+    d, n = 5, 6
+    model = Logistic(d)
+    x = torch.randn(n, d)
+    with torch.no_grad():
+        p = F.softmax(model(x, "a"), dim=1)
+    expected_w = (p[:, :1] * p[:, 1:] * x ** 2).mean(0)  # (d,), same for both rows
+    expected_b = (p[:, 0] * p[:, 1]).mean()
+    total = {"heads.a.weight": torch.zeros(2, d), "heads.a.bias": torch.zeros(2)}
+    for i in range(n):
+        for label in (0, 1):
+            one = fisher_diagonal(model, "a", [(x[i:i + 1], torch.tensor([label]))], 1, empirical=True)
+            for k in total:
+                total[k] += p[i, label] * one[k] / n
+    assert set(one) == {"heads.a.weight", "heads.a.bias"}
+    torch.testing.assert_close(total["heads.a.weight"], expected_w.expand(2, d), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(total["heads.a.bias"], expected_b.expand(2), atol=1e-6, rtol=1e-5)
+
+
+def test_logistic_sampled_fisher_converges_to_closed_form():
+    torch.manual_seed(0)
+    d, n = 3, 20000
+    model = Logistic(d)
+    x = torch.randn(n, d)
+    with torch.no_grad():
+        p = F.softmax(model(x, "a"), dim=1)
+    expected = (p[:, :1] * p[:, 1:] * x ** 2).mean(0)
+    fisher = fisher_diagonal(model, "a", [(x, torch.zeros(n, dtype=torch.long))], n, seed=5, chunk_size=4096)
+    # Monte Carlo over labels only: relative error ~ 1/sqrt(n) of a bounded variable
+    torch.testing.assert_close(fisher["heads.a.weight"][0], expected, rtol=0.03, atol=0)
+
+
+def test_true_fisher_uses_seeded_labels_drawn_from_the_model():
+    model = _small_cnn()
+    x, y = _data(16)
+    with torch.no_grad():
+        model.eval()
+        probs = F.softmax(model(x, "a"), dim=1)
+    drawn = torch.multinomial(probs, 1, generator=torch.Generator().manual_seed(9)).squeeze(1)
+    true = fisher_diagonal(model, "a", [(x, y)], 16, seed=9)
+    same = fisher_diagonal(model, "a", [(x, drawn)], 16, empirical=True)
+    for n in true:
+        torch.testing.assert_close(true[n], same[n])
+    again = fisher_diagonal(model, "a", [(x, y)], 16, seed=9)
+    other = fisher_diagonal(model, "a", [(x, y)], 16, seed=10)
+    assert all(torch.equal(true[n], again[n]) for n in true)  # deterministic
+    assert any(not torch.equal(true[n], other[n]) for n in true)
+
+
+def test_mean_of_squares_is_not_square_of_mean():
+    model = _small_cnn()
+    x, y = _data(16)
+    fisher = fisher_diagonal(model, "a", [(x, y)], 16, empirical=True)
+    model.eval()
+    names = task_parameter_names(model, "a")
+    params = dict(model.named_parameters())
+    log_p = F.log_softmax(model(x, "a"), dim=1).gather(1, y[:, None]).mean()
+    mean_grad = dict(zip(names, torch.autograd.grad(log_p, [params[n] for n in names])))
+    fisher_total = sum(f.sum() for f in fisher.values())
+    square_total = sum((g ** 2).sum() for g in mean_grad.values())
+    for n in names:  # Jensen: mean of squares >= square of mean, everywhere
+        assert (fisher[n] >= mean_grad[n] ** 2 - 1e-7).all()
+    assert fisher_total > 2 * square_total  # and not by a rounding error
+
+
+def test_uses_exactly_n_samples_and_restores_mode():
+    model = _small_cnn()
+    x, y = _data(24)
+    model.train()
+    running = model.trunk[-4].running_mean.clone()
+    cut = fisher_diagonal(model, "a", [(x[:8], y[:8]), (x[8:16], y[8:16]), (x[16:], y[16:])], 10,
+                          empirical=True)
+    assert model.training and torch.equal(model.trunk[-4].running_mean, running)
+    first = fisher_diagonal(model, "a", [(x[:10], y[:10])], 10, empirical=True)
+    for n in cut:
+        torch.testing.assert_close(cut[n], first[n])
+    model.eval()
+    fisher_diagonal(model, "a", [(x, y)], 4)
+    assert not model.training
+
+
+def test_frozen_parameters_and_other_heads_are_left_out():
+    model = _small_cnn()
+    model.trunk[0].weight.requires_grad_(False)
+    names = task_parameter_names(model, "b")
+    assert "trunk.0.weight" not in names and "heads.b.weight" in names
+    assert not any(n.startswith("heads.a.") for n in names)
+    with pytest.raises(LungclError, match="head"):
+        task_parameter_names(model, "c")
+
+
+def test_bad_input_is_a_user_error():
+    model = _small_cnn()
+    with pytest.raises(LungclError):
+        fisher_diagonal(model, "a", [], 5)
+    with pytest.raises(LungclError):
+        fisher_diagonal(model, "a", [_data(2)], 0)

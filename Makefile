@@ -14,7 +14,6 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,book,dask]"
-	$(BIN)/python -m ipykernel install --sys-prefix --name lungcl --display-name "Python (lungcl)" >/dev/null
 	touch $(STAMP)
 
 data: venv

@@ -1,0 +1,399 @@
+"""Build the book: jupytext text notebooks -> papermill execution -> Jupyter Book HTML.
+
+Each chapter is a py:percent notebook ``notebooks/NN_name.py``. The build syncs
+its paired ``.ipynb`` (what ``jupytext --sync`` does), executes it with the
+profile's parameters into ``notebooks/_executed/NN_name.ipynb`` and renders the
+book with ``jupyter-book build -W`` and execution off. A chapter whose source,
+parameters, package code and patch store did not change since its last
+successful execution is not executed again (a JSON stamp beside it says so).
+
+Notebooks import :func:`chapter_setup` to resolve their folders and set the
+figure style, so they run the same from papermill, Jupyter or the pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import __version__
+from .atomic import atomic_write_json
+from .errors import LungclError
+from .profiles import check_profile
+
+KERNEL_NAME = "python3"  # ipykernel's own spec: always the interpreter that runs papermill
+NOTEBOOKS = "notebooks"
+EXECUTED = "notebooks/_executed"
+STAMP_VERSION = 1
+
+
+# ---------------------------------------------------------------- for notebooks
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The book's root: the nearest folder holding ``_toc.yml`` above ``start`` (cwd)."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").exists() and (folder / NOTEBOOKS).is_dir():
+            return folder
+    package_parent = Path(__file__).resolve().parents[1]
+    if (package_parent / "_toc.yml").exists():
+        return package_parent
+    raise LungclError(f"no lungcl book (a folder with _toc.yml and notebooks/) at or above {here}")
+
+
+@dataclass(frozen=True)
+class ChapterContext:
+    """What a chapter notebook needs: its settings and absolute data / results folders."""
+
+    profile: str
+    source: str
+    seed: int
+    data_dir: Path
+    results_dir: Path
+
+
+def chapter_setup(profile: str = "cpu", source: str = "phantom", data_dir: str | Path = "data",
+                  results_dir: str | Path = "results", seed: int = 0,
+                  threads: int = 1) -> ChapterContext:
+    """Resolve a chapter's folders (relative ones against the book root) and set the plot style."""
+    check_profile(profile)
+    if source not in ("phantom", "dicom"):
+        raise LungclError(f"unknown source {source!r}; choose phantom or dicom")
+    try:
+        root = project_root()
+    except LungclError:
+        root = Path.cwd()
+
+    def absolute(p: str | Path) -> Path:
+        p = Path(p).expanduser()
+        return (p if p.is_absolute() else root / p).resolve()
+
+    _plot_style()
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+    return ChapterContext(profile, source, int(seed), absolute(data_dir), absolute(results_dir))
+
+
+def _plot_style() -> None:
+    import matplotlib as mpl
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+    mpl.rcParams.update({"figure.dpi": 96, "savefig.dpi": 96, "figure.figsize": (7.5, 4.0),
+                         "axes.titleweight": "bold"})
+
+
+# ---------------------------------------------------------------- the pipeline
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter notebook: ``notebooks/NN_name.py``."""
+
+    name: str  # "03_sequence_ABC"
+    source: Path
+
+    @property
+    def number(self) -> str:
+        return self.name.split("_", 1)[0]
+
+
+def discover_chapters(root: Path) -> list[Chapter]:
+    """The chapter notebooks of the book at ``root``, in number order."""
+    paths = sorted((root / NOTEBOOKS).glob("[0-9][0-9]_*.py"))
+    return [Chapter(p.stem, p) for p in paths]
+
+
+def select_chapters(chapters: list[Chapter], only: list[str] | None) -> list[Chapter]:
+    """Chapters named by number ("03") or name ("03_sequence_ABC"); all when ``only`` is empty."""
+    if not only:
+        return chapters
+    wanted = [w.strip() for item in only for w in item.split(",") if w.strip()]
+    chosen = []
+    for w in wanted:
+        hits = [c for c in chapters if w in (c.number, c.name, c.name + ".py")]
+        if not hits:
+            names = ", ".join(c.name for c in chapters)
+            raise LungclError(f"no chapter {w!r}; chapters are {names}")
+        chosen += [c for c in hits if c not in chosen]
+    return sorted(chosen, key=lambda c: c.name)
+
+
+def _tree_digest(folder: Path, patterns: tuple[str, ...]) -> str:
+    h = hashlib.sha256()
+    for pattern in patterns:
+        for p in sorted(folder.rglob(pattern)):
+            if "__pycache__" not in p.parts:
+                h.update(str(p.relative_to(folder)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _store_digest(data_dir: Path, source: str, profile: str) -> str | None:
+    """The patch store manifest's digest, so re-prepared data re-executes the chapters."""
+    from .data.store import store_folder
+
+    manifest = store_folder(data_dir, source, profile) / "manifest.json"
+    if not manifest.exists():
+        return None
+    return hashlib.sha256(manifest.read_bytes()).hexdigest()
+
+
+def execution_stamp(chapter: Chapter, parameters: dict, package_digest: str,
+                    store_digest: str | None) -> dict:
+    """What makes an executed chapter current: its source, parameters, code and data."""
+    body = {"stamp_version": STAMP_VERSION, "chapter": chapter.name,
+            "source_sha256": hashlib.sha256(chapter.source.read_bytes()).hexdigest(),
+            "parameters": parameters, "lungcl_version": __version__,
+            "package_sha256": package_digest, "store_sha256": store_digest}
+    body["key"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return body
+
+
+def _shown_path(path: Path, root: Path) -> str:
+    """A folder as the notebooks get it: relative to the book root when inside it."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _what_changed(old: dict, new: dict, has_output: bool) -> str:
+    """Why a chapter is executed again, in words."""
+    if not old or not has_output:
+        return "never executed"
+    names = {"source_sha256": "notebook changed", "parameters": "parameters changed",
+             "package_sha256": "lungcl code changed", "store_sha256": "patch store changed",
+             "lungcl_version": "lungcl version changed"}
+    changed = [text for key, text in names.items() if old.get(key) != new.get(key)]
+    return ", ".join(changed) or "stamp format changed"
+
+
+@dataclass
+class ChapterResult:
+    name: str
+    status: str  # "executed" | "current"
+    seconds: float
+
+
+@dataclass
+class BuildReport:
+    """What a build did, for the CLI's closing table."""
+
+    chapters: list[ChapterResult] = field(default_factory=list)
+    render_seconds: float | None = None
+    html_index: Path | None = None
+    missing: list[str] = field(default_factory=list)
+
+
+def _require_tools() -> None:
+    missing = []
+    for module in ("papermill", "jupytext", "jupyter_book", "ipykernel", "nbformat"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise LungclError(f"the book tools are not installed ({', '.join(missing)}); "
+                          "run: pip install -e '.[book]'")
+
+
+def sync_pair(chapter: Chapter):
+    """Update the paired ``.ipynb`` from the ``.py`` (``jupytext --sync``) and return the notebook.
+
+    A text notebook without pairing metadata still gets its ``.ipynb`` (written from the text).
+    """
+    import jupytext
+    from jupytext.cli import jupytext as jupytext_cli
+
+    ipynb = chapter.source.with_suffix(".ipynb")
+    text = jupytext.read(chapter.source)
+    try:
+        if text.metadata.get("jupytext", {}).get("formats"):
+            jupytext_cli(["--sync", "--quiet", str(chapter.source)])
+        elif not ipynb.exists() or ipynb.stat().st_mtime < chapter.source.stat().st_mtime:
+            jupytext.write(text, ipynb)
+    except (SystemExit, Exception) as exc:  # jupytext reports bad pairing by exiting
+        raise LungclError(f"jupytext could not sync {chapter.source}: {exc}") from exc
+    notebook = jupytext.read(chapter.source)
+    notebook.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3 (ipykernel)",
+                                       "language": "python"}
+    return notebook
+
+
+INJECTED_NOTE = ("# Parameters of this build, injected by papermill (`lungcl book`); "
+                 "they override the defaults above")
+
+
+def execute_chapter(chapter: Chapter, notebook, parameters: dict, root: Path, output: Path,
+                    show_progress: bool) -> int:
+    """Run one notebook with papermill into ``output``; a failure names the chapter and the cell.
+
+    Returns the number of stderr outputs (warnings, progress bars), which the book hides.
+    """
+    import nbformat
+    import papermill as pm
+    from jupyter_client.manager import KernelManager
+    from papermill.exceptions import PapermillExecutionError
+
+    with tempfile.TemporaryDirectory(prefix="lungcl-inspect-") as tmp:
+        probe = Path(tmp) / f"{chapter.name}.ipynb"
+        nbformat.write(notebook, probe)
+        declared = set(pm.inspect_notebook(str(probe)))
+    if not declared:
+        raise LungclError(f"chapter {chapter.name} has no cell tagged 'parameters' "
+                          "(papermill needs one to pass the profile and folders)")
+    params = {k: v for k, v in parameters.items() if k in declared}
+    partial = output.with_name(output.stem + ".partial.ipynb")
+    failed = output.with_name(output.stem + ".failed.ipynb")
+    kernel_log = output.with_name(output.stem + ".kernel.log")
+    env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
+    try:
+        with tempfile.TemporaryDirectory(prefix="lungcl-kernel-") as sockets, \
+                kernel_log.open("w") as log:
+            # IPC sockets in a private folder: the kernel opens no TCP port. Its own
+            # messages (not the notebook's outputs) go to the kernel log.
+            km = KernelManager(kernel_name=KERNEL_NAME, transport="ipc",
+                               ip=str(Path(sockets) / "kernel"))
+            km.start_kernel(cwd=str(root), env=env, stdout=log, stderr=log)
+            try:
+                pm.execute_notebook(notebook, str(partial), parameters=params,
+                                    kernel_name=KERNEL_NAME, km=km, cwd=str(root),
+                                    progress_bar=show_progress, log_output=False,
+                                    request_save_on_cell_execute=False)
+            finally:
+                if km.has_kernel:  # nbclient leaves a kernel it did not start running
+                    km.shutdown_kernel(now=False)
+    except PapermillExecutionError as exc:
+        if partial.exists():
+            partial.replace(failed)
+        first = str(exc.evalue).splitlines()[0] if exc.evalue else ""
+        code = next((ln.strip() for ln in (exc.source or "").splitlines() if ln.strip()), "")
+        code = code if len(code) <= 60 else code[:57] + "..."
+        raise LungclError(
+            f"chapter {chapter.name} failed in its cell In [{exc.exec_count}] (starting "
+            f"{code!r}): {exc.ename}: {first} -- the traceback is in "
+            f"{failed.relative_to(root)}") from exc
+    except Exception as exc:  # kernel died, could not start, ...
+        raise LungclError(f"chapter {chapter.name} could not be executed: "
+                          f"{type(exc).__name__}: {exc} (kernel log: {kernel_log.relative_to(root)})"
+                          ) from exc
+    executed = nbformat.read(partial, as_version=4)
+    n_stderr = 0
+    for cell in executed.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell.source = cell.source.replace("# Parameters", INJECTED_NOTE, 1)
+        n_stderr += sum(1 for o in cell.get("outputs", [])
+                        if o.get("output_type") == "stream" and o.get("name") == "stderr")
+    nbformat.write(executed, partial)
+    partial.replace(output)
+    failed.unlink(missing_ok=True)
+    return n_stderr
+
+
+def toc_chapters(root: Path) -> list[str]:
+    """The executed-notebook entries the table of contents points at (``notebooks/_executed/..``)."""
+    import yaml
+
+    entries: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            f = node.get("file")
+            if isinstance(f, str) and f.startswith(EXECUTED + "/"):
+                entries.append(Path(f).name)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(yaml.safe_load((root / "_toc.yml").read_text()))
+    return entries
+
+
+def render_book(root: Path, progress: Callable[[str], None]) -> Path:
+    """``jupyter-book build -W`` with execution off; returns ``_build/html/index.html``."""
+    cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+           "build", str(root), "-W", "-n", "--keep-going", "--builder", "html"]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    log = root / "_build" / "jupyter-book.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+    if proc.returncode != 0:
+        problems = [ln for ln in (proc.stderr + proc.stdout).splitlines()
+                    if "WARNING" in ln or "ERROR" in ln or "Error" in ln]
+        first = problems[0].strip() if problems else f"exit code {proc.returncode}"
+        raise LungclError(f"jupyter-book build failed ({len(problems)} problem(s)); first: {first} "
+                          f"-- full log in {log.relative_to(root)}")
+    index = root / "_build" / "html" / "index.html"
+    progress(f"rendered {index.relative_to(root)}")
+    return index
+
+
+def build_book(root: str | Path | None = None, profile: str = "cpu", source: str = "phantom",
+               only: list[str] | None = None, data_dir: str | Path = "data",
+               results_dir: str | Path = "results", seed: int = 0, force: bool = False,
+               render: bool = True, progress: Callable[[str], None] = print) -> BuildReport:
+    """Execute the chapters that are not current, then render the book; see the module doc."""
+    _require_tools()
+    check_profile(profile)
+    root = Path(root).resolve() if root else project_root()
+    if not (root / "_toc.yml").exists():
+        raise LungclError(f"{root} has no _toc.yml: not a lungcl book")
+    data_dir, results_dir = Path(data_dir).resolve(), Path(results_dir).resolve()
+    parameters = {"profile": profile, "source": source, "data_dir": _shown_path(data_dir, root),
+                  "results_dir": _shown_path(results_dir, root), "seed": int(seed)}
+    chapters = discover_chapters(root)
+    selected = select_chapters(chapters, only)
+    executed = root / EXECUTED
+    executed.mkdir(parents=True, exist_ok=True)
+    package_digest = _tree_digest(Path(__file__).resolve().parent, ("*.py", "*.csv"))
+    report = BuildReport()
+    show_bar = sys.stderr.isatty()
+    for n, chapter in enumerate(selected, 1):
+        start = time.perf_counter()
+        notebook = sync_pair(chapter)
+        stamp = execution_stamp(chapter, parameters, package_digest,
+                                _store_digest(data_dir, source, profile))
+        output = executed / f"{chapter.name}.ipynb"
+        stamp_path = executed / f"{chapter.name}.stamp.json"
+        old = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
+        if not force and output.exists() and old.get("key") == stamp["key"]:
+            report.chapters.append(ChapterResult(chapter.name, "current", 0.0))
+            progress(f"[{n}/{len(selected)}] {chapter.name}: current, not executed again")
+            continue
+        why = "forced" if force else _what_changed(old, stamp, output.exists())
+        progress(f"[{n}/{len(selected)}] {chapter.name}: executing ({profile} profile; {why})")
+        n_stderr = execute_chapter(chapter, notebook, parameters, root, output, show_bar)
+        if n_stderr:
+            progress(f"    {n_stderr} stderr output(s) (warnings or progress bars) are hidden in the "
+                     f"book; read them in {output.relative_to(root)}")
+        # the chapter may have prepared the store: stamp with the data it actually used
+        stamp = execution_stamp(chapter, parameters, package_digest,
+                                _store_digest(data_dir, source, profile))
+        atomic_write_json(stamp_path, stamp)
+        seconds = time.perf_counter() - start
+        report.chapters.append(ChapterResult(chapter.name, "executed", seconds))
+        progress(f"[{n}/{len(selected)}] {chapter.name}: done in {seconds:.0f} s")
+    report.missing = [name for name in toc_chapters(root) if not (executed / f"{name}.ipynb").exists()]
+    if render:
+        if report.missing:
+            progress("not rendering: never executed: " + ", ".join(report.missing)
+                     + " (run lungcl book without --only)")
+        else:
+            start = time.perf_counter()
+            progress("rendering the book (jupyter-book build -W, execution off)")
+            report.html_index = render_book(root, progress)
+            report.render_seconds = time.perf_counter() - start
+    return report

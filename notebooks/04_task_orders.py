@@ -16,31 +16,167 @@
 # %% [markdown]
 # # All six task orders
 #
-# Does it matter which task comes first? This chapter runs the three methods
-# over all six orders of A, B and C (ABC, ACB, BAC, BCA, CAB, CBA) and compares
-# the final accuracy and forgetting per order with the thesis's Tables 5.7-5.11.
+# Does it matter which task comes first? The thesis (section 4.5) repeated
+# the ABC experiment in the five other orders, ACB, BAC, BCA, CAB and CBA
+# (its Tables 5.7-5.11), and concluded that the order matters little: EWC
+# keeps the earlier tasks in every order, SGD forgets them in every order, and
+# L2 learns the later tasks worst in every order. This chapter runs the same
+# 6 orders x 3 methods with the settings of the ABC chapter (the three ABC
+# runs are the same records, loaded, not re-run), shows each order's accuracy
+# matrix beside the thesis's, and asks whether the differences between orders
+# are larger than the noise of one run.
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
 source = "phantom"  # phantom | dicom
 data_dir = "data"  # shared data cache
-results_dir = "results"  # shared run records: loaded, not re-run
-seed = 0
-orders = ["ABC", "ACB", "BAC", "BCA", "CAB", "CBA"]
-methods = ["sgd", "l2", "ewc"]
-folds = [0]
-epochs = None
-
-# %% [markdown]
-# ```{admonition} This chapter is being written
-# :class: warning
-# The experiments of this chapter are not in the book yet: the training engine
-# it calls is being finished. What you see is the chapter's plan and its
-# parameters; no result is shown, so none is claimed.
-# ```
+results_dir = "results"  # shared run records: runs with the same settings are loaded, not re-run
+seed = 0  # network initialisation and data order
+orders = "all"  # all (the six orders of A, B, C) or a list such as ABC,CBA
+method = "all"  # all (sgd, l2 and ewc) or some of them, e.g. ewc or sgd,ewc
+l2_lambda = None  # L2 strength (None: the profile default)
+ewc_lambda = None  # EWC strength (None: the profile default)
+epochs = None  # epochs per stage (None: the profile default)
+folds = [0]  # cross-validation folds (0-4); the thesis averages all five
+workers = 2  # runs computed in parallel (one CPU core each)
 
 # %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from lungcl import chapters, plots, summaries, thesis
 from lungcl.book import chapter_setup
+from lungcl.summaries import METHOD_LABELS
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
-print(f"profile {ctx.profile}, source {ctx.source}")
+configs = chapters.sequence_configs(
+    ctx, chapters.parse_orders(orders), chapters.parse_methods(method), folds,
+    epochs=epochs, l2_lambda=l2_lambda, ewc_lambda=ewc_lambda)
+runs = chapters.run_configs(configs, ctx.results_dir, workers, allow_failures=True)
+records = runs.records
+chapters.show_failures(runs)
+by_order = {}
+for r in records:
+    by_order.setdefault(summaries.order_label(r.tasks), []).append(r)
+
+# %% [markdown]
+# ## Each order's accuracy matrix (Tables 4.7 and 5.7-5.11)
+#
+# One table per order, in the thesis's layout: a row per task and method, a
+# pair of columns (ours, the thesis's) per stage, test accuracy in percent.
+# Below the diagonal is what the later stages did to a task.
+
+# %% tags=["hide-input"]
+for name, recs in by_order.items():
+    table = thesis.matrix_side_by_side(recs)
+    display(summaries.page_table(table, f"Order {name}: test accuracy (%) of each task after each stage",
+                                 lambda v: f"{100 * v:.1f}"))
+
+# %% [markdown]
+# The same matrices as heat maps, ours (top) and the thesis's (bottom), one
+# figure per order:
+
+# %% tags=["hide-input", "hide-output"]
+for name, recs in by_order.items():
+    fig = plots.matrix_heatmaps(recs)
+    fig.suptitle(f"Order {name}: test accuracy (%) after each stage", fontsize=11)
+    plt.show()
+
+# %% [markdown]
+# ## Does the order matter?
+#
+# Each order gives one **average final accuracy** (the mean over the three
+# tasks after the last stage) and one **mean forgetting** (how much the two
+# earlier tasks lost, on average). If the order did not matter, the six
+# orders of one method would agree up to the noise of a single run, whose
+# size the intervals show.
+
+# %% tags=["hide-input"]
+transfer = thesis.transfer_with_thesis(records)
+fig = plots.order_comparison(transfer)
+plt.show()
+spread = thesis.order_spread(transfer)
+display(spread.style.format({c: "{:.1%}" for c in spread.columns if c != "orders"})
+        .set_caption("Average final accuracy across the orders: spread per method, ours and the thesis's"))
+
+# %% tags=["hide-input"]
+lines = []
+for m, r in spread.iterrows():
+    text = (f"**{m}**: the average final accuracy ranges over {100 * r['range']:.1f} points across "
+            f"{int(r.orders)} orders (from {100 * r['min']:.1f} % to {100 * r['max']:.1f} %)")
+    if not np.isnan(r["median CI width"]):
+        ratio = r["range"] / r["median CI width"]
+        text += (f", against a median interval width of {100 * r['median CI width']:.1f} points for one "
+                 f"order: the spread is {'smaller than' if ratio < 1 else 'comparable to' if ratio < 2 else 'larger than'}"
+                 " the noise of one run")
+    if not np.isnan(r["thesis range"]):
+        text += f"; the thesis's ranges over {100 * r['thesis range']:.1f} points"
+    lines.append(text + ".")
+display(Markdown("\n\n".join(f"- {ln}" for ln in lines)))
+if transfer.ci_low.isna().all():
+    display(Markdown(
+        "With one fold, these records carry no interval for the average accuracy (it combines three "
+        "tasks, and an interval needs the per-nodule predictions, which the records do not keep); read "
+        "the spread against the per-task intervals of the next figure, or re-run with several folds."))
+
+# %% [markdown]
+# ## What a task's position does to it
+#
+# The same runs, seen from each task: its accuracy after the last stage,
+# depending on whether it was learned first, second or last (each position
+# occurs in two orders, the dots; the line joins their means). A method
+# that forgets makes the lines rise from left to right: a task learned first
+# has had two stages to be forgotten in, one learned last none. Flat lines
+# mean that the method keeps what it learned, whatever the position.
+
+# %% tags=["hide-input"]
+positions = thesis.positions_with_thesis(records)
+fig = plots.position_effect(positions)
+plt.show()
+slope = (positions[positions.position == positions.position.max()].groupby(["method", "task"]).value.mean()
+         - positions[positions.position == 1].groupby(["method", "task"]).value.mean()).groupby("method").mean()
+th_slope = (positions[positions.position == positions.position.max()].groupby(["method", "task"]).thesis.mean()
+            - positions[positions.position == 1].groupby(["method", "task"]).thesis.mean()).groupby("method").mean()
+display(Markdown(
+    "Learned last minus learned first, mean over the tasks: "
+    + "; ".join(f"{METHOD_LABELS[m]} {100 * slope[m]:+.1f} points"
+                + ("" if np.isnan(th_slope.get(m, np.nan)) else f" (thesis {100 * th_slope[m]:+.1f})")
+                for m in METHOD_LABELS if m in slope)
+    + ". A positive number is forgetting that depends on the position; near zero means the "
+      "method keeps a task wherever it comes."))
+
+# %% [markdown]
+# ## Every order during training
+#
+# The accuracy curves of each order, as in the ABC chapter (the thesis's
+# Fig. 4.24-4.28), one figure per order; open them to see how each method
+# moves through the stages.
+
+# %% tags=["hide-input", "hide-output"]
+for name, recs in by_order.items():
+    fig = plots.accuracy_curves(recs)
+    plt.show()
+
+# %% [markdown]
+# ## Try it
+#
+# 1. **A stronger EWC in every order**: `-p ewc_lambda 1000 -p method ewc`.
+#    Does the spread across orders shrink? (Six new runs.)
+# 2. **Two orders, more folds**: `-p orders ABC,CBA -p folds "[0, 1, 2]"`.
+#    With intervals over folds, is the difference between the two orders
+#    still there? (Twelve new runs.)
+# 3. **Other questions**: `-p orders spiculation,margin,texture` (one order
+#    of three other characteristics) and then its reverse,
+#    `texture,margin,spiculation`. Does the order matter more for tasks that
+#    look alike? (Three new runs each.)
+
+# %% tags=["hide-input"]
+times = summaries.timing_table(records)
+display(Markdown(
+    f"The {len(records)} runs of this chapter took {times.minutes.sum():.0f} minutes of one core in all "
+    f"({times.minutes.mean():.1f} minutes per run on average, on the {int(times.cpus.iloc[0])}-core "
+    f"machine that built this book); with `workers = 2`, about {times.minutes.sum() / 2:.0f} minutes of "
+    "wall time when nothing is cached yet."))
+display(times.style.format({"minutes": "{:.1f}"}).set_caption("Measured wall time of each run"))

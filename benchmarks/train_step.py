@@ -1,0 +1,147 @@
+"""Training-step cost: EWC with two past tasks vs plain SGD, and the trainer vs a bare PyTorch loop.
+
+    python benchmarks/train_step.py [--profile cpu] [--data-dir data] [--steps 60] [--repeats 3]
+
+1. Step time on fixed in-memory batches (no data loading), the profile's model:
+   SGD (no penalty) vs EWC after consolidating two tasks (penalty over both).
+2. Throughput on the profile's real training set (augmented, up-sampled loader):
+   the trainer's stage loop (evaluation excluded from its clock) vs a bare loop
+   over the same DataLoader, model and optimiser. Also the share of time the
+   trainer spends evaluating every task on val and test at the profile's schedule.
+One torch thread (the way runs are executed). Prints tables; targets: within 10 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from lungcl.experiments import default_config
+from lungcl.experiments.evaluation import Evaluator
+from lungcl.experiments.sequence import build_method, build_model, load_splits
+from lungcl.experiments.trainer import StageContext, _train_step, train_loader, train_stage
+
+
+def step_times(config, steps: int, repeats: int) -> dict[str, float]:
+    """Median seconds per step of sgd and of ewc with two past tasks, on the same batches."""
+    tasks = list(config.tasks)
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.rand(config.batch_size, config.in_channels, 32, 32, generator=g),
+                torch.randint(0, 2, (config.batch_size,), generator=g)) for _ in range(8)]
+    results = {}
+    for name in ("sgd", "ewc"):
+        cfg = config.replace(method=name, strength=100.0 if name == "ewc" else 0.0)
+        model = build_model(cfg, tasks)
+        method = build_method(cfg)
+        if name == "ewc":
+            for t in tasks[:2]:
+                method.consolidate(model, t, batches)
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                    weight_decay=cfg.weight_decay)
+        stream = _FixedStream(batches)
+        model.train()
+        amp = torch.amp.GradScaler("cuda", enabled=False)
+        for _ in range(5):  # warm-up
+            _train_step(model, method, optimizer, [stream], [tasks[2]], contextlib.nullcontext(), amp,
+                        torch.device("cpu"))
+        per_repeat = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                _train_step(model, method, optimizer, [stream], [tasks[2]], contextlib.nullcontext(), amp,
+                            torch.device("cpu"))
+            per_repeat.append((time.perf_counter() - t0) / steps)
+        results[name] = statistics.median(per_repeat)
+    return results
+
+
+class _FixedStream:
+    def __init__(self, batches):
+        self.batches, self.i = batches, 0
+
+    def next(self):
+        self.i = (self.i + 1) % len(self.batches)
+        return self.batches[self.i]
+
+
+def bare_loop(config, splits, steps: int) -> float:
+    """Samples per second of the simplest loop over the same loader, model and optimiser."""
+    task = config.tasks[0]
+    torch.manual_seed(0)
+    model = build_model(config, list(config.tasks))
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    loader = train_loader(splits[task].train, config.batch_size, seed=0)
+    splits[task].train.set_epoch(0)
+    model.train()
+    done, t0 = 0, time.perf_counter()
+    while done < steps:
+        for x, y in loader:
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x, task), y)
+            loss.backward()
+            optimizer.step()
+            done += 1
+            if done == steps:
+                break
+    return steps * config.batch_size / (time.perf_counter() - t0)
+
+
+def trainer_loop(config, splits, steps: int, eval_every: int) -> tuple[float, float, float]:
+    """(train samples/s excluding evaluation, evaluation seconds, training seconds) of one trainer stage."""
+    cfg = config.replace(epochs=1, max_steps_per_epoch=steps, eval_every=eval_every, method="sgd")
+    model = build_model(cfg, list(cfg.tasks))
+    evaluator = Evaluator(splits, torch.device("cpu"))
+    ctx = StageContext(cfg, model, build_method(cfg), splits, evaluator, torch.device("cpu"),
+                       curve=lambda row: None, progress=False)
+    result = train_stage(ctx, 0, cfg.tasks[0], [cfg.tasks[0]], list(cfg.tasks))
+    t = result.timings
+    return t["samples_per_s"], t["eval_s"], t["train_s"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    config = default_config(args.profile, tasks="ABC", data_dir=args.data_dir)
+    print(f"profile {args.profile}: ResNet-{config.depth} width {config.width}, batch {config.batch_size}, "
+          f"{torch.get_num_threads()} torch thread")
+
+    st = step_times(config, args.steps, args.repeats)
+    ratio = st["ewc"] / st["sgd"]
+    print("\n1. step time on fixed batches (median of repeats)")
+    print(f"{'method':28s} {'ms/step':>8s}")
+    print(f"{'sgd':28s} {1000 * st['sgd']:8.2f}")
+    print(f"{'ewc, 2 past tasks':28s} {1000 * st['ewc']:8.2f}")
+    print(f"ewc / sgd = {ratio:.3f}  (target <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'})")
+
+    from lungcl.data.prepare import prepare_store
+    prepare_store(args.data_dir, profile=args.profile, progress=False)
+    splits = load_splits(config)
+    bare, train = [], []
+    for _ in range(args.repeats):
+        bare.append(bare_loop(config, splits, args.steps))
+        train.append(trainer_loop(config, splits, args.steps, eval_every=10**9)[0])
+    b, t = statistics.median(bare), statistics.median(train)
+    print(f"\n2. throughput on the real {config.tasks[0]} training set (augmented loader), samples/s")
+    print(f"{'loop':28s} {'samples/s':>10s}")
+    print(f"{'bare PyTorch loop':28s} {b:10.1f}")
+    print(f"{'lungcl trainer (no eval)':28s} {t:10.1f}")
+    print(f"trainer / bare = {t / b:.3f}  (target >= 0.90: {'met' if t / b >= 0.90 else 'NOT met'})")
+    sps, eval_s, train_s = trainer_loop(config, splits, args.steps, eval_every=config.eval_every)
+    print(f"\nwith the profile's evaluation every {config.eval_every} steps (all 3 tasks, val + test): "
+          f"evaluation {eval_s:.1f} s vs training {train_s:.1f} s over {args.steps} steps "
+          f"({100 * eval_s / (eval_s + train_s):.0f} % of the stage)")
+
+
+if __name__ == "__main__":
+    main()

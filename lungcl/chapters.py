@@ -1,0 +1,164 @@
+"""The runs the experiment chapters ask for, built in one place so that chapters meaning the same run
+ask for the same configuration (and so load one cached record instead of training twice).
+
+A chapter passes its parameters cell through :func:`sequence_configs`,
+:func:`single_task_configs` or :func:`analysis_configs` and hands the list to
+:func:`run_configs` (which loads finished runs and computes the others, two at
+a time through Dask when it is installed); the discussion only
+:func:`load_finished`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from .book import ChapterContext
+from .errors import LungclError
+from .experiments import GridOutcome, RunConfig, default_config, execute_grid, grid_configs
+from .experiments.config import METHOD_NAMES
+
+THESIS_METHODS = ("sgd", "l2", "ewc")
+# the analysis chapter's default sweep (its parameters cell repeats them; a test checks they agree), so that
+# the discussion finds the same runs
+ANALYSIS_DEFAULTS = {"ewc_factors": [0.1, 0.3, 1, 3], "l2_factors": [0.1, 1, 10], "online_gamma": 0.9}
+
+
+def parse_methods(spec: str | Sequence[str], default: Sequence[str] = THESIS_METHODS) -> list[str]:
+    """A chapter's ``method`` parameter: ``"all"`` (the thesis's three), ``"ewc"``, ``"sgd,ewc"`` or a list."""
+    if isinstance(spec, str):
+        items = list(default) if spec.strip() == "all" else [s.strip() for s in spec.split(",") if s.strip()]
+    else:
+        items = [str(s).strip() for s in spec]
+    bad = [m for m in items if m not in METHOD_NAMES]
+    if bad or not items:
+        raise LungclError(f"unknown method(s) {', '.join(bad) or '(none)'}; choose from "
+                          f"{', '.join(METHOD_NAMES)} or all")
+    return list(dict.fromkeys(items))
+
+
+def parse_orders(spec: str | Sequence[str]) -> list[str]:
+    """``"all"`` (the thesis's six orders), ``"ABC,CBA"``, one order of characteristics
+    (``"spiculation,margin,texture"``) or a list of orders."""
+    from .data.tasks import THESIS_ORDERS
+
+    if not isinstance(spec, str):
+        return [str(s).strip() for s in spec]
+    if spec.strip() == "all":
+        return list(THESIS_ORDERS)
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if all(set(p) <= set("ABC") for p in parts):
+        return parts  # letter orders: "ABC,CBA"
+    return [",".join(parts)]  # one order of named characteristics
+
+
+def sequence_configs(ctx: ChapterContext, orders: Sequence[str], methods: Sequence[str], folds: Sequence[int],
+                     epochs: int | None = None, l2_lambda: float | None = None, ewc_lambda: float | None = None,
+                     **overrides: Any) -> list[RunConfig]:
+    """orders x methods x folds at the chapter's seed; lambdas None take the profile's default."""
+    strengths = {"l2": l2_lambda, "ewc": ewc_lambda, "online_ewc": ewc_lambda}
+    return grid_configs(list(orders), list(methods), list(folds), [ctx.seed], profile=ctx.profile,
+                        strengths=strengths, source=ctx.source, data_dir=str(ctx.data_dir), epochs=epochs,
+                        **overrides)
+
+
+def single_task_configs(ctx: ChapterContext, tasks: Sequence[str], folds: Sequence[int],
+                        epochs: int | None = None) -> list[RunConfig]:
+    """One run per task and fold: a fresh network trained on that task alone."""
+    return [default_config(ctx.profile, kind="single_task", tasks=(task,), method="sgd", fold=fold,
+                           seed=ctx.seed, source=ctx.source, data_dir=str(ctx.data_dir), epochs=epochs)
+            for task in tasks for fold in folds]
+
+
+@dataclass
+class AnalysisRuns:
+    """The analysis chapter's runs: lambda sweeps, the references (SGD, joint, online EWC), tasks alone."""
+
+    sweep: list[RunConfig]
+    references: list[RunConfig]
+    alone: list[RunConfig]
+    ewc_default: float
+    l2_default: float
+
+    @property
+    def all(self) -> list[RunConfig]:
+        return self.sweep + self.references + self.alone
+
+
+def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[float], l2_factors: Sequence[float],
+                     online_gamma: float, folds: Sequence[int], epochs: int | None = None) -> AnalysisRuns:
+    """EWC and L2 at multiples of the profile's default lambda, SGD, joint, online EWC (default lambda,
+    decay ``online_gamma``) on ``order``, and each of its tasks trained alone."""
+    from .experiments.config import default_strength
+
+    ewc_default, l2_default = default_strength(ctx.profile, "ewc"), default_strength(ctx.profile, "l2")
+
+    def configs(methods: list[str], **kw: Any) -> list[RunConfig]:
+        return sequence_configs(ctx, [order], methods, folds, epochs=epochs, **kw)
+
+    sweep = [c for lam in sorted({float(f) * ewc_default for f in ewc_factors}) for c in configs(["ewc"], ewc_lambda=lam)]
+    sweep += [c for lam in sorted({float(f) * l2_default for f in l2_factors}) for c in configs(["l2"], l2_lambda=lam)]
+    references = configs(["sgd", "joint"]) + configs(["online_ewc"], ewc_lambda=ewc_default, gamma=online_gamma)
+    alone = single_task_configs(ctx, list(references[0].tasks), folds, epochs=epochs)
+    return AnalysisRuns(sweep, references, alone, ewc_default, l2_default)
+
+
+@dataclass
+class ChapterRuns:
+    """The records a chapter asked for, and the runs that failed (config -> one-line reason)."""
+
+    records: list = field(default_factory=list)
+    failed: dict[str, tuple[RunConfig, str]] = field(default_factory=dict)
+    computed: int = 0
+    loaded: int = 0
+
+
+def dask_available() -> bool:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_configs(configs: Sequence[RunConfig], results: str | Path, workers: int = 2,
+                allow_failures: bool = False) -> ChapterRuns:
+    """Load the finished runs and compute the others, ``workers`` at a time when Dask is installed
+    (else one after the other). A failed run raises, unless ``allow_failures`` (e.g. a lambda
+    sweep, where a diverging lambda is a result): then it is reported in ``failed``."""
+    parallel = workers if workers and workers > 1 and dask_available() else None
+    outcome: GridOutcome = execute_grid(configs, results, workers=parallel, progress=False)
+    if outcome.errors and not allow_failures:
+        run_id, message = next(iter(outcome.errors.items()))
+        raise LungclError(f"{len(outcome.errors)} run(s) failed, e.g. {outcome.configs[run_id].label}: {message}")
+    return ChapterRuns(records=outcome.records,
+                       failed={rid: (outcome.configs[rid], msg) for rid, msg in outcome.errors.items()},
+                       computed=len(outcome.computed), loaded=len(outcome.loaded))
+
+
+def show_failures(runs: ChapterRuns) -> None:
+    """Tell the reader which runs failed and why (e.g. a lambda too large diverges), as a note."""
+    if not runs.failed:
+        return
+    from IPython.display import Markdown, display
+
+    lines = "\n".join(f"- {cfg.label}: {msg}" for cfg, msg in runs.failed.values())
+    display(Markdown(f"**{len(runs.failed)} run(s) failed** and are left out of what follows (a failed "
+                     f"run is tried again at the next execution):\n\n{lines}"))
+
+
+def load_finished(configs: Sequence[RunConfig], results: str | Path) -> tuple[list, list[RunConfig]]:
+    """The records of the runs already computed, and the configurations still missing (nothing is trained)."""
+    from .experiments import ResultsFolder, load_record
+
+    folder = ResultsFolder(results)
+    done, missing = [], []
+    for c in configs:
+        (done if folder.is_finished(c.run_id) else missing).append(c)
+    return [load_record(c.run_id, folder.root) for c in done], missing
+
+
+__all__ = ["THESIS_METHODS", "ANALYSIS_DEFAULTS", "parse_methods", "parse_orders", "sequence_configs", "single_task_configs",
+           "AnalysisRuns", "analysis_configs", "ChapterRuns", "dask_available", "run_configs", "show_failures",
+           "load_finished"]

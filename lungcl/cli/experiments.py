@@ -1,0 +1,230 @@
+"""``lungcl run | grid | sweep-lambda | show``: continual-learning experiments as cached records."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import numpy as np
+
+from ..errors import LungclError
+from ..profiles import PROFILES
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="train one task sequence (or single-task baselines); cached by config",
+                       description="Train one network on the tasks one after another; the record is saved "
+                                   "under --results and loaded instantly next time. The last line printed "
+                                   "is the record's path.")
+    _tasks_args(p)
+    p.add_argument("--method", default="sgd", help="sgd, l2, ewc, online_ewc or joint (default sgd)")
+    p.add_argument("--lambda", dest="strength", type=float, default=None,
+                   help="penalty strength of l2 / ewc / online_ewc (default: the profile's)")
+    p.add_argument("--fold", type=int, default=0, help="cross-validation fold 0..4 (default 0)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--single-task", action="store_true",
+                   help="the single-task baselines: each task trained alone, from scratch")
+    p.add_argument("--kind", choices=("sequence", "single_task"), default=None, help="same as --single-task")
+    p.add_argument("--json", action="store_true", help="print the record as JSON on stdout")
+    _common(p)
+    p.set_defaults(func=cmd_run)
+
+    g = sub.add_parser("grid", help="orders x methods x folds x seeds; resumable, optionally on Dask",
+                       description="Run every combination, skipping finished runs; an interrupted grid "
+                                   "resumes where it stopped.")
+    g.add_argument("--orders", default="ABC", help="'all' (the six thesis orders) or e.g. ABC,BAC")
+    g.add_argument("--methods", default="sgd,l2,ewc", help="comma-separated methods (default sgd,l2,ewc)")
+    g.add_argument("--folds", default="0", help="e.g. 0-4 or 0,2 (default 0)")
+    g.add_argument("--seeds", default="0", help="e.g. 0-2 (default 0)")
+    _dask_args(g)
+    _common(g)
+    g.set_defaults(func=cmd_grid)
+
+    s = sub.add_parser("sweep-lambda", help="one order and method at several lambdas (resumable)")
+    _tasks_args(s)
+    s.add_argument("--method", default="ewc", help="l2, ewc or online_ewc (default ewc)")
+    s.add_argument("--values", required=True, help="lambdas, e.g. 1,10,100,1000")
+    s.add_argument("--folds", default="0")
+    s.add_argument("--seeds", default="0")
+    _dask_args(s)
+    _common(s)
+    s.set_defaults(func=cmd_sweep)
+
+    sh = sub.add_parser("show", help="a record's accuracy matrix, forgetting and per-stage table")
+    sh.add_argument("ref", metavar="RUN_ID|PATH", help="a run id (or unique prefix), run folder or record.json")
+    sh.add_argument("--results", default="results", help="results folder (default ./results)")
+    sh.add_argument("--split", choices=("test", "val"), default="test")
+    sh.add_argument("--metric", choices=("accuracy", "balanced_accuracy"), default="accuracy",
+                    help="the metric of the matrix and summary (default accuracy, as the thesis)")
+    sh.add_argument("--json", action="store_true", help="print the record as JSON")
+    sh.set_defaults(func=cmd_show)
+
+
+def _tasks_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--order", default=None, help="a thesis order of A, B, C such as ABC (default ABC)")
+    group.add_argument("--tasks", default=None,
+                       help="characteristics in order, e.g. spiculation,margin,texture (or ABC, 'all')")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="cpu", choices=PROFILES, help="smoke, cpu (default) or paper")
+    p.add_argument("--source", default="phantom", help="phantom (default) or dicom")
+    p.add_argument("--lidc-root", default=None, help="the LIDC-IDRI folder (for --source dicom)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting, e.g. --set lr=0.05 --set epochs=20 (repeatable)")
+    p.add_argument("--results", default="results", help="results folder (default ./results)")
+    p.add_argument("--data-dir", default="data", help="data folder with the patch store (default ./data)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _dask_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--workers", type=int, default=None,
+                       help="run in N local processes through Dask (one torch thread each)")
+    group.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="send the runs to an existing Dask scheduler, e.g. tcp://host:8786")
+
+
+def _base_settings(args: argparse.Namespace) -> dict:
+    from ..experiments.config import parse_overrides
+
+    settings = {"source": args.source, "data_dir": args.data_dir, "lidc_root": args.lidc_root}
+    settings.update(parse_overrides(args.overrides))
+    return settings
+
+
+def _task_spec(args: argparse.Namespace) -> str:
+    return args.tasks or args.order or "ABC"
+
+
+def _check_method(name: str) -> str:
+    from ..experiments.config import METHOD_NAMES
+
+    if name not in METHOD_NAMES:
+        raise LungclError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")
+    return name
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..experiments import default_config, run
+
+    kind = "single_task" if args.single_task else (args.kind or "sequence")
+    if args.strength is not None and args.strength < 0:
+        raise LungclError(f"--lambda must be >= 0, got {args.strength:g}")
+    settings = {"tasks": _task_spec(args), "method": _check_method(args.method), "fold": args.fold,
+                "seed": args.seed, "kind": kind, "strength": args.strength, **_base_settings(args)}
+    config = default_config(args.profile, **settings)
+    record = run(config, args.results, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(record.data, indent=1, sort_keys=True))
+        return 0
+    print(render_record(record))
+    print(record.path)
+    return 0
+
+
+def _grid_report(total: int):
+    state = {"n": 0}
+
+    def report(status: str, config, message: str) -> None:
+        state["n"] += 1
+        line = f"[{state['n']}/{total}] {status:8s} {config.run_id}  {config.label}"
+        if status == "error":
+            line += f"\n    {message}"
+        print(line, flush=True)
+    return report
+
+
+def _run_many(configs: list, args: argparse.Namespace) -> int:
+    from ..experiments import execute_grid, records_table
+    from ..experiments.runner import unique_configs
+
+    configs = unique_configs(configs)
+    outcome = execute_grid(configs, args.results, workers=args.workers, scheduler=args.scheduler,
+                           progress=not args.quiet, report=_grid_report(len(configs)))
+    if outcome.records:
+        table = records_table(outcome.records)
+        cols = [c for c in ("order", "method", "strength", "fold", "seed", "average_accuracy",
+                            "mean_forgetting", "backward_transfer", "forward_transfer") if c in table]
+        print()
+        print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"\n{len(outcome.computed)} computed, {len(outcome.loaded)} already done, "
+          f"{len(outcome.errors)} failed; records in {args.results}/runs")
+    if outcome.errors:
+        raise LungclError(f"{len(outcome.errors)} run(s) failed (see above); the others are saved")
+    return 0
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    from ..experiments.runner import grid_configs, parse_int_range, parse_orders
+
+    orders = parse_orders(args.orders)
+    methods = [_check_method(m.strip()) for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise LungclError("no method given; use e.g. --methods sgd,l2,ewc")
+    configs = grid_configs(orders, methods, parse_int_range(args.folds, "folds"),
+                           parse_int_range(args.seeds, "seeds"), profile=args.profile,
+                           **_base_settings(args))
+    return _run_many(configs, args)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from ..experiments import default_config
+    from ..experiments.runner import parse_floats, parse_int_range, sweep_configs
+
+    method = _check_method(args.method)
+    if method not in ("l2", "ewc", "online_ewc"):
+        raise LungclError(f"method {method!r} has no lambda; sweep l2, ewc or online_ewc")
+    values = parse_floats(args.values, "lambda values")
+    configs = []
+    for fold in parse_int_range(args.folds, "folds"):
+        for seed in parse_int_range(args.seeds, "seeds"):
+            base = default_config(args.profile, tasks=_task_spec(args), method=method, fold=fold, seed=seed,
+                                  **_base_settings(args))
+            configs += sweep_configs(base, values)
+    return _run_many(configs, args)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from ..experiments import load_record
+
+    record = load_record(args.ref, args.results)
+    if args.json:
+        print(json.dumps(record.data, indent=1, sort_keys=True))
+        return 0
+    print(render_record(record, split=args.split, metric=args.metric))
+    return 0
+
+
+def _pct(v: float | None) -> str:
+    return "   -  " if v is None or not np.isfinite(v) else f"{100 * v:6.2f}"
+
+
+def render_record(record, split: str = "test", metric: str = "accuracy") -> str:
+    """The run's label, accuracy matrix, forgetting and per-stage metrics as plain text."""
+    d = record.data
+    lines = [f"run {record.run_id}: {d['label']} ({d['config']['profile']} profile, "
+             f"{d['provenance'].get('source', '?')} data)"]
+    R = record.accuracy_matrix(split, metric)
+    lines.append(f"\n{metric.replace('_', ' ')} matrix R[stage, task] on {split} (%):")
+    lines.append(R.map(lambda v: _pct(v)).to_string())
+    if d["kind"] == "sequence":
+        s = d["summary"][split][metric]
+        forget = ", ".join(f"{t} {100 * s['forgetting'][t]:.2f}" for t in record.tasks
+                           if t in s["forgetting"]) or "-"
+        lines.append(f"\naverage {metric.replace('_', ' ')} {100 * s['average_accuracy']:.2f} %   "
+                     f"forgetting (pp): {forget}")
+        lines.append(f"backward transfer {100 * s['backward_transfer']:+.2f} pp   "
+                     f"forward transfer {100 * s['forward_transfer']:+.2f} pp")
+    table = record.stage_metrics()
+    table = table[table["split"] == split]
+    cols = [c for c in ("trained", "task", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "auc",
+                        "accuracy_ci_low", "accuracy_ci_high") if c in table]
+    lines.append(f"\nper stage, {split}:")
+    lines.append(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    t = d["timings"]
+    lines.append(f"\n{sum(s.get('steps', 0) for s in t['stages'])} steps in {t.get('total_s', 0):.1f} s")
+    return "\n".join(lines)
+
+
+__all__ = ["register", "render_record"]

@@ -1,0 +1,40 @@
+"""Continual-learning experiments as cached records: configure, run, grid, sweep, load.
+
+The notebooks' entry points::
+
+    cfg = default_config("cpu", tasks="ABC", method="ewc")
+    rec = run(cfg)                      # loads the record if it exists, else trains and saves it
+    rec.accuracy_matrix()               # R[stage, task] as a DataFrame
+    recs = run_grid(grid_configs(["ABC", "BAC"], ["sgd", "l2", "ewc"], folds=[0], seeds=[0]))
+    records_table(recs)                 # one row per run
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .config import RunConfig, default_config, order_name, parse_overrides
+from .records import Record, ResultsFolder, load_record
+from .runner import (GridOutcome, execute_grid, grid_configs, run, run_grid, sweep_configs,
+                     unique_configs)
+
+
+def records_table(records: list[Record], split: str = "test", metric: str = "accuracy") -> pd.DataFrame:
+    """One row per record: order, method, lambda, fold, seed and its summary numbers."""
+    rows = []
+    for r in records:
+        c = r.config
+        row = {"run_id": r.run_id, "kind": c.kind, "order": order_name(c.tasks), "method": c.method,
+               "strength": c.strength, "fold": c.fold, "seed": c.seed}
+        s = r.summary[split][metric]
+        for key in ("average_accuracy", "mean_forgetting", "backward_transfer", "forward_transfer"):
+            if key in s:
+                row[key] = s[key]
+        row.update({f"final_{t}": v for t, v in s["final"].items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+__all__ = ["RunConfig", "Record", "ResultsFolder", "GridOutcome", "default_config", "parse_overrides",
+           "run", "run_grid", "execute_grid", "grid_configs", "sweep_configs", "unique_configs",
+           "load_record", "records_table", "order_name"]

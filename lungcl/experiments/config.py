@@ -1,0 +1,284 @@
+"""A run's configuration: one frozen dataclass, filled from a profile, hashed into the run id.
+
+The same configuration always gets the same id, so its record is found and
+loaded instead of recomputed; ``--set key=value`` overrides any field, checked
+against the field's type. Paths (data folder, LIDC folder) are not hashed: they
+say where things are, not what is computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from ..data.tasks import resolve_tasks
+from ..errors import LungclError
+from ..profiles import PROFILES, check_profile
+
+# bump when a change to the training code changes the numbers a config produces
+CONFIG_VERSION = 1
+KINDS = ("sequence", "single_task")
+METHOD_NAMES = ("sgd", "l2", "ewc", "online_ewc", "joint")
+DEPTHS = (10, 18, 34, 50, 101)
+# fields that say where files are, not what is computed: left out of the run id
+UNHASHED = ("data_dir", "lidc_root")
+# fields added after CONFIG_VERSION 1, hashed only away from the value that reproduces the old
+# behaviour, so that adding a setting does not change the id of every existing run
+ADDED: dict[str, object] = {"freeze_bn_stats": False, "penalty_step": "gradient"}
+PENALTY_STEPS = ("gradient", "proximal")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a run's numbers (plus where its data lives)."""
+
+    profile: str = "cpu"
+    source: str = "phantom"
+    tasks: tuple[str, ...] = ("malignancy", "lobulation", "calcification")
+    kind: str = "sequence"  # "sequence" (continual) or "single_task" (each task alone, from scratch)
+    method: str = "sgd"
+    strength: float = 0.0  # lambda of l2 / ewc / online_ewc
+    fisher_samples: int = 200
+    empirical_fisher: bool = False
+    gamma: float = 1.0  # online EWC's decay of the running Fisher
+    fold: int = 0
+    seed: int = 0
+    split_seed: int = 0
+    depth: int = 18
+    width: int = 16
+    small_input: bool = True
+    spatial_dims: int = 2
+    context_slices: int = 0
+    epochs: int = 10  # per task
+    max_steps_per_epoch: int | None = None  # None = the whole training set each epoch
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    eval_every: int = 50  # steps between evaluations of every task; 0 = at each epoch's end
+    patience: int | None = None  # evaluations without a better current-task val loss before the stage stops
+    freeze_bn_stats: bool = False  # after the first stage, BatchNorm keeps its running statistics
+    penalty_step: str = "gradient"  # "gradient": loss + penalty; "proximal": the pull-back applied exactly
+    augment: bool = True
+    balance: bool = True
+    n_boot: int = 1000  # bootstrap resamples (over test patients) for the confidence intervals
+    device: str = "auto"  # "auto" = CUDA when available, else CPU
+    amp: bool = False  # mixed precision (CUDA only)
+    data_dir: str = "data"
+    lidc_root: str | None = None
+
+    def __post_init__(self) -> None:
+        check_profile(self.profile)
+        if isinstance(self.tasks, str):
+            object.__setattr__(self, "tasks", tuple(t.name for t in resolve_tasks(self.tasks)))
+        else:
+            object.__setattr__(self, "tasks", tuple(t.name for t in resolve_tasks(",".join(self.tasks))))
+        _check(self.kind in KINDS, f"unknown run kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        _check(self.method in METHOD_NAMES,
+               f"unknown method {self.method!r}; choose one of {', '.join(METHOD_NAMES)}")
+        _check(self.kind == "sequence" or self.method == "sgd",
+               "single-task baselines train each task alone from scratch: use method sgd")
+        _check(self.strength >= 0, f"lambda (strength) must be >= 0, got {self.strength:g}")
+        _check(self.penalty_step in PENALTY_STEPS,
+               f"penalty_step must be one of {', '.join(PENALTY_STEPS)}, got {self.penalty_step!r}")
+        # settings a method does not use are normalised, so they cannot split one run into two ids
+        if self.method in ("sgd", "joint"):
+            object.__setattr__(self, "strength", 0.0)
+        if self.method != "online_ewc":
+            object.__setattr__(self, "gamma", 1.0)
+        for name in ("strength", "gamma", "lr", "momentum", "weight_decay"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        _check(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma:g}")
+        _check(0 <= self.fold <= 4, f"fold must be 0..4, got {self.fold}")
+        _check(self.depth in DEPTHS, f"depth must be one of {DEPTHS}, got {self.depth}")
+        _check(self.spatial_dims in (2, 3), f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
+        for name in ("width", "epochs", "batch_size", "fisher_samples", "n_boot"):
+            _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        _check(self.context_slices >= 0, f"context_slices must be >= 0, got {self.context_slices}")
+        _check(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr:g}")
+        _check(self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
+               "max_steps_per_epoch must be >= 1 or none")
+        _check(self.patience is None or self.patience >= 1, "patience must be >= 1 or none")
+        _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+               f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+
+    @property
+    def in_channels(self) -> int:
+        return 1 + 2 * self.context_slices
+
+    @property
+    def run_id(self) -> str:
+        """sha256 of the canonical JSON of every hashed field (16 hex digits)."""
+        return hashlib.sha256(canonical_json(self).encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        """A short human name: order, method, lambda, fold, seed."""
+        order = order_name(self.tasks)
+        if self.kind == "single_task":
+            return f"single-task {order} fold{self.fold} seed{self.seed}"
+        lam = f" λ={self.strength:g}" if self.method in ("l2", "ewc", "online_ewc") else ""
+        return f"{order} {self.method}{lam} fold{self.fold} seed{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["tasks"] = list(self.tasks)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise LungclError(f"unknown configuration fields: {', '.join(sorted(unknown))}")
+        d = dict(d)
+        if "tasks" in d and not isinstance(d["tasks"], str):
+            d["tasks"] = tuple(d["tasks"])
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise LungclError(message)
+
+
+def canonical_json(config: RunConfig) -> str:
+    """The hashed text: sorted keys, no paths, with the config version."""
+    d = {k: v for k, v in config.to_dict().items()
+         if k not in UNHASHED and not (k in ADDED and v == ADDED[k])}
+    d["config_version"] = CONFIG_VERSION
+    return json.dumps(d, sort_keys=True, separators=(",", ":"))
+
+
+LETTERS = {"malignancy": "A", "lobulation": "B", "calcification": "C"}
+
+
+def order_name(tasks: tuple[str, ...] | list[str]) -> str:
+    """``ABC`` for the thesis's tasks, else the names joined by commas."""
+    if all(t in LETTERS for t in tasks):
+        return "".join(LETTERS[t] for t in tasks)
+    return ",".join(tasks)
+
+
+# ---------------------------------------------------------------- profiles' training settings
+
+_TRAINING: dict[str, dict[str, Any]] = {
+    # seconds: a tiny network, one short epoch; for tests and CI
+    "smoke": dict(depth=10, width=8, epochs=1, max_steps_per_epoch=4, batch_size=16, lr=0.05,
+                  eval_every=2, fisher_samples=32, n_boot=50),
+    # the book's default, sized so that the thesis grid fits a 2-core CPU (see benchmarks/grid.py)
+    # (an "epoch" is capped at 50 steps: the up-sampled training sets repeat their minority class)
+    "cpu": dict(depth=10, width=16, epochs=3, max_steps_per_epoch=50, batch_size=32, lr=0.005,
+                eval_every=50, fisher_samples=200, n_boot=1000),
+    # the thesis's scale, for a GPU: ResNet-101 on 64 px patches
+    "paper": dict(depth=101, width=64, epochs=30, batch_size=32, lr=0.01, eval_every=100,
+                  fisher_samples=1000, n_boot=1000, device="auto"),
+}
+
+# default lambda per method and profile (used when no --lambda is given). Explicit SGD steps on
+# lambda/2 F (theta - theta*)^2 diverge once lr * lambda * max(F) > 2 (1 + momentum); on the cpu
+# profile max(F) ~ 20-50 (the stem convolution), so at lr 0.005 lambda = 100 diverged within a
+# stage and 30 diverged in one order of three: 10 is the default with a margin. L2's lambda = 1
+# visibly trades plasticity for stability. The paper profile's values are starting points for
+# ``lungcl sweep-lambda`` on a GPU.
+_STRENGTH: dict[str, dict[str, float]] = {
+    "smoke": {"l2": 1.0, "ewc": 10.0, "online_ewc": 10.0},
+    "cpu": {"l2": 1.0, "ewc": 10.0, "online_ewc": 10.0},
+    "paper": {"l2": 1.0, "ewc": 10.0, "online_ewc": 10.0},
+}
+
+
+def training_settings(profile: str) -> dict[str, Any]:
+    """The training fields a profile sets (the rest keep the dataclass defaults)."""
+    return dict(_TRAINING[check_profile(profile)])
+
+
+def default_strength(profile: str, method: str) -> float:
+    """The profile's lambda for ``method`` (0 for methods without a penalty)."""
+    return _STRENGTH[check_profile(profile)].get(method, 0.0)
+
+
+def default_config(profile: str = "cpu", **overrides: Any) -> RunConfig:
+    """The profile's configuration with ``overrides``; lambda defaults per method unless given."""
+    check_profile(profile)
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise LungclError(f"unknown setting(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(sorted(fields))}")
+    values: dict[str, Any] = {"profile": profile, **training_settings(profile)}
+    values.update({k: v for k, v in overrides.items() if v is not None or k in _OPTIONAL})
+    if "strength" not in overrides or overrides["strength"] is None:
+        values["strength"] = default_strength(profile, values.get("method", "sgd"))
+    if isinstance(values.get("tasks"), list):
+        values["tasks"] = tuple(values["tasks"])
+    return RunConfig(**values)
+
+
+_OPTIONAL = {f.name for f in dataclasses.fields(RunConfig)
+             if f.default is None}
+
+
+# ---------------------------------------------------------------- --set key=value
+
+def _field_type(name: str) -> Any:
+    hints = typing.get_type_hints(RunConfig)
+    if name not in hints:
+        known = ", ".join(f.name for f in dataclasses.fields(RunConfig))
+        raise LungclError(f"unknown setting {name!r}; known: {known}")
+    return hints[name]
+
+
+def parse_value(name: str, text: str) -> Any:
+    """``text`` read as the type of field ``name`` (int, float, bool, str, tasks, or none)."""
+    typ = _field_type(name)
+    args = typing.get_args(typ)
+    optional = type(None) in args
+    if optional and text.strip().lower() in ("none", "null", ""):
+        return None
+    if optional:
+        typ = next(a for a in args if a is not type(None))
+    if typing.get_origin(typ) is tuple:
+        return tuple(t.name for t in resolve_tasks(text))
+    try:
+        if typ is bool:
+            low = text.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if typ is int:
+            return int(text)
+        if typ is float:
+            return float(text)
+        if typ is str:
+            return text
+    except ValueError:
+        pass
+    tname = getattr(typ, "__name__", str(typ))
+    raise LungclError(f"--set {name}={text}: expected {tname}{' or none' if optional else ''}")
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["lr=0.05", "epochs=20"]`` -> typed field values; bad key or value -> LungclError."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise LungclError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = parse_value(key.strip(), value.strip())
+    return out
+
+
+__all__ = ["RunConfig", "default_config", "parse_overrides", "parse_value", "training_settings",
+           "default_strength", "canonical_json", "order_name", "PROFILES", "KINDS", "METHOD_NAMES",
+           "CONFIG_VERSION"]

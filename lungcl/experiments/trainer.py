@@ -1,0 +1,300 @@
+"""The continual-learning trainer: one stage per task, evaluated all along, reported at the best checkpoint.
+
+Stage k trains task k (or, for ``joint``, every task seen so far) with SGD,
+loss = cross-entropy + the method's penalty. Every ``eval_every`` steps every
+task of the sequence is evaluated on validation and test (the curves of the
+thesis's Fig. 4.20-4.23); the weights with the lowest validation loss of the
+current task are kept in memory and restored at the stage's end (the thesis's
+rule). Then the method consolidates (e.g. EWC's Fisher on the un-augmented
+training set) and every task is measured. Each stage reseeds from (seed,
+stage), so a run resumed at a stage gives the same numbers as an unbroken one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ..data.datasets import PatchDataset, TaskSplits
+from ..errors import LungclError
+from .evaluation import Diverged, Evaluator
+
+STAGE_SEED_STRIDE = 1_000_003
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@contextlib.contextmanager
+def deterministic(enabled: bool = True) -> Iterator[None]:
+    """Deterministic algorithms (where torch has them) for the duration of a run."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    prev_cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = enabled, not enabled
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = prev_cudnn
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``n`` for the duration (None: unchanged)."""
+    previous = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def stage_seed(seed: int, stage: int) -> int:
+    return seed * STAGE_SEED_STRIDE + stage
+
+
+def train_loader(dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
+    """Shuffled batches in a seeded order; the last short batch dropped (BatchNorm needs > 1)."""
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator, num_workers=0,
+                      drop_last=len(dataset) > batch_size)
+
+
+def unaugmented(ds: PatchDataset, patch_px: int) -> PatchDataset:
+    """The same training nodules without augmentation or up-sampling (for the Fisher)."""
+    return PatchDataset(ds.images, ds.labels, ds.patient_ids, ds.nodule_ids, patch_px,
+                        augment=False, balance=False, seed=ds.seed)
+
+
+class _Cycle:
+    """An endless stream of training batches: re-shuffles and moves to the next epoch's augmentation."""
+
+    def __init__(self, loader: DataLoader):
+        self.loader, self.passes = loader, 0
+        self.loader.dataset.set_epoch(0)
+        self._it = iter(loader)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def next(self) -> tuple[Tensor, Tensor]:
+        try:
+            return next(self._it)
+        except StopIteration:
+            self.passes += 1
+            self.loader.dataset.set_epoch(self.passes)
+            self._it = iter(self.loader)
+            return next(self._it)
+
+
+@dataclass
+class StageResult:
+    """What a stage leaves behind besides the model: the best point and the timings."""
+
+    steps: int
+    epochs: float
+    best_step: int
+    best_val_loss: float
+    stopped_early: bool
+    timings: dict = field(default_factory=dict)
+
+
+@dataclass
+class StageContext:
+    """Everything a stage needs, built once per run."""
+
+    config: Any  # RunConfig
+    model: nn.Module
+    method: Any  # ContinualMethod
+    splits: dict[str, TaskSplits]
+    evaluator: Evaluator
+    device: torch.device
+    curve: Callable[[dict], None]  # receives one curve point (dict of columns)
+    progress: bool = True
+    global_step: int = 0
+
+
+def _amp(ctx: StageContext) -> tuple[contextlib.AbstractContextManager, Any]:
+    active = bool(ctx.config.amp) and ctx.device.type == "cuda"
+    autocast = torch.autocast("cuda", dtype=torch.float16) if active else contextlib.nullcontext()
+    scaler = torch.amp.GradScaler("cuda", enabled=active)
+    return autocast, scaler
+
+
+class ProximalPull:
+    """The method's quadratic pull-back applied implicitly after each optimiser step.
+
+    For lambda/2 sum_i w_i (theta_i - m_i)^2 the proximal step of size lr is exact and stable
+    for any stiffness: theta <- (theta + c m) / (1 + c), c = lr * lambda * w. An explicit
+    gradient step diverges once lr * lambda * max(w) > 2 (1 + momentum), which caps EWC's
+    lambda when a few weights have a large Fisher. Same objective, other optimiser.
+    """
+
+    def __init__(self, method: Any, model: nn.Module, lr: float):
+        quad = getattr(method, "_quadratic", None)
+        self.active = quad is not None and getattr(method, "strength", 0.0) > 0
+        if not self.active:
+            return
+        named = dict(model.named_parameters())
+        self.params = [named[n] for n in quad.names]
+        coef = lr * method.strength * quad.weight  # float64, flat over quad.names
+        shrink, target = 1.0 / (1.0 + coef), coef * quad.anchor / (1.0 + coef)
+        sizes = [quad.sizes[n] for n in quad.names]
+        self.shrink = [t.view_as(p).to(p.device, p.dtype) for t, p in zip(shrink.split(sizes), self.params)]
+        self.target = [t.view_as(p).to(p.device, p.dtype) for t, p in zip(target.split(sizes), self.params)]
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        if self.active:
+            for p, s, t in zip(self.params, self.shrink, self.target):
+                p.mul_(s).add_(t)
+
+
+def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str],
+                eval_tasks: list[str]) -> StageResult:
+    """Train one stage; the model ends at the best checkpoint (lowest val loss of the stage's task(s))."""
+    cfg, model, method = ctx.config, ctx.model, ctx.method
+    seed = stage_seed(cfg.seed, stage)
+    torch.manual_seed(seed)
+    streams = [_Cycle(train_loader(ctx.splits[t].train, cfg.batch_size, seed + 7919 * i))
+               for i, t in enumerate(train_tasks)]
+    per_epoch = max(len(s) for s in streams)
+    if cfg.max_steps_per_epoch:
+        per_epoch = min(per_epoch, cfg.max_steps_per_epoch)
+    total = per_epoch * cfg.epochs
+    eval_every = cfg.eval_every or per_epoch
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay)
+    autocast, scaler = _amp(ctx)
+    proximal = ProximalPull(method, model, cfg.lr) if cfg.penalty_step == "proximal" else None
+    timings = {"train_s": 0.0, "eval_s": 0.0}
+
+    def diverged(step: int, why: str) -> LungclError:
+        bar.close()
+        return LungclError(f"training diverged in stage {stage + 1} ({task}) at step {step}: {why}; lower lr "
+                           f"or lambda (now lr={cfg.lr:g}, lambda={cfg.strength:g})")
+
+    def evaluate(stage_step: int) -> float:
+        t0 = time.perf_counter()
+        try:
+            point = ctx.evaluator.curve_point(model, eval_tasks)
+        except Diverged as exc:
+            raise diverged(stage_step, str(exc)) from exc
+        for row in point:
+            ctx.curve({"stage": stage, "trained": task, "step": ctx.global_step, "stage_step": stage_step,
+                       "epoch": stage_step / per_epoch, **row})
+        val = float(np.mean([r["loss"] for r in point if r["split"] == "val" and r["task"] in train_tasks]))
+        timings["eval_s"] += time.perf_counter() - t0
+        return val
+
+    bar = tqdm(total=total, desc=f"stage {stage + 1} {task} ({cfg.method})", unit="step",
+               disable=not ctx.progress, leave=False)
+    evaluate(0)  # where the stage starts (the previous stage's best checkpoint)
+    best_loss, best_step, best_state, since_best, stopped = math.inf, 0, None, 0, False
+    train_mode(model, freeze_norm_stats=cfg.freeze_bn_stats and stage > 0)
+    t_train, bad_steps = time.perf_counter(), 0
+    for step in range(1, total + 1):
+        loss = _train_step(model, method, optimizer, streams, train_tasks, autocast, scaler, ctx.device,
+                           with_penalty=proximal is None)
+        if proximal is not None:
+            proximal.apply()
+        bad_steps = 0 if math.isfinite(loss) else bad_steps + 1
+        if bad_steps > (10 if scaler.is_enabled() else 0):  # AMP's scaler skips a few overflowing steps
+            raise diverged(step, f"the loss is {loss}")
+        ctx.global_step += 1
+        bar.update(1)
+        if step % eval_every == 0 or step == total:
+            timings["train_s"] += time.perf_counter() - t_train
+            val_loss = evaluate(step)
+            train_mode(model, freeze_norm_stats=cfg.freeze_bn_stats and stage > 0)
+            bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_loss:.3f}")
+            if val_loss < best_loss:
+                best_loss, best_step, since_best = val_loss, step, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                since_best += 1
+            t_train = time.perf_counter()
+            if cfg.patience and since_best >= cfg.patience:
+                stopped = True
+                total = step
+                break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    timings["steps"] = total
+    timings["samples_per_s"] = total * cfg.batch_size * len(train_tasks) / max(timings["train_s"], 1e-9)
+    return StageResult(steps=total, epochs=total / per_epoch, best_step=best_step,
+                       best_val_loss=best_loss, stopped_early=stopped, timings=timings)
+
+
+def train_mode(model: nn.Module, freeze_norm_stats: bool = False) -> None:
+    """Training mode; with ``freeze_norm_stats`` the BatchNorm layers keep normalising with the
+    running statistics they had (their scale and shift still learn)."""
+    model.train()
+    if freeze_norm_stats:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+def _train_step(model: nn.Module, method: Any, optimizer: torch.optim.Optimizer, streams: list[_Cycle],
+                train_tasks: list[str], autocast: Any, scaler: Any, device: torch.device,
+                with_penalty: bool = True) -> float:
+    """One SGD step: mean cross-entropy over the stage's task(s) + the method's penalty."""
+    optimizer.zero_grad(set_to_none=True)
+    with autocast:
+        loss = 0.0
+        for stream, t in zip(streams, train_tasks):
+            x, y = stream.next()
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss = loss + F.cross_entropy(model(x, t), y)
+        loss = loss / len(train_tasks)
+    total = loss + method.penalty(model) if with_penalty else loss
+    scaler.scale(total).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return float(loss.detach())
+
+
+def consolidate(ctx: StageContext, task: str) -> float:
+    """The method's after-task step on the task's un-augmented training set; returns seconds."""
+    t0 = time.perf_counter()
+    splits = ctx.splits[task]
+    ds = unaugmented(splits.train, int(splits.provenance["settings"]["patch_px"]))
+    loader = DataLoader(ds, batch_size=min(ctx.config.batch_size, 64), shuffle=True, num_workers=0,
+                        generator=torch.Generator().manual_seed(stage_seed(ctx.config.seed, 10_000)))
+    ctx.model.eval()
+    ctx.method.consolidate(ctx.model, task, _on_device(loader, ctx.device))
+    return time.perf_counter() - t0
+
+
+def _on_device(loader: DataLoader, device: torch.device) -> Any:
+    if device.type == "cpu":
+        return loader
+
+    class _Moved:
+        def __iter__(self):
+            for x, y in loader:
+                yield x.to(device), y.to(device)
+
+        def __len__(self):
+            return len(loader)
+    return _Moved()

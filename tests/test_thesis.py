@@ -1,0 +1,240 @@
+"""The thesis's numbers (read from the shipped CSV), our summaries of records, and the two side by side."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lungcl import chapters, summaries, thesis
+from lungcl import metrics as M
+from lungcl.errors import LungclError
+from synthetic_records import make_record
+
+ABC = "malignancy,lobulation,calcification"
+
+
+@pytest.fixture(scope="module")
+def csv() -> pd.DataFrame:
+    with resources.as_file(resources.files("lungcl") / "reference" / "thesis_results.csv") as p:
+        return pd.read_csv(p, dtype={"thesis_table": str})
+
+
+def test_thesis_results_are_the_csv_as_fractions(csv):
+    t = thesis.thesis_results()
+    assert len(t) == len(csv)
+    assert set(t.order) == {"ABC", "ACB", "BAC", "BCA", "CAB", "CBA"}
+    assert set(t.method) == {"sgd", "l2", "ewc"}
+    assert np.allclose(t.accuracy.to_numpy(), csv.accuracy.to_numpy() / 100)
+    assert ((t.accuracy > 0) & (t.accuracy <= 1)).all()
+    # sensitivity and specificity exist for ABC only (Tables 4.1-4.6)
+    assert t[t.order == "ABC"].sensitivity.notna().all()
+    assert t[t.order != "ABC"].sensitivity.isna().all()
+    assert (t.stage == [o.index(x) for o, x in zip(t.order, t.trained_letter)]).all()
+    assert t.thesis_table[t.order == "CAB"].iloc[0] == "5.10"  # not read as the float 5.1
+
+
+def test_thesis_matrix_is_lower_triangular_and_matches_the_csv(csv):
+    R = thesis.thesis_matrix("BCA", "l2")
+    assert list(R.columns) == ["lobulation", "calcification", "malignancy"]
+    assert list(R.index) == ["after lobulation", "after calcification", "after malignancy"]
+    values = R.to_numpy()
+    assert np.isnan(values[np.triu_indices(3, k=1)]).all()
+    assert not np.isnan(values[np.tril_indices(3)]).any()
+    row = csv[(csv.order == "BCA") & (csv.method == "L2") & (csv.task == "B") & (csv.trained_through == "A")]
+    assert values[2, 0] == pytest.approx(row.accuracy.iloc[0] / 100)
+    with pytest.raises(LungclError, match="no joint run"):
+        thesis.thesis_matrix("ABC", "joint")
+
+
+def test_thesis_transfer_applies_the_metrics_to_the_matrix():
+    R = thesis.thesis_matrix("ABC", "sgd").to_numpy()
+    t = thesis.thesis_transfer("ABC", "sgd")
+    assert t["average_accuracy"] == pytest.approx(M.average_accuracy(R))
+    assert t["backward_transfer"] == pytest.approx(M.backward_transfer(R))
+    assert t["forgetting_malignancy"] == pytest.approx(R[:2, 0].max() - R[2, 0])
+    assert t["mean_forgetting"] == pytest.approx(-t["backward_transfer"])  # max is the diagonal here
+
+
+def test_first_stage_runs_are_the_orders_that_start_with_the_task(csv):
+    first = thesis.thesis_first_stage()
+    assert list(first.index) == ["malignancy", "lobulation", "calcification"]
+    assert (first.thesis_runs == 6).all()  # two orders x three methods
+    a = csv[csv.order.isin(["ABC", "ACB"]) & (csv.task == "A") & (csv.trained_through == "A")]
+    assert first.loc["malignancy", "thesis_mean"] == pytest.approx(a.accuracy.mean() / 100)
+    assert (first.thesis_min <= first.thesis_mean).all() and (first.thesis_mean <= first.thesis_max).all()
+
+
+def test_implied_positive_share_inverts_accuracy():
+    t = thesis.thesis_implied_positive_share("ABC")
+    p = t.implied_positive_share
+    rebuilt = p * t.sensitivity + (1 - p) * t.specificity
+    assert np.allclose(rebuilt, t.accuracy)
+
+
+def test_thesis_order_recognises_names_and_letters():
+    assert thesis.thesis_order(["calcification", "malignancy", "lobulation"]) == "CAB"
+    assert thesis.thesis_order("CBA") == "CBA"
+    assert thesis.thesis_order(["spiculation", "margin", "texture"]) is None
+    assert thesis.thesis_order(["malignancy", "lobulation"]) is None
+
+
+def test_stage_table_keeps_seen_tasks_and_joins_the_thesis(csv):
+    rec = make_record("ewc", ABC)
+    t = thesis.stage_table_with_thesis([rec])
+    assert set(zip(t.stage, t.task)) == {(0, "malignancy"), (1, "malignancy"), (1, "lobulation"),
+                                         (2, "malignancy"), (2, "lobulation"), (2, "calcification")}
+    row = t[(t.stage == 1) & (t.task == "malignancy") & (t.metric == "specificity")].iloc[0]
+    src = csv[(csv.order == "ABC") & (csv.method == "EWC") & (csv.task == "A") & (csv.trained_through == "B")]
+    assert row.thesis == pytest.approx(src.specificity.iloc[0] / 100)
+    assert row.value == pytest.approx(0.72)  # 0.7 + 0.02, the synthetic specificity
+    acc = t[(t.stage == 0) & (t.metric == "accuracy")].iloc[0]
+    assert (acc.ci_low, acc.ci_high) == pytest.approx((0.70, 0.79)) and acc.ci == "bootstrap over test patients"
+    assert t[t.metric == "balanced_accuracy"].thesis.isna().all()  # the thesis has none
+
+
+def test_several_folds_get_a_t_interval_over_folds():
+    a = make_record("sgd", ABC, R=np.full((3, 3), 0.6), fold=0)
+    b = make_record("sgd", ABC, R=np.full((3, 3), 0.8), fold=1)
+    t = summaries.stage_table([a, b], metrics=["accuracy"])
+    row = t[(t.stage == 0) & (t.task == "malignancy")].iloc[0]
+    mean, lo, hi = M.mean_ci([0.6, 0.8])
+    assert (row.value, row.ci_low, row.ci_high, row.n_runs) == pytest.approx((mean, lo, hi, 2))
+    assert row.ci == "t over 2 runs"
+
+
+def test_other_tasks_have_no_thesis_column():
+    rec = make_record("ewc", "spiculation,margin,texture")
+    assert thesis.stage_table_with_thesis([rec]).thesis.isna().all()
+    m = thesis.matrix_side_by_side([rec])
+    assert list(m.columns.get_level_values(1).unique()) == ["ours"]
+    tr = thesis.transfer_with_thesis([rec])
+    assert tr.thesis.isna().all() and set(tr.order) == {"spiculation,margin,texture"}
+
+
+def test_matrix_side_by_side_has_the_table_4_7_layout():
+    R = np.array([[0.9, np.nan, np.nan], [0.8, 0.85, np.nan], [0.7, 0.75, 0.95]])
+    recs = [make_record(m, ABC, R=R) for m in ("ewc", "sgd", "l2")]
+    m = thesis.matrix_side_by_side(recs)
+    assert list(m.index.get_level_values(1)[:3]) == ["SGD", "L2", "EWC"]
+    assert m.loc[("malignancy", "SGD"), ("after calcification", "ours")] == pytest.approx(0.7)
+    assert m.loc[("malignancy", "SGD"), ("after calcification", "thesis")] == pytest.approx(
+        thesis.thesis_matrix("ABC", "sgd").iloc[2, 0])
+    assert np.isnan(m.loc[("calcification", "EWC"), ("after malignancy", "ours")])
+
+
+def test_transfer_table_and_the_paired_bootstrap():
+    rng = np.random.default_rng(0)
+    tasks = ABC.split(",")
+    preds = {}
+    for t in tasks:
+        y = rng.integers(0, 2, 60)
+        patients = [f"p{i % 25}" for i in range(60)]
+        stages = [np.where(rng.random(60) < q, y, 1 - y).astype(float) for q in (0.9, 0.75, 0.6)]
+        preds[t] = {"y": y.tolist(), "patient_id": patients, "prob": [s.tolist() for s in stages]}
+    boot = summaries.paired_bootstrap_transfer(preds, tasks, n_boot=200, seed=1)
+    again = summaries.paired_bootstrap_transfer(preds, tasks, n_boot=200, seed=1)
+    pd.testing.assert_frame_equal(boot, again)
+    R = np.array([[np.mean((np.asarray(preds[t]["prob"][s]) >= 0.5) == np.asarray(preds[t]["y"]))
+                   for t in tasks] for s in range(3)])
+    point = summaries.transfer_summary(R, tasks)
+    for q, v in point.items():
+        assert boot.loc[q, "value"] == pytest.approx(v)
+        assert boot.loc[q, "ci_low"] <= v <= boot.loc[q, "ci_high"]
+    assert boot.loc["forgetting_malignancy", "ci_high"] > boot.loc["forgetting_malignancy", "ci_low"]
+    rec = make_record("ewc", ABC, R=R, predictions=preds)
+    tr = summaries.transfer_table([rec]).set_index("quantity")
+    same = summaries.paired_bootstrap_transfer(preds, tasks, rec.config.n_boot, rec.config.seed)
+    assert tr.loc["average_accuracy", "ci_low"] == pytest.approx(same.loc["average_accuracy", "ci_low"])
+    assert tr.loc["average_accuracy", "ci"] == "bootstrap over test patients"
+
+
+def test_claims_on_the_thesis_own_matrices_agree_with_the_thesis():
+    """Records whose accuracy matrices ARE the thesis's give the thesis's own verdicts."""
+    recs = [make_record(m, ",".join(summaries.order_tasks(o)), R=thesis.thesis_matrix(o, m).to_numpy())
+            for o in ("ABC", "CBA") for m in ("sgd", "l2", "ewc")]
+    c = thesis.claims_table(recs)
+    assert (c["holds in (ours)"] == c["holds in (thesis)"]).all()
+    assert np.allclose(c["mean margin (ours)"], c["mean margin (thesis)"])
+    assert (c["orders (ours)"] == 2).all()
+
+
+def test_order_spread_and_positions():
+    R1 = np.array([[0.9, 0, 0], [0.8, 0.9, 0], [0.7, 0.8, 0.9]])
+    recs = [make_record("sgd", ",".join(summaries.order_tasks(o)), R=R1 * f) for o, f in (("ABC", 1.0), ("CBA", 0.9))]
+    tr = thesis.transfer_with_thesis(recs)
+    spread = thesis.order_spread(tr)
+    avg = [R1[-1].mean(), 0.9 * R1[-1].mean()]
+    assert spread.loc["SGD", "range"] == pytest.approx(max(avg) - min(avg))
+    assert spread.loc["SGD", "thesis range"] > 0
+    pos = thesis.positions_with_thesis(recs)
+    first = pos[(pos.order == "CBA") & (pos.task == "calcification")].iloc[0]
+    assert first.position == 1 and first.value == pytest.approx(0.9 * 0.7)
+
+
+def test_single_task_table_and_majority_baseline():
+    recs = [make_record(kind="single_task", order=t, R=np.array([[v]]))
+            for t, v in (("malignancy", 0.8), ("calcification", 0.9))]
+    s = thesis.single_task_with_thesis(recs)
+    assert list(s.index) == ["malignancy", "calcification"]
+    assert s.loc["calcification", "accuracy"] == pytest.approx(0.9)
+    assert s.loc["malignancy", "thesis_runs"] == 6
+    base = summaries.majority_baseline(recs[0])
+    assert base.loc["malignancy", "majority_accuracy"] == pytest.approx(34 / 40)
+
+
+def test_side_by_side_text_and_labels():
+    assert summaries.percent_with_ci(0.9123, 0.88, 0.941) == "91.2 [88, 94]"
+    assert summaries.percent_with_ci(0.9123, 0.88, 0.941, ci_digits=1) == "91.2 [88.0, 94.1]"
+    assert summaries.percent_with_ci(0.5) == "50.0"
+    assert summaries.percent_with_ci(np.nan) == "-"
+    assert summaries.quantity_label("forgetting_lobulation") == "forgetting of lobulation"
+    rec = make_record("l2", ABC)
+    table = thesis.stage_side_by_side(thesis.stage_table_with_thesis([rec]), 2)
+    assert "accuracy (thesis)" in table.columns and "balanced accuracy (thesis)" not in table.columns
+    assert table.loc[("calcification", "L2"), "accuracy"].startswith("75.0 [")
+    tv = thesis.transfer_side_by_side(thesis.transfer_with_thesis([rec]))
+    assert ("L2", "thesis") in tv.columns and "forgetting of malignancy" in tv.index
+
+
+def test_chapter_parameters_are_checked():
+    assert chapters.parse_methods("all") == ["sgd", "l2", "ewc"]
+    assert chapters.parse_methods("ewc,sgd") == ["ewc", "sgd"]
+    assert chapters.parse_methods(["l2"]) == ["l2"]
+    with pytest.raises(LungclError, match="unknown method"):
+        chapters.parse_methods("adam")
+    assert chapters.parse_orders("all")[0] == "ABC" and len(chapters.parse_orders("all")) == 6
+    assert chapters.parse_orders("ABC,CBA") == ["ABC", "CBA"]
+    assert chapters.parse_orders("spiculation,margin,texture") == ["spiculation,margin,texture"]
+
+
+def test_chapters_ask_for_the_same_runs(tmp_path):
+    """The ABC runs of the sequence chapter are the ones the orders and analysis chapters ask for."""
+    from lungcl.book import ChapterContext
+
+    ctx = ChapterContext("smoke", "phantom", 0, tmp_path / "data", tmp_path / "results")
+    abc = chapters.sequence_configs(ctx, ["ABC"], ["sgd", "l2", "ewc"], [0])
+    every = chapters.sequence_configs(ctx, chapters.parse_orders("all"), ["sgd", "l2", "ewc"], [0])
+    plan = chapters.analysis_configs(ctx, "ABC", [0.1, 1], [1], 0.9, [0])
+    ids = {c.run_id for c in every}
+    assert {c.run_id for c in abc} <= ids
+    assert {c.run_id for c in abc} <= {c.run_id for c in plan.all}
+    assert len({c.run_id for c in plan.all}) == len(plan.all)
+    records, missing = chapters.load_finished(abc, tmp_path / "results")
+    assert records == [] and len(missing) == 3
+
+
+def test_the_discussion_finds_the_analysis_chapter_runs():
+    """The analysis chapter's default parameters are the sweep the discussion reads."""
+    import jupytext
+
+    from lungcl.book import project_root
+
+    nb = jupytext.read(project_root() / "notebooks" / "05_analysis.py")
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    values: dict = {}
+    exec(cell.source, {}, values)  # the parameters cell is plain assignments
+    for name, default in chapters.ANALYSIS_DEFAULTS.items():
+        assert values[name] == default, name

@@ -32,9 +32,9 @@
 profile = "cpu"  # smoke | cpu | paper
 source = "phantom"  # phantom | dicom
 data_dir = "data"  # shared data cache
-results_dir = "results"  # shared run records: runs with the same settings are loaded, not re-run
+results_dir = "results"  # shared run records: same settings are loaded, not re-run
 seed = 0  # network initialisation and data order
-tasks = "ABC"  # the tasks, each trained alone: ABC, or characteristics such as spiculation,margin,texture
+tasks = "ABC"  # each trained alone: ABC, or e.g. spiculation,margin,texture
 epochs = None  # epochs (None: the profile default, as one stage of a sequence)
 folds = [0]  # cross-validation folds (0-4); the thesis averages all five
 workers = 2  # runs computed in parallel (one CPU core each)
@@ -129,8 +129,12 @@ for task, r in single.iterrows():
     elif r.balanced_accuracy < 0.6:
         text += " The network barely separates the classes on this task."
     elif r.accuracy < maj:
-        text += (" Its accuracy is *below* the majority-class floor although it separates the classes "
-                 "better than chance: the up-sampled training makes it call the rare class more often.")
+        share = baseline.loc[task, "positive_share"]
+        text += (f" Its accuracy is *below* the majority-class floor although it separates the classes "
+                 f"better than chance: it calls {100 * (1 - r.specificity):.0f} % of the negative nodules "
+                 f"positive, and with only {100 * share:.0f} % positives those false alarms cost more "
+                 "accuracy than the positives it finds gain. Trained on up-sampled (balanced) batches, "
+                 "the network does not know how rare the positives are.")
     if not pd.isna(r.get("thesis_mean", np.nan)):
         text += (f" The thesis: {100 * r.thesis_mean:.1f} % accuracy "
                  f"({100 * (r.accuracy - r.thesis_mean):+.1f} points for us).")

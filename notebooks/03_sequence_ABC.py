@@ -38,9 +38,9 @@
 profile = "cpu"  # smoke | cpu | paper
 source = "phantom"  # phantom | dicom
 data_dir = "data"  # shared data cache
-results_dir = "results"  # shared run records: runs with the same settings are loaded, not re-run
+results_dir = "results"  # shared run records: same settings are loaded, not re-run
 seed = 0  # network initialisation and data order
-tasks = "ABC"  # the task order: ABC, CBA, ... or characteristics such as spiculation,margin,texture
+tasks = "ABC"  # the task order: ABC, CBA, ... or e.g. spiculation,margin,texture
 method = "all"  # all (sgd, l2 and ewc) or some of them, e.g. ewc or sgd,ewc
 l2_lambda = None  # L2 strength (None: the profile default)
 ewc_lambda = None  # EWC strength (None: the profile default)

@@ -30,7 +30,7 @@
 profile = "cpu"  # smoke | cpu | paper
 source = "phantom"  # phantom | dicom
 data_dir = "data"  # shared data cache
-results_dir = "results"  # shared run records: runs with the same settings are loaded, not re-run
+results_dir = "results"  # shared run records: same settings are loaded, not re-run
 seed = 0  # network initialisation and data order
 orders = "all"  # all (the six orders of A, B, C) or a list such as ABC,CBA
 method = "all"  # all (sgd, l2 and ewc) or some of them, e.g. ewc or sgd,ewc
@@ -98,8 +98,9 @@ transfer = thesis.transfer_with_thesis(records)
 fig = plots.order_comparison(transfer)
 plt.show()
 spread = thesis.order_spread(transfer)
-display(spread.style.format({c: "{:.1%}" for c in spread.columns if c != "orders"})
-        .set_caption("Average final accuracy across the orders: spread per method, ours and the thesis's"))
+display(summaries.page_table(
+    spread, "Average final accuracy across the orders: spread per method, ours and the thesis's",
+    {c: "{:.1%}" for c in spread.columns if c != "orders"}))
 
 # %% tags=["hide-input"]
 lines = []

@@ -37,11 +37,11 @@
 profile = "cpu"  # smoke | cpu | paper
 source = "phantom"  # phantom | dicom
 data_dir = "data"  # shared data cache
-results_dir = "results"  # shared run records: runs with the same settings are loaded, not re-run
+results_dir = "results"  # shared run records: same settings are loaded, not re-run
 seed = 0  # network initialisation and data order
 tasks = "ABC"  # the task order
-ewc_factors = [0.1, 0.3, 1, 3]  # EWC lambdas to sweep, as multiples of the profile default
-l2_factors = [0.1, 1, 10]  # L2 lambdas to sweep, as multiples of the profile default
+ewc_factors = [0.1, 0.3, 1, 3]  # EWC lambdas to sweep (x the profile default)
+l2_factors = [0.1, 1, 10]  # L2 lambdas to sweep (x the profile default)
 online_gamma = 0.9  # decay of the running Fisher of online EWC (1: never forget)
 epochs = None  # epochs per stage (None: the profile default)
 folds = [0]  # cross-validation folds (0-4)

@@ -43,14 +43,17 @@ ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
 every_order = chapters.sequence_configs(ctx, chapters.parse_orders("all"),
                                        chapters.THESIS_METHODS, folds, epochs=epochs)
 orders, missing = chapters.load_finished(every_order, ctx.results_dir)
-plan = chapters.analysis_configs(ctx, "ABC", folds=folds, epochs=epochs, **chapters.ANALYSIS_DEFAULTS)
+plan = chapters.analysis_configs(ctx, "ABC", folds=folds, epochs=epochs,
+                                 **chapters.ANALYSIS_DEFAULTS)
 analysis, missing_analysis = chapters.load_finished(plan.all, ctx.results_dir)
 alone = [r for r in analysis if r.config.kind == "single_task"]
-if missing or missing_analysis:
+absent = missing + missing_analysis
+if absent:
     display(Markdown(
-        f"**{len(missing) + len(missing_analysis)} run(s) of the experiment chapters are not in "
-        f"`{ctx.results_dir.name}/`** (e.g. {(missing + missing_analysis)[0].label}); build the chapters "
-        "before this one (`lungcl book` does). The discussion below uses what is there."))
+        f"**{len(absent)} run(s) of the experiment chapters are not in "
+        f"`{ctx.results_dir.name}/`** (e.g. {absent[0].label}); build the "
+        "chapters before this one (`lungcl book` does). The discussion "
+        "below uses what is there."))
 
 
 def pts(v: float) -> str:

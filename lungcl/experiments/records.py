@@ -89,8 +89,11 @@ class Record:
         return pd.DataFrame(rows)
 
     def comparable(self) -> dict:
-        """The record without what legitimately differs between identical runs (clock, host)."""
-        return {k: v for k, v in self.data.items() if k not in VOLATILE}
+        """The record without what legitimately differs between identical runs (clock, host);
+        the configuration normalised (settings added later filled with their defaults)."""
+        out = {k: v for k, v in self.data.items() if k not in VOLATILE}
+        out["config"] = self.config.to_dict()
+        return out
 
     def load_checkpoint(self) -> dict:
         """The final model and method state dicts (``torch.load(weights_only=True)``)."""

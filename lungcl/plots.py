@@ -68,8 +68,9 @@ def accuracy_curves(records: Iterable, metric: str = "accuracy", split: str = "t
     (in training order), one line per method (mean over folds), stage boundaries as dashed lines.
 
     A task is drawn from its own stage on (before it, its head is untrained). Filled dots: the
-    value reported at each stage's end (the checkpoint with the lowest validation loss); hollow
-    diamonds: the thesis's value; dotted grey: always answering the majority class.
+    value reported for each stage, placed at the stage's best checkpoint (lowest validation loss of
+    the stage's task), which the next stage starts from; hollow diamonds: the thesis's value at the
+    stage's end; dotted grey: always answering the majority class.
     """
     recs = _sequence_records(records)
     tasks = recs[0].tasks
@@ -89,11 +90,14 @@ def accuracy_curves(records: Iterable, metric: str = "accuracy", split: str = "t
         for m in methods:
             d = c[(c.method == m) & (c.task == task) & (c.stage >= row)]
             ax.plot(d.step, d[metric], color=_color(m), lw=1.6, label=_label(m))
+            runs = [r for r in recs if r.config.method == m]
             for stage in range(row, len(tasks)):
-                reported = np.mean([r.accuracy_matrix(split, metric).iloc[stage, row] for r in recs
-                                    if r.config.method == m]) if metric in ("accuracy", "balanced_accuracy") \
-                    else np.nan
-                ax.scatter([bounds.loc[stage, "max"]], [reported], color=_color(m), s=30, zorder=6)
+                reported = np.mean([r.accuracy_matrix(split, metric).iloc[stage, row] for r in runs]) \
+                    if metric in ("accuracy", "balanced_accuracy") else np.nan
+                # the reported weights are the stage's best checkpoint: mark where in the stage it was
+                best = np.mean([bounds.loc[stage, "min"] + r.data["stages"][stage]["best_stage_step"]
+                                for r in runs])
+                ax.scatter([best], [reported], color=_color(m), s=30, zorder=6)
                 if order and m in THESIS_METHODS:
                     th = thesis_matrix(order, m).iloc[stage, row]
                     ax.scatter([bounds.loc[stage, "max"]], [th], edgecolors=_color(m), **THESIS_STYLE)
@@ -116,7 +120,7 @@ def accuracy_curves(records: Iterable, metric: str = "accuracy", split: str = "t
                      textcoords="offset points", ha="center", va="bottom", fontsize=9, fontweight="bold")
     axes[-1, 0].set_xlabel("training step (all stages, one after the other)")
     handles = [Line2D([], [], color=_color(m), lw=2, label=_label(m)) for m in methods]
-    handles.append(Line2D([], [], color="0.3", marker="o", ls="", label="reported at stage end"))
+    handles.append(Line2D([], [], color="0.3", marker="o", ls="", label="reported (best checkpoint)"))
     if order:
         handles.append(Line2D([], [], color="0.3", marker="D", markerfacecolor="white", ls="", label="thesis"))
     if majority:
@@ -326,7 +330,7 @@ def transfer_bars(transfer: pd.DataFrame, order: str | None = None) -> Figure:
             ax.scatter(x, d.thesis, edgecolors="black", **THESIS_STYLE)
         ax.axhline(0, color="0.2", lw=0.8)
         ax.set_xticks(x, [_label(m) for m in methods], fontsize=8)
-        ax.set_title(quantity_label(q), fontsize=10)
+        ax.set_title(quantity_label(q, t["metric"].iloc[0] if "metric" in t else "accuracy"), fontsize=10)
         ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
     if "thesis" in t and t.thesis.notna().any():
         fig.legend(handles=[Line2D([], [], color="black", marker="D", markerfacecolor="white", ls="",
@@ -357,7 +361,8 @@ def order_comparison(transfer: pd.DataFrame, quantities: Sequence[str] = ("avera
                 ax.scatter(x, d.thesis, edgecolors=_color(m), **THESIS_STYLE)
         ax.set_xticks(np.arange(len(orders)), orders)
         ax.set_xlabel("task order")
-        ax.set_title(quantity_label(q), fontsize=10)
+        ax.set_title(quantity_label(q, transfer["metric"].iloc[0] if "metric" in transfer else "accuracy"),
+                     fontsize=10)
         ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
     handles = [Line2D([], [], color=_color(m), marker="o", ls="", label=_label(m)) for m in methods]
     if "thesis" in transfer and transfer.thesis.notna().any():
@@ -410,36 +415,43 @@ def lambda_tradeoff(table: pd.DataFrame, failed: Mapping[tuple[str, float], str]
     t = table.groupby(["method", "strength"], as_index=False)[["old", "new", "all"]].mean()
     swept = [m for m in _method_order(t.method) if m not in ("sgd", "joint")]
     sgd = t[t.method == "sgd"]
-    fig, axes = plt.subplots(1, len(swept) + 1, figsize=(2.9 * (len(swept) + 1), 3.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(swept) + 1, figsize=(3.2 * (len(swept) + 1) + 0.3, 3.5), squeeze=False)
     for ax, m in zip(axes[0], swept):
         d = t[(t.method == m) & (t.strength > 0)].sort_values("strength")
-        ax.plot(d.strength, d.old, "o-", color="0.15", label="earlier tasks (mean, after the last stage)")
-        ax.plot(d.strength, d.new, "s-", color=_color(m), label="last task")
+        ax.plot(d.strength, d.old, "o-", color="0.15")
+        ax.plot(d.strength, d.new, "s-", color=_color(m))
         if not sgd.empty:
             ax.axhline(float(sgd.old.iloc[0]), color="0.15", ls="--", lw=1)
             ax.axhline(float(sgd.new.iloc[0]), color=_color(m), ls="--", lw=1)
         bad = [lam for (mm, lam) in failed if mm == m and lam > 0]
         if bad:
-            ax.scatter(bad, [0.02] * len(bad), marker="x", color="red", s=50, zorder=6, label="diverged")
+            ax.scatter(bad, [0.03] * len(bad), marker="x", color="red", s=60, zorder=6)
         ax.set_xscale("log")
         ax.set_xlabel("lambda")
-        ax.set_title(f"{_label(m)}: lambda sweep (dashed: SGD)", fontsize=10)
+        ax.set_title(f"{_label(m)}", fontsize=10)
         _percent_axis(ax)
-        ax.legend(fontsize=7.5, loc="lower left")
     ax = axes[0, -1]
     for m in swept + (["sgd"] if not sgd.empty else []):
         d = t[t.method == m].sort_values("strength")
-        ax.plot(d.new, d.old, "o-" if m != "sgd" else "*", color=_color(m), label=_label(m), ms=7 if m != "sgd" else 12)
+        ax.plot(d.new, d.old, "o-" if m != "sgd" else "*", color=_color(m), label=_label(m),
+                ms=6 if m != "sgd" else 12)
         if m != "sgd":
             for r in d.itertuples():
                 ax.annotate(f"{r.strength:g}", (r.new, r.old), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel("last task (plasticity)")
-    ax.set_ylabel("earlier tasks (stability)")
-    ax.set_title("the trade-off (labels: lambda)", fontsize=10)
+    ax.set_ylabel("earlier tasks (stability)", fontsize=9)
+    ax.set_title("old against new (labels: lambda)", fontsize=10)
     _percent_axis(ax)
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    handles = [Line2D([], [], color="0.15", marker="o", label="earlier tasks (mean)"),
+               Line2D([], [], color="0.5", marker="s", label="last task"),
+               Line2D([], [], color="0.3", ls="--", label="SGD (lambda 0)")]
+    if failed:
+        handles.append(Line2D([], [], color="red", marker="x", ls="", label="diverged"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8.5)
+    fig.suptitle("Final test accuracy after the whole sequence, against the penalty strength", fontsize=11)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
@@ -450,7 +462,7 @@ def fisher_per_layer(fisher: pd.DataFrame, drift: pd.DataFrame | None = None) ->
     """Left: each layer's share of a task's Fisher mass (what EWC holds hardest); middle: the mean
     Fisher per weight (log); right (with ``drift``): how far each method moved each layer."""
     n = 3 if drift is not None else 2
-    fig, axes = plt.subplots(1, n, figsize=(3.1 * n + 0.4, 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(3.3 * n + 0.4, 3.8), squeeze=False)
     layers = list(dict.fromkeys(fisher.label))
     tasks = list(dict.fromkeys(fisher.task))
     palette = sns.color_palette("deep", len(tasks))

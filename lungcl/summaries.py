@@ -194,7 +194,9 @@ def transfer_table(records: Iterable, split: str = "test", metric: str = "accura
                 rows.append({**keys, "quantity": q, "value": v, "ci_low": np.nan, "ci_high": np.nan})
     if not rows:
         raise LungclError("no sequence records for a transfer table")
-    return summarise_runs(pd.DataFrame(rows), ["method", "strength", "gamma", "order", "quantity"])
+    out = summarise_runs(pd.DataFrame(rows), ["method", "strength", "gamma", "order", "quantity"])
+    out["metric"] = metric
+    return out
 
 
 def final_by_position(records: Iterable, split: str = "test", metric: str = "accuracy") -> pd.DataFrame:
@@ -330,10 +332,13 @@ def timing_table(records: Iterable) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("run")
 
 
-def quantity_label(quantity: str) -> str:
-    """``forgetting_malignancy`` -> "forgetting of malignancy"; the summaries by their names."""
+def quantity_label(quantity: str, metric: str = "accuracy") -> str:
+    """``forgetting_malignancy`` -> "forgetting of malignancy"; ``average_accuracy`` -> "average final
+    accuracy" (or "... balanced accuracy" for that ``metric``)."""
     if quantity.startswith("forgetting_"):
         return "forgetting of " + quantity[len("forgetting_"):]
+    if quantity == "average_accuracy":
+        return f"average final {METRIC_LABELS.get(metric, metric)}"
     return QUANTITY_LABELS.get(quantity, quantity.replace("_", " "))
 
 

@@ -173,17 +173,19 @@ def _new_tasks(R: np.ndarray) -> float:
     return float(np.diag(R)[1:].mean())  # the later tasks right after their own stage
 
 
-# finding -> its margin on one order's {method: R} (positive: the finding holds in that order)
+# finding -> its margin on one order's {method: R} (positive: the finding holds in that order). "Forgets":
+# mean forgetting of the earlier tasks (the first task's for finding 1); "learns the new tasks": the
+# diagonal after the first stage (each later task right after its own stage)
 FINDINGS = {
     "1. EWC forgets the first task less than SGD":
         lambda R: _forgetting(R["sgd"])[0] - _forgetting(R["ewc"])[0],
-    "2a. SGD forgets the most (mean forgetting)":
+    "2a. SGD forgets the most":
         lambda R: _forgetting(R["sgd"]).mean() - max(_forgetting(R[m]).mean() for m in R if m != "sgd"),
-    "2b. SGD learns the new tasks best (diagonal after the first)":
+    "2b. SGD learns the new tasks best":
         lambda R: _new_tasks(R["sgd"]) - max(_new_tasks(R[m]) for m in R if m != "sgd"),
-    "3a. L2 forgets less than SGD (mean forgetting)":
+    "3a. L2 forgets less than SGD":
         lambda R: _forgetting(R["sgd"]).mean() - _forgetting(R["l2"]).mean(),
-    "3b. L2 learns the later tasks worst (diagonal after the first)":
+    "3b. L2 learns the later tasks worst":
         lambda R: min(_new_tasks(R[m]) for m in R if m != "l2") - _new_tasks(R["l2"]),
 }
 
@@ -279,10 +281,11 @@ def transfer_side_by_side(transfer: pd.DataFrame) -> pd.DataFrame:
     methods = [m for m in S.METHOD_LABELS if m in set(transfer.method)]
     cols = pd.MultiIndex.from_product([[S.METHOD_LABELS[m] for m in methods],
                                        ["ours", "thesis"] if has_thesis else ["ours"]])
-    quantities = [S.quantity_label(q) for q in dict.fromkeys(transfer.quantity)]
+    metric = transfer["metric"].iloc[0] if "metric" in transfer else "accuracy"
+    quantities = [S.quantity_label(q, metric) for q in dict.fromkeys(transfer.quantity)]
     out = pd.DataFrame("", index=quantities, columns=cols)
     for r in transfer.itertuples():
-        q, m = S.quantity_label(r.quantity), S.METHOD_LABELS[r.method]
+        q, m = S.quantity_label(r.quantity, metric), S.METHOD_LABELS[r.method]
         out.loc[q, (m, "ours")] = S.percent_with_ci(r.value, r.ci_low, r.ci_high)
         if has_thesis:
             out.loc[q, (m, "thesis")] = _thesis_cell(r.thesis)

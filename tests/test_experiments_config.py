@@ -90,3 +90,9 @@ def test_settings_added_later_keep_old_run_ids_at_their_neutral_value():
     assert '"freeze_bn_stats":true' in canonical_json(frozen) and frozen.run_id != base.run_id
     old_record_config = {k: v for k, v in base.to_dict().items() if k != "freeze_bn_stats"}
     assert RunConfig.from_dict(old_record_config).run_id == base.run_id
+
+
+def test_run_id_follows_the_data_version():
+    c = default_config("cpu", method="ewc")
+    assert c.run_id == c.id_for(c.data_version) and c.data_version.startswith("phantom-")
+    assert c.id_for("phantom-1/store1") != c.id_for("phantom-2/store1") != c.id_for(None)

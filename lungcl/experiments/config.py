@@ -112,9 +112,18 @@ class RunConfig:
         return 1 + 2 * self.context_slices
 
     @property
+    def data_version(self) -> str:
+        """The version of the patches this run reads (source drawing + store layout), from the code."""
+        return data_version(self.source)
+
+    @property
     def run_id(self) -> str:
-        """sha256 of the canonical JSON of every hashed field (16 hex digits)."""
-        return hashlib.sha256(canonical_json(self).encode()).hexdigest()[:16]
+        """sha256 of the canonical JSON of every hashed field and the data version (16 hex digits)."""
+        return self.id_for(self.data_version)
+
+    def id_for(self, data_version: str | None) -> str:
+        """The run id of this configuration on data of ``data_version`` (None: not part of the id)."""
+        return hashlib.sha256(canonical_json(self, data_version).encode()).hexdigest()[:16]
 
     @property
     def label(self) -> str:
@@ -150,12 +159,22 @@ def _check(ok: bool, message: str) -> None:
         raise LungclError(message)
 
 
-def canonical_json(config: RunConfig) -> str:
-    """The hashed text: sorted keys, no paths, with the config version."""
+def canonical_json(config: RunConfig, data_version: str | None = None) -> str:
+    """The hashed text: sorted keys, no paths, with the config version (and the data version)."""
     d = {k: v for k, v in config.to_dict().items()
          if k not in UNHASHED and not (k in ADDED and v == ADDED[k])}
     d["config_version"] = CONFIG_VERSION
+    if data_version is not None:
+        d["data_version"] = data_version
     return json.dumps(d, sort_keys=True, separators=(",", ":"))
+
+
+def data_version(source: str) -> str:
+    """``phantom-5/store1``: a new phantom drawing or store layout gives new run ids (no stale records)."""
+    from ..data.sources import source_version
+    from ..data.store import STORE_VERSION
+
+    return f"{source_version(source)}/store{STORE_VERSION}"
 
 
 LETTERS = {"malignancy": "A", "lobulation": "B", "calcification": "C"}

@@ -227,9 +227,10 @@ def validate_record(data: Any, path: Path) -> dict:
         config = RunConfig.from_dict(data["config"])
     except (LungclError, TypeError) as exc:
         raise LungclError(f"corrupt record {path}: bad configuration ({exc})") from exc
-    if config.run_id != data["run_id"]:
+    expected = config.id_for(data.get("data_version"))
+    if expected != data["run_id"]:
         raise LungclError(f"record {path} does not match its configuration (id {data['run_id']} vs "
-                          f"{config.run_id}): written by another lungcl version or edited")
+                          f"{expected}): written by another lungcl version or edited")
     n_stages, n_tasks = len(data["stages"]), len(data["tasks"])
     for split, mats in data["matrices"].items():
         for name, m in mats.items():

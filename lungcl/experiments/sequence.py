@@ -18,6 +18,7 @@ import torch
 from .. import metrics as M
 from ..data.datasets import load_task_datasets
 from ..data.tasks import resolve_tasks
+from ..errors import LungclError
 from ..methods import make_method
 from ..models.resnet import build_resnet
 from .config import RunConfig, order_name
@@ -43,6 +44,10 @@ def build_method(config: RunConfig) -> Any:
 
 
 def load_splits(config: RunConfig) -> dict:
+    """The run's tasks as train / val / test datasets of 2D patches."""
+    if config.spatial_dims != 2:
+        raise LungclError("the datasets give 2D patches (C, H, W); spatial_dims=3 needs 3D patches, "
+                          "which lungcl.data does not produce yet")
     return load_task_datasets(config.data_dir, resolve_tasks(",".join(config.tasks)), config.fold,
                               profile=config.profile, source=config.source, split_seed=config.split_seed,
                               seed=config.seed, context_slices=config.context_slices,
@@ -176,7 +181,8 @@ def _record_data(config: RunConfig, splits: dict, evaluator: Evaluator, state: d
                            for m in ("accuracy", "balanced_accuracy")} for split in ("test", "val")}
     curves = {k: [row[k] for row in state["curves"]] for k in (state["curves"][0] if state["curves"] else {})}
     provenance = next(iter(splits.values())).provenance
-    return {"schema": RECORD_SCHEMA, "run_id": config.run_id, "label": config.label,
+    return {"schema": RECORD_SCHEMA, "run_id": config.run_id, "data_version": config.data_version,
+            "label": config.label,
             "config": config.to_dict(), "kind": config.kind, "method": config.method,
             "tasks": tasks, "order": order_name(tasks), "seed": config.seed,
             "initial": state["initial"], "stages": state["stages"], "matrices": matrices,

@@ -6,6 +6,10 @@ random, draws the nodule from that reader's contour and ratings (so the
 readers' disagreement stays in the data, as on real CT), places it in a random
 lung (vessels, fissures, chest wall) and images it on the scan's own voxel
 grid with a per-scan point spread and noise. See ``CT_APPEARANCE.md``.
+
+How hard the result is, next to a contour-geometry baseline and to the
+readers' own agreement: ``benchmarks/phantom_difficulty.py``. Change
+``PHANTOM_VERSION`` whenever the drawing changes, so stores can tell.
 """
 
 from __future__ import annotations

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
+
 import numpy as np
 
 from ..errors import LungclError
-from ..profiles import PROFILES
+from .common import add_run_options, print_record
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,14 +67,8 @@ def _tasks_args(p: argparse.ArgumentParser) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="cpu", choices=PROFILES, help="smoke, cpu (default) or paper")
-    p.add_argument("--source", default="phantom", help="phantom (default) or dicom")
+    add_run_options(p, "--set lr=0.05 --set epochs=20")
     p.add_argument("--lidc-root", default=None, help="the LIDC-IDRI folder (for --source dicom)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any setting, e.g. --set lr=0.05 --set epochs=20 (repeatable)")
-    p.add_argument("--results", default="results", help="results folder (default ./results)")
-    p.add_argument("--data-dir", default="data", help="data folder with the patch store (default ./data)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _dask_args(p: argparse.ArgumentParser) -> None:
@@ -114,13 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = {"tasks": _task_spec(args), "method": _check_method(args.method), "fold": args.fold,
                 "seed": args.seed, "kind": kind, "strength": args.strength, **_base_settings(args)}
     config = default_config(args.profile, **settings)
-    record = run(config, args.results, progress=not args.quiet)
-    if args.json:
-        print(json.dumps(record.data, indent=1, sort_keys=True))
-        return 0
-    print(render_record(record))
-    print(record.path)
-    return 0
+    return print_record(run(config, args.results, progress=not args.quiet), args.json, render_record)
 
 
 def _grid_report(total: int):
@@ -188,12 +176,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from ..experiments import load_record
 
-    record = load_record(args.ref, args.results)
-    if args.json:
-        print(json.dumps(record.data, indent=1, sort_keys=True))
-        return 0
-    print(render_record(record, split=args.split, metric=args.metric))
-    return 0
+    return print_record(load_record(args.ref, args.results), args.json,
+                        lambda r: render_record(r, split=args.split, metric=args.metric), show_path=False)
 
 
 def _pct(v: float | None) -> str:

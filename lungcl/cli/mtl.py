@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from ..errors import LungclError
-from ..profiles import PROFILES
+from .common import add_run_options, print_record
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,14 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run on a Derm7pt release folder (meta/meta.csv, meta/*_indexes.csv, images/)")
     p.add_argument("--fold", type=int, default=None, help="cross-validation fold 0..4 (default 0)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--profile", default="cpu", choices=PROFILES, help="smoke, cpu (default) or paper")
-    p.add_argument("--source", default="phantom", help="LIDC patch source: phantom (default) or dicom")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any setting, e.g. --set epochs=30 --set optimizer=adam (repeatable)")
-    p.add_argument("--results", default="results", help="results folder (default ./results)")
-    p.add_argument("--data-dir", default="data", help="data folder with the patch store (default ./data)")
+    add_run_options(p, "--set epochs=30 --set optimizer=adam", "LIDC patch source: phantom (default) or dicom")
     p.add_argument("--json", action="store_true", help="print the record as JSON on stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_mtl)
 
 
@@ -58,13 +51,7 @@ def cmd_mtl(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     torch.set_num_threads(1)
-    record = run_mtl(config, args.results, progress=not args.quiet)
-    if args.json:
-        print(json.dumps(record.data, indent=1, sort_keys=True))
-        return 0
-    print(render_mtl_record(record))
-    print(record.path)
-    return 0
+    return print_record(run_mtl(config, args.results, progress=not args.quiet), args.json, render_mtl_record)
 
 
 def render_mtl_record(record) -> str:

@@ -23,7 +23,7 @@ from .prepare import select_nodules
 from .splits import PatientSplit, load_or_make_split
 from .store import PatchStore, open_store
 from .tasks import Task
-from .transforms import eval_transform, item_seed, train_transform
+from .transforms import apply, eval_transform, item_seed, train_transform
 
 
 def central_slices(store: PatchStore, context_slices: int = 0) -> tuple[list[str], np.ndarray]:
@@ -72,8 +72,7 @@ class PatchDataset(Dataset):
         x = self.images[i].astype(np.float32)
         if self.augment:
             self.transform.set_random_state(seed=item_seed(self.seed, self.epoch, index))
-        x = self.transform(x)
-        return torch.as_tensor(np.asarray(x), dtype=torch.float32), torch.tensor(self.labels[i])
+        return apply(self.transform, x), torch.tensor(self.labels[i])
 
     def class_counts(self) -> dict[str, int]:
         return {"negative": int((self.labels == 0).sum()), "positive": int((self.labels == 1).sum())}

@@ -9,9 +9,13 @@ Evaluation takes the centre crop.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Iterator
 
 import numpy as np
+import torch
+from monai.data import get_track_meta, set_track_meta
 from monai.transforms import (CenterSpatialCrop, Compose, RandFlip, RandRotate, RandRotate90,
                               RandSpatialCrop, ScaleIntensityRange)
 
@@ -46,3 +50,20 @@ def train_transform(patch_px: int) -> Compose:
 def item_seed(seed: int, epoch: int, index: int) -> int:
     """A seed for one item's augmentation: the same whatever order items are drawn in."""
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+@contextlib.contextmanager
+def plain_tensors() -> Iterator[None]:
+    """MONAI without its MetaTensor bookkeeping (same numbers, half the time per patch)."""
+    previous = get_track_meta()
+    set_track_meta(False)
+    try:
+        yield
+    finally:
+        set_track_meta(previous)
+
+
+def apply(transform: Compose, x: np.ndarray) -> torch.Tensor:
+    """``transform`` on one (C, H, W) patch, as a plain float32 tensor."""
+    with plain_tensors():
+        return torch.as_tensor(transform(torch.from_numpy(x)), dtype=torch.float32)

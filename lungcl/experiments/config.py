@@ -8,15 +8,13 @@ say where things are, not what is computed.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import typing
 from dataclasses import dataclass
 from typing import Any
 
+from .. import configs
+from ..configs import ConfigDict
+from ..configs import check as _check
 from ..data.tasks import resolve_tasks
-from ..errors import LungclError
 from ..profiles import PROFILES, check_profile
 
 # bump when a change to the training code changes the numbers a config produces
@@ -33,7 +31,7 @@ PENALTY_STEPS = ("gradient", "proximal")
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(ConfigDict):
     """Everything that decides a run's numbers (plus where its data lives)."""
 
     profile: str = "cpu"
@@ -123,7 +121,7 @@ class RunConfig:
 
     def id_for(self, data_version: str | None) -> str:
         """The run id of this configuration on data of ``data_version`` (None: not part of the id)."""
-        return hashlib.sha256(canonical_json(self, data_version).encode()).hexdigest()[:16]
+        return configs.hash_id(canonical_json(self, data_version))
 
     @property
     def label(self) -> str:
@@ -134,39 +132,13 @@ class RunConfig:
         lam = f" λ={self.strength:g}" if self.method in ("l2", "ewc", "online_ewc") else ""
         return f"{order} {self.method}{lam} fold{self.fold} seed{self.seed}"
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["tasks"] = list(self.tasks)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise LungclError(f"unknown configuration fields: {', '.join(sorted(unknown))}")
-        d = dict(d)
-        if "tasks" in d and not isinstance(d["tasks"], str):
-            d["tasks"] = tuple(d["tasks"])
-        return cls(**d)
-
-    def replace(self, **changes: Any) -> "RunConfig":
-        return dataclasses.replace(self, **changes)
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise LungclError(message)
-
 
 def canonical_json(config: RunConfig, data_version: str | None = None) -> str:
     """The hashed text: sorted keys, no paths, with the config version (and the data version)."""
-    d = {k: v for k, v in config.to_dict().items()
-         if k not in UNHASHED and not (k in ADDED and v == ADDED[k])}
-    d["config_version"] = CONFIG_VERSION
+    versions: dict[str, Any] = {"config_version": CONFIG_VERSION}
     if data_version is not None:
-        d["data_version"] = data_version
-    return json.dumps(d, sort_keys=True, separators=(",", ":"))
+        versions["data_version"] = data_version
+    return configs.canonical_json(config, UNHASHED, neutral=ADDED, extra=versions)
 
 
 def data_version(source: str) -> str:
@@ -228,13 +200,7 @@ def default_strength(profile: str, method: str) -> float:
 def default_config(profile: str = "cpu", **overrides: Any) -> RunConfig:
     """The profile's configuration with ``overrides``; lambda defaults per method unless given."""
     check_profile(profile)
-    fields = {f.name for f in dataclasses.fields(RunConfig)}
-    unknown = set(overrides) - fields
-    if unknown:
-        raise LungclError(f"unknown setting(s) {', '.join(sorted(unknown))}; "
-                          f"known: {', '.join(sorted(fields))}")
-    values: dict[str, Any] = {"profile": profile, **training_settings(profile)}
-    values.update({k: v for k, v in overrides.items() if v is not None or k in _OPTIONAL})
+    values = configs.merge_settings(RunConfig, {"profile": profile, **training_settings(profile)}, overrides)
     if "strength" not in overrides or overrides["strength"] is None:
         values["strength"] = default_strength(profile, values.get("method", "sgd"))
     if isinstance(values.get("tasks"), list):
@@ -242,60 +208,20 @@ def default_config(profile: str = "cpu", **overrides: Any) -> RunConfig:
     return RunConfig(**values)
 
 
-_OPTIONAL = {f.name for f in dataclasses.fields(RunConfig)
-             if f.default is None}
-
-
 # ---------------------------------------------------------------- --set key=value
 
-def _field_type(name: str) -> Any:
-    hints = typing.get_type_hints(RunConfig)
-    if name not in hints:
-        known = ", ".join(f.name for f in dataclasses.fields(RunConfig))
-        raise LungclError(f"unknown setting {name!r}; known: {known}")
-    return hints[name]
+def _tasks_value(text: str) -> tuple[str, ...]:
+    return tuple(t.name for t in resolve_tasks(text))
 
 
 def parse_value(name: str, text: str) -> Any:
     """``text`` read as the type of field ``name`` (int, float, bool, str, tasks, or none)."""
-    typ = _field_type(name)
-    args = typing.get_args(typ)
-    optional = type(None) in args
-    if optional and text.strip().lower() in ("none", "null", ""):
-        return None
-    if optional:
-        typ = next(a for a in args if a is not type(None))
-    if typing.get_origin(typ) is tuple:
-        return tuple(t.name for t in resolve_tasks(text))
-    try:
-        if typ is bool:
-            low = text.strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(text)
-        if typ is int:
-            return int(text)
-        if typ is float:
-            return float(text)
-        if typ is str:
-            return text
-    except ValueError:
-        pass
-    tname = getattr(typ, "__name__", str(typ))
-    raise LungclError(f"--set {name}={text}: expected {tname}{' or none' if optional else ''}")
+    return configs.parse_value(RunConfig, name, text, _tasks_value)
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     """``["lr=0.05", "epochs=20"]`` -> typed field values; bad key or value -> LungclError."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise LungclError(f"--set expects key=value, got {item!r}")
-        out[key.strip()] = parse_value(key.strip(), value.strip())
-    return out
+    return configs.parse_overrides(RunConfig, items, _tasks_value)
 
 
 __all__ = ["RunConfig", "default_config", "parse_overrides", "parse_value", "training_settings",

@@ -16,7 +16,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, ClassVar, Generic, Iterable, Iterator, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -33,21 +33,29 @@ RESULTS_MARKER = "lungcl-results.json"
 VOLATILE = ("timings", "created", "environment", "resumed_from_stage")
 REQUIRED = ("schema", "run_id", "config", "kind", "tasks", "stages", "matrices", "summary", "curves")
 
+ConfigT = TypeVar("ConfigT")
+
 
 @dataclass
-class Record:
-    """A finished run: its JSON data (``data``) and where it lives, with tidy accessors."""
+class RunRecord(Generic[ConfigT]):
+    """What every finished run's record has: its JSON data, where it lives, its config, curves and checkpoint.
+
+    Subclasses name their configuration class (``config_type``) and the keys that differ
+    between two runs of the same configuration (``volatile``).
+    """
 
     data: dict
     path: Path | None = None
+    config_type: ClassVar[Any]
+    volatile: ClassVar[tuple[str, ...]] = ()
 
     @property
     def run_id(self) -> str:
         return self.data["run_id"]
 
     @property
-    def config(self) -> RunConfig:
-        return RunConfig.from_dict(self.data["config"])
+    def config(self) -> ConfigT:
+        return self.config_type.from_dict(self.data["config"])
 
     @property
     def tasks(self) -> list[str]:
@@ -61,6 +69,28 @@ class Record:
     def checkpoint_path(self) -> Path | None:
         return None if self.path is None else self.path.parent / "model.pt"
 
+    def curves(self) -> pd.DataFrame:
+        """The evaluation curves, one row per (step or epoch, task, split)."""
+        return pd.DataFrame(self.data["curves"])
+
+    def comparable(self) -> dict:
+        """The record without what legitimately differs between identical runs (clock, host)."""
+        return {k: v for k, v in self.data.items() if k not in self.volatile}
+
+    def load_checkpoint(self) -> dict:
+        """The final model (and method) state dicts (``torch.load(weights_only=True)``)."""
+        if self.checkpoint_path is None:
+            raise LungclError(f"record {self.run_id} has no folder, so no checkpoint")
+        return load_checkpoint(self.checkpoint_path)
+
+
+class Record(RunRecord[RunConfig]):
+    """A finished continual-learning run: its JSON data (``data``) and where it lives, with tidy accessors
+    (``curves()``: one row per (evaluation step, task, split): loss, accuracy, balanced accuracy, AUC)."""
+
+    config_type = RunConfig
+    volatile = VOLATILE
+
     @property
     def summary(self) -> dict:
         return self.data["summary"]
@@ -70,10 +100,6 @@ class Record:
         values = self.data["matrices"][split][metric]
         index = [f"after {s['task']}" for s in self.data["stages"]]
         return pd.DataFrame(np.array(values, dtype=float), index=index, columns=self.tasks)
-
-    def curves(self) -> pd.DataFrame:
-        """One row per (evaluation step, task, split): loss, accuracy, balanced accuracy, AUC."""
-        return pd.DataFrame(self.data["curves"])
 
     def stage_metrics(self) -> pd.DataFrame:
         """One row per (stage, task, split) with every binary metric at the stage's best checkpoint."""
@@ -91,15 +117,9 @@ class Record:
     def comparable(self) -> dict:
         """The record without what legitimately differs between identical runs (clock, host);
         the configuration normalised (settings added later filled with their defaults)."""
-        out = {k: v for k, v in self.data.items() if k not in VOLATILE}
+        out = super().comparable()
         out["config"] = self.config.to_dict()
         return out
-
-    def load_checkpoint(self) -> dict:
-        """The final model and method state dicts (``torch.load(weights_only=True)``)."""
-        if self.checkpoint_path is None:
-            raise LungclError(f"record {self.run_id} has no folder, so no checkpoint")
-        return load_checkpoint(self.checkpoint_path)
 
 
 # ---------------------------------------------------------------- the results folder
@@ -179,7 +199,11 @@ class ResultsFolder:
 
 # ---------------------------------------------------------------- reading and writing
 
-def save_run(results: ResultsFolder, data: dict, checkpoint: dict) -> Record:
+RecordT = TypeVar("RecordT", bound=RunRecord)
+
+
+def save_run(results: ResultsFolder, data: dict, checkpoint: dict,
+             record_type: type[RecordT] = Record) -> RecordT:  # type: ignore[assignment]
     """Write the checkpoint, then the record (its presence means done); drop the partial state."""
     folder = results.run_dir(data["run_id"])
     save_checkpoint(folder / "model.pt", checkpoint)
@@ -188,7 +212,7 @@ def save_run(results: ResultsFolder, data: dict, checkpoint: dict) -> Record:
     partial = folder / "partial.pt"
     if partial.exists():
         partial.unlink()
-    return Record(json.loads(path.read_text()), path)
+    return record_type(json.loads(path.read_text()), path)
 
 
 def save_checkpoint(path: Path, checkpoint: dict) -> None:
@@ -212,25 +236,37 @@ def load_checkpoint(path: str | Path) -> dict:
     return obj
 
 
-def validate_record(data: Any, path: Path) -> dict:
-    """The record's schema version, keys and id checked against its own configuration."""
+def record_object(data: Any, path: Path) -> dict:
+    """``data`` if it is a JSON object, else a LungclError naming the file."""
     if not isinstance(data, dict):
         raise LungclError(f"corrupt record {path}: not a JSON object")
-    schema = data.get("schema")
-    if schema != RECORD_SCHEMA:
-        raise LungclError(f"record {path} has schema {schema}; this lungcl reads {RECORD_SCHEMA} "
-                          f"(written by another version): use another --results folder")
-    missing = [k for k in REQUIRED if k not in data]
+    return data
+
+
+def check_record_config(data: dict, path: Path, required: Iterable[str], config_type: Any,
+                        run_id_of: Callable[[Any], str]) -> Any:
+    """The record's configuration, once its ``required`` keys are there and its id is ``run_id_of(config)``."""
+    missing = [k for k in required if k not in data]
     if missing:
         raise LungclError(f"corrupt record {path}: missing {', '.join(missing)}")
     try:
-        config = RunConfig.from_dict(data["config"])
+        config = config_type.from_dict(data["config"])
     except (LungclError, TypeError) as exc:
         raise LungclError(f"corrupt record {path}: bad configuration ({exc})") from exc
-    expected = config.id_for(data.get("data_version"))
+    expected = run_id_of(config)
     if expected != data["run_id"]:
         raise LungclError(f"record {path} does not match its configuration (id {data['run_id']} vs "
                           f"{expected}): written by another lungcl version or edited")
+    return config
+
+
+def validate_record(data: Any, path: Path) -> dict:
+    """The record's schema version, keys and id checked against its own configuration."""
+    schema = record_object(data, path).get("schema")
+    if schema != RECORD_SCHEMA:
+        raise LungclError(f"record {path} has schema {schema}; this lungcl reads {RECORD_SCHEMA} "
+                          f"(written by another version): use another --results folder")
+    check_record_config(data, path, REQUIRED, RunConfig, lambda c: c.id_for(data.get("data_version")))
     n_stages, n_tasks = len(data["stages"]), len(data["tasks"])
     for split, mats in data["matrices"].items():
         for name, m in mats.items():
@@ -245,16 +281,20 @@ def load_record(ref: str | Path, results: str | Path = "results") -> Record:
     path = folder.resolve(str(ref))
     if path.parent.parent.name == "runs":
         ResultsFolder(path.parent.parent.parent).check()
+    data = validate_record(read_record_json(path), path)
+    if path.parent.name != data["run_id"] and path.parent.parent.name == "runs":
+        raise LungclError(f"record {path} belongs to run {data['run_id']}, not to its folder {path.parent.name}")
+    return Record(data, path)
+
+
+def read_record_json(path: Path) -> Any:
+    """The parsed JSON of a record file; unreadable or not JSON -> LungclError naming it."""
     try:
-        data = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise LungclError(f"corrupt record {path}: {exc}; delete its folder to recompute the run") from exc
     except OSError as exc:
         raise LungclError(f"cannot read record {path}: {exc}") from exc
-    validate_record(data, path)
-    if path.parent.name != data["run_id"] and path.parent.parent.name == "runs":
-        raise LungclError(f"record {path} belongs to run {data['run_id']}, not to its folder {path.parent.name}")
-    return Record(data, path)
 
 
 def package_versions() -> dict[str, str]:

@@ -40,18 +40,28 @@ def _norm(spatial_dims: int, channels: int) -> nn.Module:
     return Norm[Norm.BATCH, spatial_dims](channels)
 
 
-class PreActBasicBlock(nn.Module):
-    """BN-ReLU-conv3x3, BN-ReLU-conv3x3, plus the shortcut (ResNet-10/18/34)."""
+class _PreActBlock(nn.Module):
+    """Pre-activation residual block: (BN-ReLU-conv) x len(kernels), plus the shortcut.
 
-    expansion = 1
+    Convolution ``i`` (``conv1``, ``conv2``, ...) has kernel ``kernels[i]`` and follows ``norm<i>``;
+    the one at ``stride_at`` carries the stride. The last one outputs ``channels * expansion``;
+    the shortcut is the identity unless the shape changes (then a 1x1 projection of the
+    pre-activated input).
+    """
+
+    expansion: int
+    kernels: tuple[int, ...]
+    stride_at: int
 
     def __init__(self, spatial_dims: int, c_in: int, channels: int, stride: int = 1):
         super().__init__()
         c_out = channels * self.expansion
-        self.norm1 = _norm(spatial_dims, c_in)
-        self.conv1 = _conv(spatial_dims, c_in, channels, 3, stride)
-        self.norm2 = _norm(spatial_dims, channels)
-        self.conv2 = _conv(spatial_dims, channels, c_out, 3)
+        n = len(self.kernels)
+        sizes = [c_in] + [channels] * (n - 1) + [c_out]
+        for i, kernel in enumerate(self.kernels):  # registered as norm1, conv1, norm2, conv2, ...
+            self.add_module(f"norm{i + 1}", _norm(spatial_dims, sizes[i]))
+            self.add_module(f"conv{i + 1}", _conv(spatial_dims, sizes[i], sizes[i + 1], kernel,
+                                                  stride if i == self.stride_at else 1))
         self.act = nn.ReLU(inplace=False)
         self.shortcut = (_conv(spatial_dims, c_in, c_out, 1, stride)
                          if stride != 1 or c_in != c_out else None)
@@ -60,35 +70,21 @@ class PreActBasicBlock(nn.Module):
         pre = self.act(self.norm1(x))
         skip = x if self.shortcut is None else self.shortcut(pre)
         out = self.conv1(pre)
-        out = self.conv2(self.act(self.norm2(out)))
+        for i in range(2, len(self.kernels) + 1):
+            out = getattr(self, f"conv{i}")(self.act(getattr(self, f"norm{i}")(out)))
         return out + skip
 
 
-class PreActBottleneck(nn.Module):
+class PreActBasicBlock(_PreActBlock):
+    """BN-ReLU-conv3x3 (strided), BN-ReLU-conv3x3, plus the shortcut (ResNet-10/18/34)."""
+
+    expansion, kernels, stride_at = 1, (3, 3), 0
+
+
+class PreActBottleneck(_PreActBlock):
     """BN-ReLU-conv1x1, BN-ReLU-conv3x3 (strided), BN-ReLU-conv1x1 (x4 channels), plus the shortcut."""
 
-    expansion = 4
-
-    def __init__(self, spatial_dims: int, c_in: int, channels: int, stride: int = 1):
-        super().__init__()
-        c_out = channels * self.expansion
-        self.norm1 = _norm(spatial_dims, c_in)
-        self.conv1 = _conv(spatial_dims, c_in, channels, 1)
-        self.norm2 = _norm(spatial_dims, channels)
-        self.conv2 = _conv(spatial_dims, channels, channels, 3, stride)
-        self.norm3 = _norm(spatial_dims, channels)
-        self.conv3 = _conv(spatial_dims, channels, c_out, 1)
-        self.act = nn.ReLU(inplace=False)
-        self.shortcut = (_conv(spatial_dims, c_in, c_out, 1, stride)
-                         if stride != 1 or c_in != c_out else None)
-
-    def forward(self, x: Tensor) -> Tensor:
-        pre = self.act(self.norm1(x))
-        skip = x if self.shortcut is None else self.shortcut(pre)
-        out = self.conv1(pre)
-        out = self.conv2(self.act(self.norm2(out)))
-        out = self.conv3(self.act(self.norm3(out)))
-        return out + skip
+    expansion, kernels, stride_at = 4, (1, 3, 1), 1
 
 
 class PreActResNet(nn.Module):

@@ -7,15 +7,13 @@ folder, Derm7pt folder) are not hashed: they say where things are.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import typing
 from dataclasses import dataclass
 from typing import Any
 
+from .. import configs
+from ..configs import ConfigDict
+from ..configs import check as _check
 from ..data.tasks import resolve_tasks
-from ..errors import LungclError
 from ..profiles import check_profile
 
 # bump when a change to the training code changes the numbers a config produces
@@ -27,7 +25,7 @@ UNHASHED = ("data_dir", "derm7pt_root")
 
 
 @dataclass(frozen=True)
-class MTLConfig:
+class MTLConfig(ConfigDict):
     """Everything that decides a multi-task run's numbers (plus where its data lives)."""
 
     profile: str = "cpu"
@@ -102,7 +100,7 @@ class MTLConfig:
     @property
     def run_id(self) -> str:
         """sha256 of the canonical JSON of every hashed field (16 hex digits)."""
-        return hashlib.sha256(canonical_json(self).encode()).hexdigest()[:16]
+        return configs.hash_id(canonical_json(self))
 
     @property
     def label(self) -> str:
@@ -111,35 +109,10 @@ class MTLConfig:
         return (f"{self.model} {kind}{scale} ({len(self.tasks)} tasks, {self.optimizer}) "
                 f"fold{self.fold} seed{self.seed}")
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["tasks"] = list(self.tasks)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "MTLConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise LungclError(f"unknown configuration fields: {', '.join(sorted(unknown))}")
-        d = dict(d)
-        if "tasks" in d and not isinstance(d["tasks"], str):
-            d["tasks"] = tuple(d["tasks"])
-        return cls(**d)
-
-    def replace(self, **changes: Any) -> "MTLConfig":
-        return dataclasses.replace(self, **changes)
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise LungclError(message)
-
 
 def canonical_json(config: MTLConfig) -> str:
-    d = {k: v for k, v in config.to_dict().items() if k not in UNHASHED}
-    d["mtl_config_version"] = MTL_CONFIG_VERSION
-    return json.dumps(d, sort_keys=True, separators=(",", ":"))
+    """The hashed text: sorted keys, no paths, with the multi-task config version."""
+    return configs.canonical_json(config, UNHASHED, extra={"mtl_config_version": MTL_CONFIG_VERSION})
 
 
 _TRAINING: dict[str, dict[str, Any]] = {
@@ -155,47 +128,12 @@ _TRAINING: dict[str, dict[str, Any]] = {
 def default_mtl_config(profile: str = "cpu", **overrides: Any) -> MTLConfig:
     """The profile's configuration with ``overrides`` (``None`` values are ignored unless the field allows None)."""
     check_profile(profile)
-    fields = {f.name: f for f in dataclasses.fields(MTLConfig)}
-    unknown = set(overrides) - set(fields)
-    if unknown:
-        raise LungclError(f"unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(fields))}")
-    values: dict[str, Any] = {"profile": profile, **_TRAINING[profile]}
-    values.update({k: v for k, v in overrides.items() if v is not None or fields[k].default is None})
-    return MTLConfig(**values)
+    return MTLConfig(**configs.merge_settings(MTLConfig, {"profile": profile, **_TRAINING[profile]}, overrides))
 
 
 def parse_mtl_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``["lr=0.05", "epochs=20"]`` -> typed field values; bad key or value -> LungclError."""
-    hints = typing.get_type_hints(MTLConfig)
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, text = item.partition("=")
-        key, text = key.strip(), text.strip()
-        if not sep or not key:
-            raise LungclError(f"--set expects key=value, got {item!r}")
-        if key not in hints:
-            raise LungclError(f"unknown setting {key!r}; known: {', '.join(sorted(hints))}")
-        out[key] = _parse(key, hints[key], text)
-    return out
+    """``["lr=0.05", "epochs=20"]`` -> typed field values; bad key or value -> LungclError.
 
-
-def _parse(key: str, typ: Any, text: str) -> Any:
-    args = typing.get_args(typ)
-    optional = type(None) in args
-    if optional and text.lower() in ("none", "null", ""):
-        return None
-    if optional:
-        typ = next(a for a in args if a is not type(None))
-    if typing.get_origin(typ) is tuple:
-        return text  # task lists are resolved by the config, which knows the dataset
-    try:
-        if typ is bool:
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(text)
-        return typ(text)
-    except ValueError:
-        raise LungclError(f"--set {key}={text}: expected {getattr(typ, '__name__', typ)}"
-                          f"{' or none' if optional else ''}") from None
+    Task lists stay text: the config resolves them, as it knows the dataset.
+    """
+    return configs.parse_overrides(MTLConfig, items)

@@ -14,8 +14,7 @@ that task's loss and metrics.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -26,7 +25,7 @@ import torch
 
 from ..data.nodules import CHARACTERISTICS
 from ..data.tasks import make_task
-from ..data.transforms import eval_transform, train_transform
+from ..data.transforms import eval_transform, plain_tensors, train_transform
 from ..errors import LungclError
 from .sampler import MISSING
 
@@ -73,19 +72,6 @@ class MultiTaskSet(Protocol):
     def set_epoch(self, epoch: int) -> None: ...
 
     def batch(self, indices: Sequence[int], key: int = 0) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-
-@contextmanager
-def plain_tensors() -> Iterator[None]:
-    """MONAI transforms without metadata tracking (4x faster on small patches); restored after."""
-    from monai.data import get_track_meta, set_track_meta
-
-    previous = get_track_meta()
-    set_track_meta(False)
-    try:
-        yield
-    finally:
-        set_track_meta(previous)
 
 
 class MultiTaskPatches(torch.utils.data.Dataset):

@@ -8,16 +8,14 @@ another shape (no stages, no accuracy matrix; sharing matrices instead).
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_write_json
 from ..errors import LungclError
-from ..experiments.records import ResultsFolder, load_checkpoint, save_checkpoint
+from ..experiments.records import (ResultsFolder, RunRecord, check_record_config, read_record_json, record_object,
+                                   save_run)
 from .config import MTLConfig
 
 MTL_RECORD_SCHEMA = 1
@@ -25,24 +23,12 @@ VOLATILE = ("timings", "created", "environment")
 REQUIRED = ("schema", "kind", "run_id", "config", "tasks", "n_classes", "metrics", "curves")
 
 
-@dataclass
-class MTLRecord:
-    """A finished multi-task run: its JSON data and where it lives, with tidy accessors."""
+class MTLRecord(RunRecord[MTLConfig]):
+    """A finished multi-task run: its JSON data and where it lives, with tidy accessors
+    (``curves()``: one row per (epoch, split, task): loss, accuracy, balanced accuracy)."""
 
-    data: dict
-    path: Path | None = None
-
-    @property
-    def run_id(self) -> str:
-        return self.data["run_id"]
-
-    @property
-    def config(self) -> MTLConfig:
-        return MTLConfig.from_dict(self.data["config"])
-
-    @property
-    def tasks(self) -> list[str]:
-        return list(self.data["tasks"])
+    config_type = MTLConfig
+    volatile = VOLATILE
 
     def metrics(self, split: str = "test") -> pd.DataFrame:
         """One row per task: every metric at the best checkpoint (intervals as ``<m>_ci_low/high``)."""
@@ -64,19 +50,6 @@ class MTLRecord:
         m = s["overall"] if stage is None else s["per_stage"][stage]
         return pd.DataFrame(np.array(m, dtype=float), index=self.tasks, columns=self.tasks)
 
-    def curves(self) -> pd.DataFrame:
-        """One row per (epoch, split, task): loss, accuracy, balanced accuracy."""
-        return pd.DataFrame(self.data["curves"])
-
-    def comparable(self) -> dict:
-        """The record without what differs between identical runs (clock, host)."""
-        return {k: v for k, v in self.data.items() if k not in VOLATILE}
-
-    def load_checkpoint(self) -> dict:
-        if self.path is None:
-            raise LungclError(f"record {self.run_id} has no folder, so no checkpoint")
-        return load_checkpoint(self.path.parent / "model.pt")
-
 
 def mtl_folder(results: str | Path) -> ResultsFolder:
     """The ``mtl`` part of a results folder (the folder itself is checked and marked as lungcl's)."""
@@ -86,38 +59,20 @@ def mtl_folder(results: str | Path) -> ResultsFolder:
 
 def save_mtl_run(folder: ResultsFolder, data: dict, checkpoint: dict) -> MTLRecord:
     """Write the checkpoint, then the record (its presence means the run is finished)."""
-    save_checkpoint(folder.run_dir(data["run_id"]) / "model.pt", checkpoint)
-    path = folder.record_path(data["run_id"])
-    atomic_write_json(path, data)
-    return MTLRecord(json.loads(path.read_text()), path)
+    return save_run(folder, data, checkpoint, MTLRecord)
 
 
 def validate_mtl_record(data: object, path: Path) -> dict:
-    if not isinstance(data, dict):
-        raise LungclError(f"corrupt record {path}: not a JSON object")
+    """The record's schema and kind, keys and id checked against its own configuration."""
+    data = record_object(data, path)
     if data.get("schema") != MTL_RECORD_SCHEMA or data.get("kind") != "mtl":
         raise LungclError(f"record {path} is not a multi-task record of schema {MTL_RECORD_SCHEMA} "
                           f"(schema {data.get('schema')}, kind {data.get('kind')}): use another --results folder")
-    missing = [k for k in REQUIRED if k not in data]
-    if missing:
-        raise LungclError(f"corrupt record {path}: missing {', '.join(missing)}")
-    try:
-        config = MTLConfig.from_dict(data["config"])
-    except (LungclError, TypeError) as exc:
-        raise LungclError(f"corrupt record {path}: bad configuration ({exc})") from exc
-    if config.run_id != data["run_id"]:
-        raise LungclError(f"record {path} does not match its configuration (id {data['run_id']} vs "
-                          f"{config.run_id}): written by another lungcl version or edited")
+    check_record_config(data, path, REQUIRED, MTLConfig, lambda c: c.run_id)
     return data
 
 
 def load_mtl_record(ref: str | Path, results: str | Path = "results") -> MTLRecord:
     """A record from a run id (or unique prefix) in ``results``, a run folder or a record file."""
     path = ResultsFolder(Path(results) / "mtl").resolve(str(ref))
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LungclError(f"corrupt record {path}: {exc}; delete its folder to recompute the run") from exc
-    except OSError as exc:
-        raise LungclError(f"cannot read record {path}: {exc}") from exc
-    return MTLRecord(validate_mtl_record(data, path), path)
+    return MTLRecord(validate_mtl_record(read_record_json(path), path), path)

@@ -22,7 +22,8 @@ from .experiments.config import METHOD_NAMES
 THESIS_METHODS = ("sgd", "l2", "ewc")
 # the analysis chapter's default sweep (its parameters cell repeats them; a test checks they agree), so that
 # the discussion finds the same runs
-ANALYSIS_DEFAULTS = {"ewc_factors": [0.1, 0.3, 1, 3], "l2_factors": [0.1, 1, 10], "online_gamma": 0.9}
+ANALYSIS_DEFAULTS = {"ewc_factors": [0.1, 0.3, 1, 3], "l2_factors": [0.1, 1, 10], "online_gamma": 0.9,
+                     "frozen_bn": True}
 
 
 def parse_methods(spec: str | Sequence[str], default: Sequence[str] = THESIS_METHODS) -> list[str]:
@@ -73,23 +74,27 @@ def single_task_configs(ctx: ChapterContext, tasks: Sequence[str], folds: Sequen
 
 @dataclass
 class AnalysisRuns:
-    """The analysis chapter's runs: lambda sweeps, the references (SGD, joint, online EWC), tasks alone."""
+    """The analysis chapter's runs: lambda sweeps, the references (SGD, joint, online EWC), tasks alone,
+    and the three methods again with BatchNorm's running statistics frozen after the first stage."""
 
     sweep: list[RunConfig]
     references: list[RunConfig]
     alone: list[RunConfig]
     ewc_default: float
     l2_default: float
+    frozen_bn: list[RunConfig] = field(default_factory=list)
 
     @property
     def all(self) -> list[RunConfig]:
-        return self.sweep + self.references + self.alone
+        return self.sweep + self.references + self.alone + self.frozen_bn
 
 
 def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[float], l2_factors: Sequence[float],
-                     online_gamma: float, folds: Sequence[int], epochs: int | None = None) -> AnalysisRuns:
+                     online_gamma: float, folds: Sequence[int], epochs: int | None = None,
+                     frozen_bn: bool = True) -> AnalysisRuns:
     """EWC and L2 at multiples of the profile's default lambda, SGD, joint, online EWC (default lambda,
-    decay ``online_gamma``) on ``order``, and each of its tasks trained alone."""
+    decay ``online_gamma``) on ``order``, each of its tasks trained alone and, with ``frozen_bn``,
+    SGD / L2 / EWC with BatchNorm's running statistics kept from the first stage on."""
     from .experiments.config import default_strength
 
     ewc_default, l2_default = default_strength(ctx.profile, "ewc"), default_strength(ctx.profile, "l2")
@@ -101,7 +106,9 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
     sweep += [c for lam in sorted({float(f) * l2_default for f in l2_factors}) for c in configs(["l2"], l2_lambda=lam)]
     references = configs(["sgd", "joint"]) + configs(["online_ewc"], ewc_lambda=ewc_default, gamma=online_gamma)
     alone = single_task_configs(ctx, list(references[0].tasks), folds, epochs=epochs)
-    return AnalysisRuns(sweep, references, alone, ewc_default, l2_default)
+    frozen = sequence_configs(ctx, [order], THESIS_METHODS, folds, epochs=epochs,
+                              freeze_bn_stats=True) if frozen_bn else []
+    return AnalysisRuns(sweep, references, alone, ewc_default, l2_default, frozen)
 
 
 @dataclass

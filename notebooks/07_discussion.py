@@ -181,7 +181,8 @@ display(Markdown("\n\n".join(notes)))
 # ## What the analysis adds
 
 # %% tags=["hide-input"]
-seq = [r for r in analysis if r.config.kind == "sequence"]
+seq = [r for r in analysis if r.config.kind == "sequence" and not r.config.freeze_bn_stats]
+frozen = [r for r in analysis if r.config.freeze_bn_stats]
 adds = []
 if seq:
     trade = summaries.tradeoff_table(seq)
@@ -212,6 +213,16 @@ if seq:
         first = fisher[fisher.task == ewc.tasks[0]].set_index("label").share
         adds.append(f"**Where EWC looks**: {first.max():.0%} of the first task's Fisher mass sits in its "
                     f"*{first.idxmax()}*; the penalty is strongest there and weakest where the Fisher is small.")
+if frozen and seq:
+    mf = {bn: summaries.transfer_table(recs).set_index(["method", "quantity"]).value.xs("mean_forgetting", level=1)
+          for bn, recs in (("updated", [r for r in seq if (r.config.method, r.config.strength) in
+                                        {("sgd", 0.0), ("l2", plan.l2_default), ("ewc", plan.ewc_default)}]),
+                           ("frozen", frozen))}
+    adds.append("**BatchNorm's statistics**: with them frozen after the first stage, the mean forgetting is "
+                + ", ".join(f"{METHOD_LABELS[m]} {pts(mf['frozen'][m])} (updated: {pts(mf['updated'][m])})"
+                            for m in mf["frozen"].index if m in mf["updated"].index)
+                + " points: on this network, much of what looks like forgetting is the normalisation "
+                  "drifting under the old heads, which no weight penalty can hold.")
 display(Markdown("\n\n".join(f"- {a}" for a in adds) or "The analysis chapter's runs are not there yet."))
 
 # %% [markdown]

@@ -130,7 +130,8 @@ class RunConfig(ConfigDict):
         if self.kind == "single_task":
             return f"single-task {order} fold{self.fold} seed{self.seed}"
         lam = f" λ={self.strength:g}" if self.method in ("l2", "ewc", "online_ewc") else ""
-        return f"{order} {self.method}{lam} fold{self.fold} seed{self.seed}"
+        bn = " frozen-BN" if self.freeze_bn_stats else ""
+        return f"{order} {self.method}{lam}{bn} fold{self.fold} seed{self.seed}"
 
 
 def canonical_json(config: RunConfig, data_version: str | None = None) -> str:

@@ -25,7 +25,7 @@ import torch
 from .. import __version__
 from ..atomic import atomic_write, atomic_write_json
 from ..errors import LungclError
-from .config import RunConfig
+from .config import UNHASHED, RunConfig
 
 RECORD_SCHEMA = 1
 RESULTS_MARKER = "lungcl-results.json"
@@ -115,10 +115,10 @@ class Record(RunRecord[RunConfig]):
         return pd.DataFrame(rows)
 
     def comparable(self) -> dict:
-        """The record without what legitimately differs between identical runs (clock, host);
-        the configuration normalised (settings added later filled with their defaults)."""
+        """The record without what legitimately differs between identical runs (clock, host, where the
+        data folder is); the configuration normalised (settings added later filled with their defaults)."""
         out = super().comparable()
-        out["config"] = self.config.to_dict()
+        out["config"] = {k: v for k, v in self.config.to_dict().items() if k not in UNHASHED}
         return out
 
 

@@ -40,7 +40,7 @@ data_dir = "data"  # shared data cache
 results_dir = "results"  # shared run records: same settings are loaded, not re-run
 seed = 0  # network initialisation and data order
 tasks = "ABC"  # the task order
-ewc_factors = [0.1, 0.3, 1, 3]  # EWC lambdas to sweep (x the profile default)
+ewc_factors = [0.1, 1, 10]  # EWC lambdas to sweep (x the profile default)
 l2_factors = [0.1, 1, 10]  # L2 lambdas to sweep (x the profile default)
 online_gamma = 0.9  # decay of the running Fisher of online EWC (1: never forget)
 frozen_bn = True  # SGD, L2, EWC once more with BatchNorm's running statistics frozen after stage 1
@@ -283,7 +283,7 @@ display(Markdown("\n\n".join(notes)))
 # %% [markdown]
 # ## Try it
 #
-# 1. **A finer sweep** around the best lambda: `-p ewc_factors "[3, 10, 30]"`.
+# 1. **A finer sweep** around the best lambda: `-p ewc_factors "[3, 10, 30, 100]"`.
 #    (Three new runs.)
 # 2. **Forgetful online EWC**: `-p online_gamma 0.5`. Does the first task fade?
 #    (One new run.)

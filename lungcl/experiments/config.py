@@ -165,21 +165,22 @@ def order_name(tasks: tuple[str, ...] | list[str]) -> str:
 _TRAINING: dict[str, dict[str, Any]] = {
     # seconds: a tiny network, one short epoch; for tests and CI
     "smoke": dict(depth=10, width=8, epochs=1, max_steps_per_epoch=4, batch_size=16, lr=0.05,
-                  eval_every=2, fisher_samples=32, n_boot=50),
+                  eval_every=2, fisher_samples=32, n_boot=50, penalty_step="proximal"),
     # the book's default, sized so that the thesis grid fits a 2-core CPU (see benchmarks/grid.py)
     # (an "epoch" is capped at 50 steps: the up-sampled training sets repeat their minority class)
     "cpu": dict(depth=10, width=16, epochs=3, max_steps_per_epoch=50, batch_size=32, lr=0.005,
-                eval_every=50, fisher_samples=200, n_boot=1000),
+                eval_every=50, fisher_samples=200, n_boot=1000, penalty_step="proximal"),
     # the thesis's scale, for a GPU: ResNet-101 on 64 px patches
     "paper": dict(depth=101, width=64, epochs=30, batch_size=32, lr=0.01, eval_every=100,
-                  fisher_samples=1000, n_boot=1000, device="auto"),
+                  fisher_samples=1000, n_boot=1000, device="auto", penalty_step="proximal"),
 }
 
-# default lambda per method and profile (used when no --lambda is given). Explicit SGD steps on
-# lambda/2 F (theta - theta*)^2 diverge once lr * lambda * max(F) > 2 (1 + momentum); on the cpu
-# profile max(F) ~ 20-50 (the stem convolution), so at lr 0.005 lambda = 100 diverged within a
-# stage and 30 diverged in one order of three: 10 is the default with a margin. L2's lambda = 1
-# visibly trades plasticity for stability. The paper profile's values are starting points for
+# default lambda per method and profile (used when no --lambda is given). Every profile applies the
+# penalty as a proximal step (trainer.ProximalPull), stable at any lambda: explicit SGD steps on
+# lambda/2 F (theta - theta*)^2 diverge once lr * lambda * max(F) > 2 (1 + momentum), and on the cpu
+# profile max(F) ~ 20-50 (the stem convolution), so with penalty_step=gradient at lr 0.005 lambda = 10
+# diverged in one order of six (BCA) and 30 in one of three. L2's lambda = 1 visibly trades
+# plasticity for stability. The paper profile's values are starting points for
 # ``lungcl sweep-lambda`` on a GPU.
 _STRENGTH: dict[str, dict[str, float]] = {
     "smoke": {"l2": 1.0, "ewc": 10.0, "online_ewc": 10.0},

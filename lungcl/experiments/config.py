@@ -168,7 +168,7 @@ _TRAINING: dict[str, dict[str, Any]] = {
                   eval_every=2, fisher_samples=32, n_boot=50, penalty_step="proximal"),
     # the book's default, sized so that the thesis grid fits a 2-core CPU (see benchmarks/grid.py)
     # (an "epoch" is capped at 50 steps: the up-sampled training sets repeat their minority class)
-    "cpu": dict(depth=10, width=16, epochs=3, max_steps_per_epoch=50, batch_size=32, lr=0.005,
+    "cpu": dict(depth=10, width=16, epochs=2, max_steps_per_epoch=50, batch_size=32, lr=0.005,
                 eval_every=50, fisher_samples=200, n_boot=1000, penalty_step="proximal"),
     # the thesis's scale, for a GPU: ResNet-101 on 64 px patches
     "paper": dict(depth=101, width=64, epochs=30, batch_size=32, lr=0.01, eval_every=100,

@@ -42,6 +42,7 @@ optimizer = "adam"  # adam | sgd
 sgd_comparison = True  # one more run: the binary setting with plain SGD (the fusion's start then matters)
 single_task_baselines = True  # one single-branch network per task (nothing to share)
 fold = 0
+workers = 2  # runs trained at once (one CPU core each)
 
 # %%
 import warnings
@@ -54,8 +55,9 @@ from scipy import stats
 
 from lungcl.book import chapter_setup
 from lungcl.models.gated import GatedMultiTaskNet, count_parameters
-from lungcl.mtl.compare import (comparison_configs, metric_table, run_comparison, run_overview,
+from lungcl.mtl.compare import (comparison_configs, metric_table, run_all, run_overview,
                                 run_single_task, single_task_column)
+from lungcl.mtl.train import single_task_configs
 from lungcl.mtl.config import default_mtl_config
 from lungcl.mtl.sharing import (borrowed_share, forgetting_vs_sharing, plot_sharing, plot_sharing_grid,
                                 sharing_summary, short_names, top_pairs)
@@ -154,7 +156,9 @@ display(pd.DataFrame(rows).set_index("network").style.set_caption(
 
 # %%
 configs = comparison_configs(base, include_sgd=sgd_comparison)
-records = run_comparison(configs, results)
+# every run of the chapter at once (the single-task baselines below are then loaded)
+alone_configs = single_task_configs(base.replace(multiclass=False)) if single_task_baselines else []
+records = dict(zip(configs, run_all(list(configs.values()) + alone_configs, results, workers)))
 main_name = next(iter(records))
 main = records[main_name]
 counts = pd.DataFrame({task: {f"class {c}": n for c, n in enumerate(v["train"])}

@@ -8,7 +8,9 @@ networks (one branch each, so nothing to share).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import multiprocessing as mp
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 
 import pandas as pd
 
@@ -31,6 +33,26 @@ def comparison_configs(base: MTLConfig, include_sgd: bool = True) -> dict[str, M
         out["gated binary, SGD"] = main.replace(optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=5e-4)
     out["hard sharing binary"] = main.replace(model="hard")
     return out
+
+
+def run_all(configs: Sequence[MTLConfig], results: str, workers: int = 2) -> list[MTLRecord]:
+    """The records of ``configs``, in order: finished runs loaded, the others trained ``workers`` at a
+    time in separate processes (one torch thread each; ``workers`` 1: here, one after the other)."""
+    from ..data.prepare import prepare_store
+
+    for store in {(c.data_dir, c.source, c.profile) for c in configs if c.dataset == "lidc"}:
+        prepare_store(*store, progress=False)  # once, here: workers must not race to build it
+    if workers <= 1 or len(configs) <= 1:
+        return [run_mtl(c, results, progress=False, prepare=False) for c in configs]
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        return list(pool.map(_run_in_worker, configs, [str(results)] * len(configs)))
+
+
+def _run_in_worker(config: MTLConfig, results: str) -> MTLRecord:
+    import torch
+
+    torch.set_num_threads(1)
+    return run_mtl(config, results, progress=False, prepare=False)
 
 
 def run_comparison(configs: Mapping[str, MTLConfig], results: str, progress: bool = False

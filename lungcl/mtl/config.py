@@ -119,7 +119,7 @@ _TRAINING: dict[str, dict[str, Any]] = {
     # seconds: tiny branches, a few steps; tests and CI
     "smoke": dict(width=4, trunk_width=8, epochs=2, steps_per_epoch=3, k_per_label=1, image_px=32),
     # the book's default on a 2-core CPU (see the closing note of issue 7 for the timing)
-    "cpu": dict(width=8, trunk_width=16, epochs=8, k_per_label=2, image_px=64),
+    "cpu": dict(width=8, trunk_width=16, epochs=6, k_per_label=2, image_px=64),
     # a GPU: wider branches, longer
     "paper": dict(width=32, trunk_width=64, depth=18, epochs=60, k_per_label=4, image_px=224),
 }

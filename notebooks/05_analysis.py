@@ -284,7 +284,7 @@ display(Markdown("\n\n".join(notes)))
 # ## Try it
 #
 # 1. **A finer sweep** around the best lambda: `-p ewc_factors "[3, 10, 30, 100]"`.
-#    (Three new runs.)
+#    (Two new runs: 10 and 100 are there already.)
 # 2. **Forgetful online EWC**: `-p online_gamma 0.5`. Does the first task fade?
 #    (One new run.)
 # 3. **Another order**: `-p tasks CBA`. Does the best lambda depend on which

@@ -154,7 +154,7 @@ display(pd.DataFrame(rows).set_index("network").style.set_caption(
 # consensus median rounded half up (2.5 becomes 3) is the class, so most
 # characteristics have 5 classes, internal structure 4 and calcification 6.
 
-# %%
+# %% tags=["hide-input"]
 configs = comparison_configs(base, include_sgd=sgd_comparison)
 # every run of the chapter at once (the single-task baselines below are then loaded)
 alone_configs = single_task_configs(base.replace(multiclass=False)) if single_task_baselines else []
@@ -189,7 +189,7 @@ display(overview.style.format({"minutes": "{:.1f}", "borrowed share": "{:.3f}", 
 # (nothing to share), with batches as large as the multi-task ones and the
 # same number of epochs.
 
-# %%
+# %% tags=["hide-input"]
 if single_task_baselines:
     singles = run_single_task(base, results)
 binary = {k: v for k, v in records.items() if "multi-class" not in k}
@@ -240,7 +240,7 @@ display(mm.style.format({"accuracy": "{:.3f}", "balanced_accuracy": "{:.3f}", "m
 # fused input comes from. The diagonal (a task's own maps) is blanked so the
 # colour scale shows only what tasks borrow from each other.
 
-# %%
+# %% tags=["hide-input"]
 sharing = main.sharing()
 fig, ax = plt.subplots(figsize=(6.4, 5.4))
 plot_sharing(sharing, ax=ax, title=f"{main_name}: overall sharing degree")
@@ -263,7 +263,7 @@ display(Markdown(
 # found almost no sharing between binary tasks and more with half the
 # parameters. The same comparison here, on one colour scale:
 
-# %%
+# %% tags=["hide-input"]
 gated = {k: v for k, v in records.items() if v.data["sharing"] is not None}
 fig = plot_sharing_grid(gated)
 plt.show()
@@ -316,7 +316,7 @@ if sgd_name in summary.index and base.optimizer != "sgd" and base.fusion_init >=
 # test accuracy right after the second stage (plain SGD, the chapter's fold and
 # seed) beside the two tasks' sharing degree in the gated network.
 
-# %%
+# %% tags=["hide-input"]
 from lungcl.data.tasks import THESIS_ORDERS
 from lungcl.experiments import ResultsFolder, default_config, load_record
 

@@ -332,3 +332,25 @@ def test_a_chapter_executes_without_any_network(tiny_book: Path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "['executed']" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_new_parameter_recomputes_only_the_runs_it_changes(smoke_book: Path, tmp_path: Path):
+    """papermill on the ABC chapter with another EWC lambda: one new run; SGD and L2 are loaded."""
+    import jupytext
+    import papermill as pm
+
+    runs = smoke_book / "results" / "runs"
+
+    def records() -> dict[str, int]:
+        return {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/record.json")}
+
+    before = records()
+    nb = tmp_path / "03.ipynb"
+    jupytext.write(jupytext.read(smoke_book / "notebooks" / "03_sequence_ABC.py"), nb)
+    pm.execute_notebook(str(nb), str(tmp_path / "03.out.ipynb"), cwd=str(smoke_book), progress_bar=False,
+                        parameters={"profile": "smoke", "data_dir": str(ROOT / "data"),
+                                    "results_dir": str(smoke_book / "results"), "ewc_lambda": 3.0})
+    after = records()
+    assert len(set(after) - set(before)) == 1, "one new setting, one new run"
+    assert all(after[k] == v for k, v in before.items()), "a finished run was written again"

@@ -144,6 +144,22 @@ def run_configs(configs: Sequence[RunConfig], results: str | Path, workers: int 
                        computed=len(outcome.computed), loaded=len(outcome.loaded))
 
 
+def show_run_times(records: Sequence) -> None:
+    """The measured wall time of each run of a chapter, and their sum, for the reader."""
+    from IPython.display import Markdown, display
+
+    from .summaries import timing_table
+
+    times = timing_table(records)
+    display(Markdown(
+        f"The {len(times)} runs of this chapter took {times.minutes.sum():.0f} minutes of one core in all "
+        f"({times.minutes.mean():.1f} per run on average, on the {int(times.cpus.iloc[0])}-core machine that "
+        "computed them; two runs at a time share its cores and each runs slower). Runs found in the results "
+        "folder were loaded, not re-run. On another machine, scale by its speed per core."))
+    display(times.style.format({"minutes": "{:.1f}"}).set_caption(
+        "Measured wall time of each run (one CPU core each, when it was computed)"))
+
+
 def show_failures(runs: ChapterRuns) -> None:
     """Tell the reader which runs failed and why (e.g. a lambda too large diverges), as a note."""
     if not runs.failed:
@@ -166,6 +182,6 @@ def load_finished(configs: Sequence[RunConfig], results: str | Path) -> tuple[li
     return [load_record(c.run_id, folder.root) for c in done], missing
 
 
-__all__ = ["THESIS_METHODS", "ANALYSIS_DEFAULTS", "parse_methods", "parse_orders", "sequence_configs", "single_task_configs",
+__all__ = ["THESIS_METHODS", "ANALYSIS_DEFAULTS", "parse_methods", "parse_orders", "sequence_configs", "single_task_configs", "show_run_times",
            "AnalysisRuns", "analysis_configs", "ChapterRuns", "dask_available", "run_configs", "show_failures",
            "load_finished"]

@@ -166,9 +166,4 @@ display(Markdown(
 #    intervals of one fold? (Four new runs per task.)
 
 # %% tags=["hide-input"]
-times = summaries.timing_table(records)
-display(times.style.format({"minutes": "{:.1f}"}).set_caption(
-    "Measured wall time of each run of this chapter (one CPU core each, when it was computed)"))
-display(Markdown(
-    f"A single-task run of this chapter took {times.minutes.mean():.1f} minutes on average on one core of "
-    f"the {int(times.cpus.iloc[0])}-core machine that built this book; with `workers = 2` two run at once."))
+chapters.show_run_times(records)

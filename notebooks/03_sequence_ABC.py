@@ -319,10 +319,4 @@ display(Markdown("\n\n".join(notes)))
 #    over folds, as the thesis averaged five. (Six new runs.)
 
 # %% tags=["hide-input"]
-times = summaries.timing_table(records)
-display(times.style.format({"minutes": "{:.1f}"}).set_caption(
-    "Measured wall time of each run of this chapter (one CPU core each, when it was computed)"))
-display(Markdown(
-    f"A run of this chapter took {times.minutes.mean():.1f} minutes on average, on one core of the "
-    f"{int(times.cpus.iloc[0])}-core machine that computed it; with `workers = 2` two runs go at once. "
-    "On another machine, scale by its speed per core."))
+chapters.show_run_times(records)

@@ -174,10 +174,4 @@ for name, recs in by_order.items():
 #    look alike? (Three new runs each.)
 
 # %% tags=["hide-input"]
-times = summaries.timing_table(records)
-display(Markdown(
-    f"The {len(records)} runs of this chapter took {times.minutes.sum():.0f} minutes of one core in all "
-    f"({times.minutes.mean():.1f} minutes per run on average, on the {int(times.cpus.iloc[0])}-core "
-    f"machine that built this book); with `workers = 2`, about {times.minutes.sum() / 2:.0f} minutes of "
-    "wall time when nothing is cached yet."))
-display(times.style.format({"minutes": "{:.1f}"}).set_caption("Measured wall time of each run"))
+chapters.show_run_times(records)

@@ -294,10 +294,4 @@ display(Markdown("\n\n".join(notes)))
 #    first task's. Do the tasks lean on the same layers?
 
 # %% tags=["hide-input"]
-times = summaries.timing_table(records)
-display(times.style.format({"minutes": "{:.1f}"}).set_caption(
-    "Measured wall time of each run of this chapter (one CPU core each, when it was computed)"))
-display(Markdown(
-    f"The {len(records)} runs of this chapter took {times.minutes.sum():.0f} minutes of one core in all, "
-    f"on the {int(times.cpus.iloc[0])}-core machine that built this book; runs shared with the other "
-    "chapters were loaded, not re-run."))
+chapters.show_run_times(records)

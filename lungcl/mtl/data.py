@@ -25,7 +25,7 @@ import torch
 
 from ..data.nodules import CHARACTERISTICS
 from ..data.tasks import make_task
-from ..data.transforms import eval_transform, plain_tensors, train_transform
+from ..data.transforms import apply, eval_transform, train_transform
 from ..errors import LungclError
 from .sampler import MISSING
 
@@ -95,9 +95,7 @@ class MultiTaskPatches(torch.utils.data.Dataset):
         if self.augment:
             state = np.random.SeedSequence([self.seed, self.epoch, int(key)]).generate_state(1)[0]
             self.transform.set_random_state(seed=int(state))
-        with plain_tensors():
-            xs = [torch.as_tensor(self.transform(self.images[i].astype(np.float32)), dtype=torch.float32)
-                  for i in indices]
+        xs = [apply(self.transform, self.images[i].astype(np.float32)) for i in indices]
         return torch.stack(xs), torch.from_numpy(self.labels[np.asarray(indices, dtype=np.int64)])
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:

@@ -55,8 +55,7 @@ from scipy import stats
 
 from lungcl.book import chapter_setup
 from lungcl.models.gated import GatedMultiTaskNet, count_parameters
-from lungcl.mtl.compare import (comparison_configs, metric_table, run_all, run_overview,
-                                run_single_task, single_task_column)
+from lungcl.mtl.compare import comparison_configs, metric_table, run_all, run_overview, single_task_column
 from lungcl.mtl.train import single_task_configs
 from lungcl.mtl.config import default_mtl_config
 from lungcl.mtl.sharing import (borrowed_share, forgetting_vs_sharing, plot_sharing, plot_sharing_grid,
@@ -156,9 +155,11 @@ display(pd.DataFrame(rows).set_index("network").style.set_caption(
 
 # %% tags=["hide-input"]
 configs = comparison_configs(base, include_sgd=sgd_comparison)
-# every run of the chapter at once (the single-task baselines below are then loaded)
-alone_configs = single_task_configs(base.replace(multiclass=False)) if single_task_baselines else []
-records = dict(zip(configs, run_all(list(configs.values()) + alone_configs, results, workers)))
+# every run of the chapter at once, the single-task baselines (one per task) included
+alone_configs = ({c.tasks[0]: c for c in single_task_configs(base.replace(multiclass=False))}
+                 if single_task_baselines else {})
+done = run_all(list(configs.values()) + list(alone_configs.values()), results, workers)
+records, singles = dict(zip(configs, done)), dict(zip(alone_configs, done[len(configs):]))
 main_name = next(iter(records))
 main = records[main_name]
 counts = pd.DataFrame({task: {f"class {c}": n for c, n in enumerate(v["train"])}
@@ -190,8 +191,6 @@ display(overview.style.format({"minutes": "{:.1f}", "borrowed share": "{:.3f}", 
 # same number of epochs.
 
 # %% tags=["hide-input"]
-if single_task_baselines:
-    singles = run_single_task(base, results)
 binary = {k: v for k, v in records.items() if "multi-class" not in k}
 table = metric_table(binary, "balanced_accuracy")
 if single_task_baselines:

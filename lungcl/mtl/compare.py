@@ -16,7 +16,7 @@ import pandas as pd
 
 from .config import MTLConfig
 from .record import MTLRecord
-from .train import run_mtl, single_task_configs
+from .train import run_mtl
 
 
 def comparison_configs(base: MTLConfig, include_sgd: bool = True) -> dict[str, MTLConfig]:
@@ -53,18 +53,6 @@ def _run_in_worker(config: MTLConfig, results: str) -> MTLRecord:
 
     torch.set_num_threads(1)
     return run_mtl(config, results, progress=False, prepare=False)
-
-
-def run_comparison(configs: Mapping[str, MTLConfig], results: str, progress: bool = False
-                   ) -> dict[str, MTLRecord]:
-    """Each setting's record (trained once, then loaded)."""
-    return {name: run_mtl(cfg, results, progress=progress) for name, cfg in configs.items()}
-
-
-def run_single_task(base: MTLConfig, results: str, progress: bool = False) -> dict[str, MTLRecord]:
-    """One single-branch network per task of ``base`` (binary), keyed by task."""
-    return {cfg.tasks[0]: run_mtl(cfg, results, progress=progress)
-            for cfg in single_task_configs(base.replace(multiclass=False))}
 
 
 def metric_table(records: Mapping[str, MTLRecord], metric: str = "balanced_accuracy",

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from ..data.sources import SOURCES
+from ..data.sources import DEFAULT_MIN_SHARE, SOURCES
 from ..profiles import PROFILES, check_profile
 
 
@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--rebuild", action="store_true", help="discard the store and build it again")
     p.add_argument("--retry-failed", action="store_true", help="try scans that failed last time again")
+    p.add_argument("--min-share", type=float, default=DEFAULT_MIN_SHARE,
+                   help="fail (and leave the store unfinished) if fewer than this share of the nodules "
+                        f"could be prepared (default {DEFAULT_MIN_SHARE})")
     p.set_defaults(func=cmd_prepare)
 
     s = dsub.add_parser("summary", help="per task and split: positives, negatives, patients")
@@ -42,7 +45,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     check_profile(args.profile)
     store = prepare_store(args.data_dir, args.source, args.profile, args.lidc_root, args.workers,
-                          rebuild=args.rebuild, retry_failed=args.retry_failed)
+                          rebuild=args.rebuild, retry_failed=args.retry_failed, min_share=args.min_share)
     print(f"{store.source} store for profile {store.settings.profile}: {len(store.nodule_ids)} nodules "
           f"in {store.folder}")
     for series, why in sorted(store.failures.items()):

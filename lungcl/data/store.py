@@ -124,7 +124,9 @@ def read_manifest(folder: Path) -> dict | None:
     except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
         raise StoreVersionError(f"{path} is corrupt ({_one_line(exc)}); "
                                 f"run `lungcl data prepare --rebuild`") from exc
-    if (not isinstance(manifest, dict) or not isinstance(manifest.get("nodules"), dict)
+    keys = ("store_version", "lungcl_version", "source", "settings", "pylidc_version", "nodules")
+    if (not isinstance(manifest, dict) or any(k not in manifest for k in keys)
+            or not isinstance(manifest.get("nodules"), dict)
             or not isinstance(manifest.get("settings"), dict)
             or not isinstance(manifest.get("failures", {}), dict)):
         raise StoreVersionError(f"{path} is corrupt (not a lungcl store manifest); "

@@ -236,8 +236,8 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a damaged zip / pickle
-        raise LungclError(f"corrupt checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                          ) from exc
+        first = (str(exc).strip().splitlines() or [""])[0][:200]  # some errors have no message
+        raise LungclError(f"corrupt checkpoint {path}: {type(exc).__name__}: {first}") from exc
     if not isinstance(obj, dict) or "model" not in obj:
         raise LungclError(f"corrupt checkpoint {path}: no model state")
     return obj
@@ -258,7 +258,7 @@ def check_record_config(data: dict, path: Path, required: Iterable[str], config_
         raise LungclError(f"corrupt record {path}: missing {', '.join(missing)}")
     try:
         config = config_type.from_dict(data["config"])
-    except (LungclError, TypeError) as exc:
+    except (LungclError, TypeError, ValueError, KeyError, AttributeError) as exc:
         raise LungclError(f"corrupt record {path}: bad configuration ({exc})") from exc
     expected = run_id_of(config)
     if expected != data["run_id"]:
@@ -273,12 +273,17 @@ def validate_record(data: Any, path: Path) -> dict:
     if schema != RECORD_SCHEMA:
         raise LungclError(f"record {path} has schema {schema}; this lungcl reads {RECORD_SCHEMA} "
                           f"(written by another version): use another --results folder")
-    check_record_config(data, path, REQUIRED, RunConfig, lambda c: c.id_for(data.get("data_version")))
-    n_stages, n_tasks = len(data["stages"]), len(data["tasks"])
-    for split, mats in data["matrices"].items():
-        for name, m in mats.items():
-            if np.shape(np.array(m, dtype=float)) != (n_stages, n_tasks):
-                raise LungclError(f"corrupt record {path}: {split} {name} matrix is not {n_stages}x{n_tasks}")
+    try:
+        check_record_config(data, path, REQUIRED, RunConfig, lambda c: c.id_for(data.get("data_version")))
+        n_stages, n_tasks = len(data["stages"]), len(data["tasks"])
+        for split, mats in data["matrices"].items():
+            for name, m in mats.items():
+                if np.shape(np.array(m, dtype=float)) != (n_stages, n_tasks):
+                    raise LungclError(f"corrupt record {path}: {split} {name} matrix is not "
+                                      f"{n_stages}x{n_tasks}")
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:  # edited or damaged fields
+        raise LungclError(f"corrupt record {path}: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:160] if str(exc) else ''}") from exc
     return data
 
 

@@ -115,6 +115,9 @@ def _grid_report(total: int):
     state = {"n": 0}
 
     def report(status: str, config, message: str) -> None:
+        if status == "waiting":  # not an outcome: the run's line follows once the other process is done
+            print(f"        waiting  {config.run_id}  {config.label}: {message}", flush=True)
+            return
         state["n"] += 1
         line = f"[{state['n']}/{total}] {status:8s} {config.run_id}  {config.label}"
         if status == "error":

@@ -124,6 +124,10 @@ class Record(RunRecord[RunConfig]):
 
 # ---------------------------------------------------------------- the results folder
 
+class RunBusy(LungclError):
+    """Another process holds the run's lock (it is computing the run)."""
+
+
 class ResultsFolder:
     """A results folder: a version marker and one sub-folder per run id."""
 
@@ -185,19 +189,20 @@ class ResultsFolder:
         raise LungclError(f"no record {ref!r}: not a file, nor a finished run in {self.root / 'runs'}")
 
     @contextmanager
-    def lock(self, run_id: str) -> Iterator[None]:
+    def lock(self, run_id: str, wait: bool = False) -> Iterator[None]:
         """Hold the run's lock: two processes never compute (or write) the same run.
 
+        Busy -> :class:`RunBusy`, or with ``wait`` block until the holder is done.
         ``flock`` is released by the OS when its holder dies, so a killed worker leaves no stale lock.
         """
         folder = self.run_dir(run_id)
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / ".lock", "w") as fh:
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError as exc:
-                raise LungclError(f"run {run_id} is being computed by another process "
-                                  f"({folder}); wait for it or stop it") from exc
+                raise RunBusy(f"run {run_id} is being computed by another process "
+                              f"({folder}); wait for it or stop it") from exc
             try:
                 yield
             finally:

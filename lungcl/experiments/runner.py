@@ -17,7 +17,8 @@ from typing import Callable, Iterable
 from ..data.tasks import THESIS_ORDERS, resolve_tasks
 from ..errors import LungclError
 from .config import RunConfig, default_config
-from .records import Record, ResultsFolder, load_checkpoint, load_record, save_checkpoint, save_run
+from .records import (Record, ResultsFolder, RunBusy, load_checkpoint, load_record, save_checkpoint,
+                      save_run)
 
 DEFAULT_RESULTS = "results"
 
@@ -31,10 +32,11 @@ def prepare_data(config: RunConfig, progress: bool = True, workers: int = 2) -> 
 
 
 def run(config: RunConfig, results: str | Path = DEFAULT_RESULTS, progress: bool = True,
-        prepare: bool = True, threads: int | None = 1) -> Record:
+        prepare: bool = True, threads: int | None = 1, wait: bool = False) -> Record:
     """The record of ``config``: loaded if finished, else computed (resuming a partial run) and saved.
 
     ``threads``: torch threads for the training (CPU numbers are bit-identical only for equal counts).
+    A run another process is computing raises :class:`RunBusy`, or with ``wait`` is waited for.
     """
     folder = ResultsFolder(results).check(create=True)
     if folder.is_finished(config.run_id):
@@ -43,7 +45,7 @@ def run(config: RunConfig, results: str | Path = DEFAULT_RESULTS, progress: bool
         prepare_data(config, progress)
     from .sequence import train_run
 
-    with folder.lock(config.run_id):
+    with folder.lock(config.run_id, wait=wait):
         if folder.is_finished(config.run_id):  # finished by another process while we waited
             return load_record(config.run_id, folder.root)
         partial_path = folder.run_dir(config.run_id) / "partial.pt"
@@ -123,9 +125,12 @@ def execute_grid(configs: Iterable[RunConfig], results: str | Path = DEFAULT_RES
 
         stream = run_on_dask(todo, folder.root, workers=workers, scheduler=scheduler)
     else:
-        stream = _run_serially(todo, folder.root, progress)
+        stream = _run_serially(todo, folder.root, progress, report)
     for config, error in stream:
-        if error is None:
+        if error is _BY_OTHER:
+            outcome.loaded.append(config.run_id)
+            report("done", config, str(folder.record_path(config.run_id)))
+        elif error is None:
             outcome.computed.append(config.run_id)
             report("computed", config, str(folder.record_path(config.run_id)))
         else:
@@ -137,11 +142,32 @@ def execute_grid(configs: Iterable[RunConfig], results: str | Path = DEFAULT_RES
     return outcome
 
 
-def _run_serially(configs: list[RunConfig], results: Path, progress: bool):
+_BY_OTHER = "finished by another process"  # a stream's "error" for a run another grid computed
+
+
+def _run_serially(configs: list[RunConfig], results: Path, progress: bool, report: Report):
+    """Each run in turn; runs another process holds are skipped, then waited for at the end."""
+    busy = []
     for c in configs:
         try:
             run(c, results, progress=progress, prepare=False)
             yield c, None
+        except RunBusy:
+            busy.append(c)
+        except LungclError as exc:
+            yield c, str(exc)
+    folder = ResultsFolder(results)
+    for c in busy:
+        report("waiting", c, "another process is computing it")
+        try:
+            with folder.lock(c.run_id, wait=True):
+                finished = folder.is_finished(c.run_id)
+            if finished:
+                load_record(c.run_id, results)
+                yield c, _BY_OTHER
+            else:  # the other process stopped without finishing it: compute it here
+                run(c, results, progress=progress, prepare=False, wait=True)
+                yield c, None
         except LungclError as exc:
             yield c, str(exc)
 

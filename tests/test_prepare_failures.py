@@ -139,3 +139,19 @@ def test_another_root_is_used_for_the_skipped_scans(capsys, fresh_data, two_root
     assert set(first["nodules"]) < set(second["nodules"])  # scan B added, scan A's patches kept
     assert all(second["nodules"][n] == e for n, e in first["nodules"].items())
     assert len(second["failures"]) == len(first["failures"]) - 1
+
+
+def test_missing_patch_of_a_finished_store_is_rendered_again(capsys, smoke_store, fresh_data):
+    import shutil
+
+    folder = store_folder(fresh_data, "phantom", "smoke")
+    shutil.copytree(smoke_store.folder, folder)
+    for cache in folder.glob("central-*.npy"):  # made by other tests; summary would not read patches
+        cache.unlink()
+    lost = folder / "patches" / f"{smoke_store.nodule_ids[0]}.npz"
+    lost.unlink()
+    code, _, err = run(capsys, "data", "summary", "--profile", "smoke", "--data-dir", fresh_data)
+    one_line_error(code, err, str(lost), "lungcl data prepare")
+    code, _, err = run(capsys, "data", "prepare", "--profile", "smoke", "--workers", 1, "--data-dir", fresh_data)
+    assert code == 0 and "missing" in err
+    assert read_manifest(folder)["nodules"] == smoke_store.manifest["nodules"]

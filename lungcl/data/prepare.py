@@ -175,7 +175,11 @@ def prepare_store(data_dir: str | Path = "data", source: str = "phantom", profil
             print(f"lungcl: --lidc-root {root_text} differs from the store's {recorded}; "
                   f"{len(manifest['failures'])} skipped scan(s) are read from the new root",
                   file=sys.stderr)
-        if not ((retry_failed or new_root) and manifest["failures"]):
+        missing = [n for n in manifest["nodules"] if not (folder / "patches" / f"{n}.npz").exists()]
+        if missing:
+            print(f"lungcl: {len(missing)} patch file(s) of the store in {folder} are missing "
+                  f"(e.g. {missing[0]}); rendering them again", file=sys.stderr)
+        elif not ((retry_failed or new_root) and manifest["failures"]):
             return PatchStore(folder, manifest)
     make_source(source, lidc_root)  # validates the source's arguments before any work
     # an unfinished store (no manifest yet) is resumed only if it was started with the same settings

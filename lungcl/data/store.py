@@ -54,11 +54,11 @@ def read_patch(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
             hu, mask = z["hu"], z["mask"]
             provenance = json.loads(z["provenance"].tobytes().decode())
     except Exception as exc:  # numpy, zipfile and zlib raise many kinds for a damaged file
-        raise LungclError(f"corrupt patch file {path}: {_one_line(exc)}; run `lungcl data prepare` "
-                          f"again (it renders damaged files anew)") from exc
+        raise LungclError(f"corrupt patch file {path}: {_one_line(exc)}; delete it and run "
+                          f"`lungcl data prepare` again (missing files are rendered anew)") from exc
     if hu.ndim != 3 or mask.shape != hu.shape or not isinstance(provenance, dict):
         raise LungclError(f"corrupt patch file {path}: unexpected content (hu {hu.shape}, "
-                          f"mask {mask.shape}); run `lungcl data prepare` again")
+                          f"mask {mask.shape}); delete it and run `lungcl data prepare` again")
     return hu, mask, provenance
 
 

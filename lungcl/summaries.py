@@ -280,17 +280,26 @@ def layer_drift_table(models: Mapping[str, Mapping[str, torch.Tensor]],
 
 
 SETTINGS_SHOWN = ("depth", "width", "epochs", "max_steps_per_epoch", "batch_size", "lr", "momentum",
-                  "weight_decay", "eval_every", "fisher_samples", "penalty_step", "freeze_bn_stats", "n_boot")
+                  "weight_decay", "eval_every", "patience", "fisher_samples", "penalty_step", "freeze_bn_stats",
+                  "n_boot")
+STEPS_ROW = "steps trained per stage (mean over runs)"
 
 
 def settings_table(records: Iterable) -> pd.DataFrame:
-    """The training settings of the runs, one column per method (and lambda), for the reader."""
+    """The training settings of the runs, one column per method (and lambda), for the reader; the last
+    row is the budget actually used: the steps each stage trained before its patience ran out (or
+    the cap), averaged over the column's runs (per task for single-task runs)."""
     cols: dict[str, dict] = {}
+    steps: dict[str, dict[str, list[int]]] = {}
     for r in records:
         c = r.config
         lam = f" λ={c.strength:g}" if c.method in ("l2", "ewc", "online_ewc") else ""
         name = ("single task" if c.kind == "single_task" else METHOD_LABELS.get(c.method, c.method)) + lam
         cols.setdefault(name, {k: getattr(c, k) for k in SETTINGS_SHOWN if hasattr(c, k)})
+        for s in r.data.get("stages", []):
+            steps.setdefault(name, {}).setdefault(s["task"], []).append(int(s["steps"]))
+    for name, per_task in steps.items():
+        cols[name][STEPS_ROW] = ", ".join(f"{np.mean(v):.0f}" for v in per_task.values())
     df = pd.DataFrame(cols).astype(str)
     df.index.name = "setting"
     return df

@@ -290,9 +290,9 @@ display(Markdown("\n\n".join(notes)))
 #    chapter runs all six.)
 # 3. **Other questions**: `-p tasks spiculation,margin,texture`. The thesis has
 #    no numbers for these; do the methods rank the same way? (Three new runs per seed.)
-# 4. **More training**: `-p epochs 8`. Does SGD forget more when it trains
-#    longer on each new task? (Three new runs per seed; a run's time grows in
-#    proportion to its epochs: compare with the table below.)
+# 4. **Less training**: `-p epochs 2` caps every stage at two epochs, short
+#    of the plateau. Does SGD forget less when it trains less on each new
+#    task, and do the verdicts change? (Three new runs per seed.)
 # 5. **Several folds**: `-p folds "[0, 1, 2]"` adds the fold-to-fold spread
 #    to the t-intervals, as the thesis averaged five folds. (Two new runs per
 #    method and seed.)

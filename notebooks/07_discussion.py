@@ -141,8 +141,11 @@ if alone:
             + " (balanced accuracy " + ", ".join(f"{pts(r.balanced_accuracy)} %" for _, r in single.iterrows())
             + f"); the thesis's first stages reach {pts(single.thesis_min.min())}-"
               f"{pts(single.thesis_max.max())} % on every task. Our runs learn on phantom patches with a "
-              f"ResNet of depth {c.depth} and width {c.width} on {px}-pixel patches, {c.epochs} epoch(s) of at "
-              f"most {c.max_steps_per_epoch} steps per task; the thesis trained a ResNet-101 on real CT.")
+              f"ResNet of depth {c.depth} and width {c.width} on {px}-pixel patches, at most {c.epochs} epoch(s) "
+              f"of at most {c.max_steps_per_epoch} steps per task"
+              + (f", stopped once the validation loss had not improved for {c.patience} evaluations "
+                 f"({c.patience * c.eval_every} steps)" if c.patience else "")
+              + "; the thesis trained a ResNet-101 on real CT.")
 if orders:
     base = summaries.majority_baseline(orders[0])
     rare = base[base.majority_accuracy >= 0.8]

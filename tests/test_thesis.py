@@ -234,3 +234,10 @@ def test_the_discussion_finds_the_analysis_chapter_runs():
     exec(cell.source, {}, values)  # the parameters cell is plain assignments
     for name, default in chapters.ANALYSIS_DEFAULTS.items():
         assert values[name] == default, name
+
+
+def test_settings_table_shows_the_stopping_rule_and_the_steps_trained():
+    recs = [make_record("sgd", ABC, steps=4, seed=0), make_record("sgd", ABC, steps=6, seed=1)]
+    table = summaries.settings_table(recs)
+    assert "patience" in table.index
+    assert table.loc[summaries.STEPS_ROW, "SGD"] == "5, 5, 5"  # mean over the two runs, per stage

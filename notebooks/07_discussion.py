@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from lungcl import chapters, summaries, thesis, verdicts
+from lungcl import baselines, chapters, summaries, thesis, verdicts
 from lungcl.book import chapter_setup
 from lungcl.summaries import METHOD_LABELS
 
@@ -139,6 +139,10 @@ if alone:
             "**The starting level.** Trained alone, our networks reach "
             + ", ".join(f"{pts(r.accuracy)} % on {t}" for t, r in single.iterrows())
             + " (balanced accuracy " + ", ".join(f"{pts(r.balanced_accuracy)} %" for _, r in single.iterrows())
+            + "; a class-balanced logistic regression on the contour's geometry alone, same patients: "
+            + ", ".join(f"{pts(v)} %" for v in baselines.reference_table(
+                ctx.data_dir, list(single.index), folds[0], ctx.profile, ctx.source, c.split_seed,
+                cache_dir=ctx.results_dir).xs("geometry", level="reference").balanced_accuracy)
             + f"); the thesis's first stages reach {pts(single.thesis_min.min())}-"
               f"{pts(single.thesis_max.max())} % on every task. Our runs learn on phantom patches with a "
               f"ResNet of depth {c.depth} and width {c.width} on {px}-pixel patches, at most {c.epochs} epoch(s) "

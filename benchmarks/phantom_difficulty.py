@@ -36,7 +36,6 @@ import pandas as pd
 import torch
 from scipy import ndimage
 from skimage import measure, morphology
-from skimage.measure import marching_cubes, mesh_surface_area
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
@@ -45,7 +44,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from lungcl.atomic import atomic_write_npz
-from lungcl.data.geometry import consensus_mask
+from lungcl.baselines import geometry_features, reader_agreement
 from lungcl.data.nodules import (
     CHARACTERISTICS,
     ReaderMasks,
@@ -66,33 +65,7 @@ from lungcl.profiles import data_settings
 CONTEXT = 1  # central slice +- 1 kept in the cache
 
 
-# --- geometry of the consensus contour ---------------------------------------------------------
-
-def geometry_features(nodules: pd.DataFrame, masks: ReaderMasks, scans: pd.DataFrame) -> np.ndarray:
-    """Per nodule: log volume, log diameter, principal-axis lengths and ratios, sphericity."""
-    feats = []
-    for row in nodules.itertuples():
-        cmask, off = consensus_mask([masks.mask(a) for a in row.annotation_ids])
-        if not cmask.any():  # tiny nodules whose readers do not overlap: use the union
-            cmask, off = consensus_mask([masks.mask(a) for a in row.annotation_ids], level=1e-9)
-        z = np.asarray(scans.at[row.scan_id, "slice_zvals"])
-        ps = row.pixel_spacing
-        pts = np.argwhere(cmask)
-        mm = np.stack([pts[:, 0] * ps, pts[:, 1] * ps, z[pts[:, 2] + off[2]]], axis=1)
-        dz = float(np.median(np.diff(z))) if len(z) > 1 else row.slice_spacing
-        volume = len(pts) * ps * ps * dz
-        ev = np.sort(np.linalg.eigvalsh(np.cov(mm.T) + 1e-3 * np.eye(3)))[::-1]
-        axes = np.sqrt(ev)
-        padded = np.pad(cmask, 1).astype(np.float32)
-        try:
-            verts, faces, _, _ = marching_cubes(padded, 0.5, spacing=(ps, ps, dz))
-            area = mesh_surface_area(verts, faces)
-        except (ValueError, RuntimeError):
-            area = np.nan
-        sphericity = np.pi ** (1 / 3) * (6 * volume) ** (2 / 3) / area if area > 0 else 1.0
-        feats.append([np.log(volume), np.log(row.diameter_mm), np.log(axes[0]), axes[1] / axes[0],
-                      axes[2] / axes[0], sphericity, cmask.shape[2]])
-    return np.nan_to_num(np.asarray(feats, dtype=float))
+# geometry of the consensus contour: lungcl.baselines.geometry_features (the package computes it)
 
 
 # --- phantom patches ---------------------------------------------------------------------------
@@ -298,31 +271,7 @@ def cv_cnn(images: np.ndarray, y: np.ndarray, folds: list, epochs: int, seed: in
     return prob
 
 
-# --- readers -----------------------------------------------------------------------------------
-
-def reader_agreement(nodules: pd.DataFrame, task) -> tuple[float, float, float, int]:
-    """One reader's rating vs the task label of the other readers' median (>= 3 readers).
-
-    A reader's rating in the dropped middle (e.g. 3) counts as half right (a coin toss).
-    """
-    y, score, pred = [], [], []
-    for ratings in nodules[f"{task.characteristic}_ratings"]:
-        r = np.asarray(ratings, float)
-        if len(r) < 3:
-            continue
-        for i in range(len(r)):
-            lab = task.rule.label([np.median(np.delete(r, i))])[0]
-            if lab < 0:
-                continue
-            own = task.rule.label([r[i]])[0]
-            y.append(lab)
-            pred.append(0.5 if own < 0 else float(own))
-            score.append(-r[i] if task.rule.positive[0] < task.rule.negative[0] else r[i])
-    y, pred, score = np.array(y), np.array(pred), np.array(score)
-    acc = float(np.mean(np.where(pred == 0.5, 0.5, pred == y)))
-    sens = np.mean(np.where(pred[y == 1] == 0.5, 0.5, pred[y == 1] == 1))
-    spec = np.mean(np.where(pred[y == 0] == 0.5, 0.5, pred[y == 0] == 0))
-    return acc, float((sens + spec) / 2), float(roc_auc_score(y, score)), len(y)
+# readers: lungcl.baselines.reader_agreement (one reader vs the median of the others)
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -377,8 +326,9 @@ def main(argv: list[str] | None = None) -> None:
             if args.hybrid:
                 prob = cv_cnn(hu[keep], y, folds, args.epochs, args.seed, extra=geo[keep])
                 rows.append((name, info, "cnn+geometry", *scores(y, prob)))
-        acc, bal, auc, n = reader_agreement(nodules, task)
-        rows.append((name, f"{n} reader-nodule pairs", "reader", acc, bal, auc))
+        agree = reader_agreement(nodules, task)
+        rows.append((name, f"{agree['n']} reader-nodule pairs", "reader", agree["accuracy"],
+                     agree["balanced_accuracy"], agree["auc"]))
         print(rows[-1], file=sys.stderr)
     table = pd.DataFrame(rows, columns=["task", "n", "model", "accuracy", "balanced_acc", "auc"])
     print(f"phantom version {PHANTOM_VERSION}, profile {args.profile}, patient-grouped 5-fold CV")

@@ -39,6 +39,14 @@ def parse_methods(spec: str | Sequence[str], default: Sequence[str] = THESIS_MET
     return list(dict.fromkeys(items))
 
 
+def chapter_seeds(seed: int, seeds: Sequence[int] | None, n: int = 3) -> list[int]:
+    """A chapter's seeds: ``seeds`` as given, or ``n`` consecutive seeds from ``seed``."""
+    chosen = list(range(int(seed), int(seed) + n)) if seeds is None else [int(s) for s in seeds]
+    if not chosen or len(set(chosen)) != len(chosen):
+        raise LungclError(f"seeds must be distinct integers, got {seeds!r}")
+    return chosen
+
+
 def parse_orders(spec: str | Sequence[str]) -> list[str]:
     """``"all"`` (the thesis's six orders), ``"ABC,CBA"``, one order of characteristics
     (``"spiculation,margin,texture"``) or a list of orders."""
@@ -56,10 +64,11 @@ def parse_orders(spec: str | Sequence[str]) -> list[str]:
 
 def sequence_configs(ctx: ChapterContext, orders: Sequence[str], methods: Sequence[str], folds: Sequence[int],
                      epochs: int | None = None, l2_lambda: float | None = None, ewc_lambda: float | None = None,
-                     **overrides: Any) -> list[RunConfig]:
-    """orders x methods x folds at the chapter's seed; lambdas None take the profile's default."""
+                     seeds: Sequence[int] | None = None, **overrides: Any) -> list[RunConfig]:
+    """orders x methods x folds x seeds (None: the chapter's seed); lambdas None take the profile's default."""
     strengths = {"l2": l2_lambda, "ewc": ewc_lambda, "online_ewc": ewc_lambda}
-    return grid_configs(list(orders), list(methods), list(folds), [ctx.seed], profile=ctx.profile,
+    seeds = [ctx.seed] if seeds is None else [int(s) for s in seeds]
+    return grid_configs(list(orders), list(methods), list(folds), seeds, profile=ctx.profile,
                         strengths=strengths, source=ctx.source, data_dir=str(ctx.data_dir), epochs=epochs,
                         **overrides)
 

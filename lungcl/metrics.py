@@ -109,19 +109,20 @@ def backward_transfer(R: np.ndarray) -> float:
     return float(np.mean([R[T - 1, i] - R[i, i] for i in range(T - 1)]))
 
 
-def forward_transfer(R: np.ndarray, baseline: Sequence[float]) -> float:
-    """FWT = mean over tasks i > 0 of R[i-1, i] - b_i (Lopez-Paz & Ranzato 2017).
+def forward_transfer(R: np.ndarray, single_task: Sequence[float]) -> float:
+    """FWT = mean over tasks i > 0 of R[i, i] - s_i: how much better (or worse) each later task is
+    learned after the earlier ones than alone from scratch (``single_task[i]``, same budget).
 
-    ``baseline[i]`` is task i's accuracy under the initial, untrained model; R[i-1, i] needs
-    task i evaluated one stage BEFORE it is trained (nan if it was not)."""
+    Not Lopez-Paz & Ranzato's R[i-1, i] - b_i: with one head per task, task i's head is untrained
+    before stage i, so R[i-1, i] measures a random head, not transfer."""
     R = _square(R)
-    b = np.asarray(baseline, dtype=float)
+    s = np.asarray(single_task, dtype=float)
     T = R.shape[0]
-    if b.shape != (T,):
-        raise LungclError(f"need one baseline accuracy per task ({T}), got {b.shape}")
+    if s.shape != (T,):
+        raise LungclError(f"need one single-task accuracy per task ({T}), got {s.shape}")
     if T < 2:
         return float("nan")
-    return float(np.mean([R[i - 1, i] - b[i] for i in range(1, T)]))
+    return float(np.mean([R[i, i] - s[i] for i in range(1, T)]))
 
 
 def patient_resamples(patient_ids, n_boot: int, seed: int = 0) -> Iterator[np.ndarray]:

@@ -129,71 +129,46 @@ def transfer_summary(R: np.ndarray, tasks: Sequence[str]) -> dict[str, float]:
     return out
 
 
-def paired_bootstrap_transfer(predictions: Mapping[str, Mapping], tasks: Sequence[str], n_boot: int = 1000,
-                              seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
-    """Intervals for :func:`transfer_summary` from per-nodule test predictions.
-
-    ``predictions[task]`` holds ``y``, ``patient_id`` and ``prob`` (one list per stage). Every
-    replicate draws ONE sample of test patients (the split is shared by the tasks) and takes all
-    their nodules of every task, so stages and tasks stay paired. Rows: value, ci_low, ci_high.
-    """
-    tasks = list(tasks)
-    per_task = {}
-    for t in tasks:
-        p = predictions[t]
-        y = np.asarray(p["y"], dtype=int)
-        correct = (np.asarray(p["prob"], dtype=float) >= 0.5) == y[None, :]  # (stages, nodules)
-        per_task[t] = (np.asarray(p["patient_id"]).astype(str), correct.astype(float))
-    patients = np.unique(np.concatenate([pid for pid, _ in per_task.values()]))
-    index = {p: i for i, p in enumerate(patients)}
-    lookup = {t: np.array([index[p] for p in pid]) for t, (pid, _) in per_task.items()}
-
-    def matrix(weights: np.ndarray) -> np.ndarray:
-        cols = []
-        for t in tasks:
-            w = weights[lookup[t]]
-            correct = per_task[t][1]
-            cols.append(correct @ w / w.sum() if w.sum() > 0 else np.full(correct.shape[0], np.nan))
-        return np.stack(cols, axis=1)
-
-    point = transfer_summary(matrix(np.ones(len(patients))), tasks)
-    rng = np.random.default_rng(seed)
-    draws = [transfer_summary(matrix(np.bincount(rng.integers(0, len(patients), len(patients)),
-                                                 minlength=len(patients)).astype(float)), tasks)
-             for _ in range(n_boot)]
-    rows = []
-    for k, v in point.items():
-        sample = np.array([d[k] for d in draws], dtype=float)
-        sample = sample[~np.isnan(sample)]
-        lo, hi = np.quantile(sample, [alpha / 2, 1 - alpha / 2]) if sample.size else (np.nan, np.nan)
-        rows.append({"quantity": k, "value": v, "ci_low": float(lo), "ci_high": float(hi)})
-    return pd.DataFrame(rows).set_index("quantity")
-
-
 def transfer_table(records: Iterable, split: str = "test", metric: str = "accuracy") -> pd.DataFrame:
     """Per (method, lambda, order): average final accuracy, forgetting of each earlier task, mean
     forgetting and BWT, with intervals.
 
-    Intervals: a paired bootstrap over test patients when the record keeps its per-nodule test
-    predictions (``record.data["predictions"][split]``), a t-interval over several folds or seeds,
-    else none (nan).
+    Intervals: a t-interval over several folds or seeds, else none (nan): an interval for one run
+    would need its per-nodule predictions at every stage, which records do not keep.
     """
     rows = []
     for rec in records:
         if rec.config.kind != "sequence":
             continue
         keys = _record_keys(rec)
-        preds = rec.data.get("predictions", {}).get(split)
-        if preds and metric == "accuracy":
-            boot = paired_bootstrap_transfer(preds, rec.tasks, rec.config.n_boot, rec.config.seed)
-            for q, r in boot.iterrows():
-                rows.append({**keys, "quantity": q, "value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high})
-        else:
-            R = rec.accuracy_matrix(split, metric).to_numpy()
-            for q, v in transfer_summary(R, rec.tasks).items():
-                rows.append({**keys, "quantity": q, "value": v, "ci_low": np.nan, "ci_high": np.nan})
+        R = rec.accuracy_matrix(split, metric).to_numpy()
+        for q, v in transfer_summary(R, rec.tasks).items():
+            rows.append({**keys, "quantity": q, "value": v, "ci_low": np.nan, "ci_high": np.nan})
     if not rows:
         raise LungclError("no sequence records for a transfer table")
+    out = summarise_runs(pd.DataFrame(rows), ["method", "strength", "gamma", "order", "quantity"])
+    out["metric"] = metric
+    return out
+
+
+def forward_transfer_table(records: Iterable, split: str = "test", metric: str = "accuracy") -> pd.DataFrame:
+    """Per (method, lambda, order): forward transfer, each later task right after its stage minus the
+    same task trained alone (:func:`lungcl.metrics.forward_transfer`), paired by fold and seed with
+    the single-task records among ``records``; sequences without all their single-task runs are skipped."""
+    records = list(records)
+    alone = {(r.tasks[0], r.config.fold, r.config.seed): r.accuracy_matrix(split, metric).iloc[0, 0]
+             for r in records if r.config.kind == "single_task" and len(r.tasks) == 1}
+    rows = []
+    for rec in records:
+        c = rec.config
+        ref = [alone.get((t, c.fold, c.seed)) for t in rec.tasks]
+        if c.kind != "sequence" or any(v is None for v in ref):
+            continue
+        value = M.forward_transfer(rec.accuracy_matrix(split, metric).to_numpy(), ref)
+        rows.append({**_record_keys(rec), "quantity": "forward_transfer", "value": value,
+                     "ci_low": np.nan, "ci_high": np.nan})
+    if not rows:
+        raise LungclError("forward transfer needs sequence records and their single-task runs (same folds, seeds)")
     out = summarise_runs(pd.DataFrame(rows), ["method", "strength", "gamma", "order", "quantity"])
     out["metric"] = metric
     return out
@@ -305,17 +280,26 @@ def layer_drift_table(models: Mapping[str, Mapping[str, torch.Tensor]],
 
 
 SETTINGS_SHOWN = ("depth", "width", "epochs", "max_steps_per_epoch", "batch_size", "lr", "momentum",
-                  "weight_decay", "eval_every", "fisher_samples", "penalty_step", "freeze_bn_stats", "n_boot")
+                  "weight_decay", "eval_every", "patience", "fisher_samples", "penalty_step", "freeze_bn_stats",
+                  "n_boot")
+STEPS_ROW = "steps trained per stage (mean over runs)"
 
 
 def settings_table(records: Iterable) -> pd.DataFrame:
-    """The training settings of the runs, one column per method (and lambda), for the reader."""
+    """The training settings of the runs, one column per method (and lambda), for the reader; the last
+    row is the budget actually used: the steps each stage trained before its patience ran out (or
+    the cap), averaged over the column's runs (per task for single-task runs)."""
     cols: dict[str, dict] = {}
+    steps: dict[str, dict[str, list[int]]] = {}
     for r in records:
         c = r.config
         lam = f" λ={c.strength:g}" if c.method in ("l2", "ewc", "online_ewc") else ""
         name = ("single task" if c.kind == "single_task" else METHOD_LABELS.get(c.method, c.method)) + lam
         cols.setdefault(name, {k: getattr(c, k) for k in SETTINGS_SHOWN if hasattr(c, k)})
+        for s in r.data.get("stages", []):
+            steps.setdefault(name, {}).setdefault(s["task"], []).append(int(s["steps"]))
+    for name, per_task in steps.items():
+        cols[name][STEPS_ROW] = ", ".join(f"{np.mean(v):.0f}" for v in per_task.values())
     df = pd.DataFrame(cols).astype(str)
     df.index.name = "setting"
     return df
@@ -374,6 +358,6 @@ def wide_with_ci(table: pd.DataFrame, index: list[str], columns: str, digits: in
 
 __all__ = ["STAGE_METRICS", "METHOD_LABELS", "METRIC_LABELS", "QUANTITY_LABELS", "order_label", "order_tasks",
            "summarise_runs", "stage_table", "single_task_table", "majority_baseline", "transfer_summary",
-           "paired_bootstrap_transfer", "transfer_table", "final_by_position", "tradeoff_table", "layer_of",
+           "transfer_table", "forward_transfer_table", "final_by_position", "tradeoff_table", "layer_of",
            "layer_labels", "fisher_layer_table", "ewc_anchor", "layer_drift_table", "settings_table",
            "timing_table", "quantity_label", "percent_with_ci", "page_table", "wide_with_ci"]

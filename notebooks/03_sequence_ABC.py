@@ -40,6 +40,7 @@ source = "phantom"  # phantom | dicom
 data_dir = "data"  # shared data cache
 results_dir = "results"  # shared run records: same settings are loaded, not re-run
 seed = 0  # network initialisation and data order
+seeds = None  # the repeated runs of each method (None: seed, seed + 1, seed + 2)
 tasks = "ABC"  # the task order: ABC, CBA, ... or e.g. spiculation,margin,texture
 method = "all"  # all (sgd, l2 and ewc) or some of them, e.g. ewc or sgd,ewc
 l2_lambda = None  # L2 strength (None: the profile default)
@@ -54,16 +55,17 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from lungcl import chapters, plots, summaries, thesis
+from lungcl import chapters, plots, summaries, thesis, verdicts
 from lungcl.book import chapter_setup
 from lungcl.summaries import METHOD_LABELS, percent_with_ci
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
+run_seeds = chapters.chapter_seeds(ctx.seed, seeds)
 configs = chapters.sequence_configs(
     ctx, chapters.parse_orders(tasks)[:1], chapters.parse_methods(method), folds,
-    epochs=epochs, l2_lambda=l2_lambda, ewc_lambda=ewc_lambda)
+    epochs=epochs, l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, seeds=run_seeds)
 runs = chapters.run_configs(configs, ctx.results_dir, workers, allow_failures=True)
-records = runs.records  # one record per method and fold: loaded, or computed now
+records = runs.records  # one record per method, fold and seed: loaded, or computed now
 order = thesis.thesis_order(records[0].tasks)  # "ABC" etc., None for other tasks
 task_names = records[0].tasks
 chapters.show_failures(runs)
@@ -76,11 +78,19 @@ chapters.show_failures(runs)
 # from the profile (printed here), with the parameters of this chapter on
 # top. The thesis trained a ResNet-101 and averaged five folds; the `cpu`
 # profile is a much smaller network, sized so that the whole book runs on a
-# laptop.
+# laptop. Each stage trains until its validation loss has stopped improving
+# (the patience, in evaluations) or the epoch cap is reached.
+#
+# Every method is run several times, with different seeds (the network's
+# initialisation and the order of the training batches; the patients are the
+# same). A single run cannot tell a difference between methods from the
+# difference between two seeds of one method: every number below is the mean
+# over the runs, with a 95 % Student-t interval over them (the runs' spread,
+# which includes the test set's sampling only as far as the runs differ).
 
 # %% tags=["hide-input"]
 display(summaries.settings_table(records).style.set_caption(
-    f"Training settings ({ctx.profile} profile, {len(folds)} fold(s), seed {ctx.seed})"))
+    f"Training settings ({ctx.profile} profile, {len(folds)} fold(s), seeds {', '.join(map(str, run_seeds))})"))
 baseline = summaries.majority_baseline(records[0])
 display(baseline.style.format({"positive_share": "{:.1%}", "majority_accuracy": "{:.1%}"})
         .set_caption(f"Test nodules per task ({records[0].data['provenance']['source']} patches)"))
@@ -126,9 +136,10 @@ plt.show()
 # ## After each stage (Tables 4.1-4.6)
 #
 # The thesis reports accuracy, sensitivity and specificity of every task seen
-# so far after each stage. Our values are followed by their 95 % interval (a
-# bootstrap over test patients with one fold, a t-interval over folds with
-# several); the thesis's number is in the next column where it published one.
+# so far after each stage. Our values are the mean over the runs (seeds and
+# folds), followed by the 95 % t-interval over them (with a single run: a
+# bootstrap over test patients); the thesis's number is in the next column
+# where it published one.
 
 # %% tags=["hide-input"]
 stage_table = thesis.stage_table_with_thesis(records)
@@ -182,10 +193,8 @@ fig = plots.transfer_bars(transfer)
 plt.show()
 if transfer.ci_low.isna().all():
     display(Markdown(
-        "These summaries have no interval here: with one fold, an interval for a *difference* of two "
-        "accuracies needs the per-nodule predictions of both stages, which these records do not keep. "
-        "Re-run with `folds = [0, 1, 2]` (or more) for a t-interval over folds, and compare the "
-        "differences with the per-entry intervals of the tables above."))
+        "These summaries have no interval here: one run per method gives no spread between runs. "
+        "Run several seeds (`seeds`) or folds for a t-interval over runs."))
 else:
     display(Markdown(f"Intervals: {transfer.ci.iloc[0]}."))
 
@@ -213,56 +222,25 @@ plt.show()
 # sentences below are computed from the records, not written by hand.
 
 # %% tags=["hide-input"]
-def value(q: str, m: str, col: str = "value") -> float:
-    row = transfer[(transfer.method == m) & (transfer.quantity == q)]
-    return float(row[col].iloc[0]) if len(row) else np.nan
-
-
-def pct(v: float) -> str:
-    return "-" if np.isnan(v) else f"{100 * v:.1f} %"
-
-
-def pts(v: float) -> str:
-    return "-" if np.isnan(v) else f"{100 * v:.1f}"
-
-
-lines = []
-first = task_names[0]
-present = [m for m in METHOD_LABELS if m in set(transfer.method)]
-if {"sgd", "ewc"} <= set(present):
-    f_sgd, f_ewc = value(f"forgetting_{first}", "sgd"), value(f"forgetting_{first}", "ewc")
-    final = stage_table[(stage_table.stage == len(task_names) - 1) & (stage_table.task == first)
-                        & (stage_table.metric == "accuracy")].set_index("method")
-    line = (f"**EWC keeps the first task?** Over the sequence, {first} loses {pts(f_ewc)} points "
-            f"with EWC and {pts(f_sgd)} with SGD")
-    if order:
-        line += (f" (thesis: {pts(value(f'forgetting_{first}', 'ewc', 'thesis'))} and "
-                 f"{pts(value(f'forgetting_{first}', 'sgd', 'thesis'))})")
-    if final[["ci_low", "ci_high"]].notna().all().all():
-        overlap = (final.loc["ewc", "ci_low"] <= final.loc["sgd", "ci_high"]
-                   and final.loc["sgd", "ci_low"] <= final.loc["ewc", "ci_high"])
-        line += (f". Its final accuracy is {percent_with_ci(*final.loc['ewc', ['value', 'ci_low', 'ci_high']])}"
-                 f" with EWC and {percent_with_ci(*final.loc['sgd', ['value', 'ci_low', 'ci_high']])} with "
-                 f"SGD: the intervals {'overlap, so this run does not separate them' if overlap else 'do not overlap'}")
-    lines.append(line + ".")
-if "sgd" in present and len(present) > 1:
-    diag = {m: np.diag(np.mean([r.accuracy_matrix().to_numpy() for r in records if r.config.method == m],
-                               axis=0)) for m in present}
-    learned = {m: float(np.mean(d[1:])) for m, d in diag.items()}
-    top = max(learned.values())
-    best = [METHOD_LABELS[m] for m, v in learned.items() if v >= top - 0.005]
-    lines.append(f"**SGD learns each new task best?** Mean accuracy of the later tasks right after their own "
-                 f"stage: " + ", ".join(f"{METHOD_LABELS[m]} {pct(v)}" for m, v in learned.items())
-                 + f"; the best (within half a point): {', '.join(best)}.")
-if {"sgd", "l2"} <= set(present):
-    last = task_names[-1]
-    acc_last = {m: float(np.mean([r.accuracy_matrix().iloc[-1, -1] for r in records
-                                  if r.config.method == m])) for m in present}
-    lines.append(f"**L2 learns the last task worst?** {last} after its stage: "
-                 + ", ".join(f"{METHOD_LABELS[m]} {pct(v)}" for m, v in acc_last.items())
-                 + f"; L2 forgets {pts(value('mean_forgetting', 'l2'))} points on average, SGD "
-                 f"{pts(value('mean_forgetting', 'sgd'))}.")
-display(Markdown("\n\n".join(f"- {ln}" for ln in lines) or "Only one method was run."))
+findings = {m: verdicts.findings_table(records, metric=m) for m in ("accuracy", "balanced_accuracy")}
+if findings["accuracy"].runs.max() == 0:
+    display(Markdown("The findings compare SGD, L2 and EWC: run all three (`method = \"all\"`) to test them."))
+else:
+    view = pd.concat({summaries.METRIC_LABELS[m]: t[["runs", "margin", "ci_low", "ci_high", "thesis margin",
+                                                     "verdict"]] for m, t in findings.items()}, axis=1)
+    display(summaries.page_table(
+        view, "The thesis's findings on our runs: the margin (points, positive in the finding's "
+              "direction), its 95 % t-interval over runs, the thesis's margin, and the verdict",
+        {c: (lambda v: "-" if pd.isna(v) else f"{100 * v:+.1f}") for c in view.columns
+         if c[1] in ("margin", "ci_low", "ci_high", "thesis margin")}))
+    display(Markdown(
+        f"A verdict reads the interval of the margin ({verdicts.INTERVAL}): *reproduced* when it lies "
+        "above zero, *reversed* when below, *not reproduced* when it contains zero but not the thesis's "
+        "own margin, *inconclusive* when it contains both (or when there is a single run). Finding 4, "
+        "that the task order matters little, needs several orders: the task-order chapter and the "
+        "discussion test it.\n\n"
+        + "\n\n".join(f"- {ln}" for ln in verdicts.verdict_sentences(
+            findings["accuracy"].drop(index=verdicts.ORDER_FINDING), "accuracy"))))
 
 balanced = stage_table[(stage_table.metric == "balanced_accuracy") & (stage_table.stage == len(task_names) - 1)]
 near_chance = balanced[balanced.value < 0.6]
@@ -291,7 +269,7 @@ if order == "ABC":
         + "). We cannot tell how the thesis's test sets were composed (up-sampled, balanced, or "
           "different per run); we only note that one fixed test set cannot produce these rows.")
 notes.append("Our numbers come from the phantom, a small network (see the settings) and "
-             f"{len(folds)} fold(s) with one seed, where the thesis used real CT, a ResNet-101 and five "
+             f"{len(folds)} fold(s) with {len(run_seeds)} seed(s), where the thesis used real CT, a ResNet-101 and five "
              "folds: absolute accuracies are not expected to match; whether the methods rank as in the "
              "thesis is the question that can carry over.")
 display(Markdown("\n\n".join(notes)))
@@ -306,17 +284,18 @@ display(Markdown("\n\n".join(notes)))
 # time of each run of this chapter.
 #
 # 1. **A stiffer or softer EWC**: `-p method ewc -p ewc_lambda 1000` (then 1).
-#    Does task A hold better, and what happens to task C? (One new run each.)
+#    Does task A hold better, and what happens to task C? (One new run per seed each.)
 # 2. **Another order**: `-p tasks CBA`. Does calcification, learned first,
-#    survive better than malignancy did? (Three new runs; the task-order
+#    survive better than malignancy did? (Three new runs per seed; the task-order
 #    chapter runs all six.)
 # 3. **Other questions**: `-p tasks spiculation,margin,texture`. The thesis has
-#    no numbers for these; do the methods rank the same way? (Three new runs.)
-# 4. **More training**: `-p epochs 8`. Does SGD forget more when it trains
-#    longer on each new task? (Three new runs; a run's time grows in
-#    proportion to its epochs: compare with the table below.)
-# 5. **Several folds**: `-p folds "[0, 1, 2]"` gives every number a t-interval
-#    over folds, as the thesis averaged five. (Six new runs.)
+#    no numbers for these; do the methods rank the same way? (Three new runs per seed.)
+# 4. **Less training**: `-p epochs 2` caps every stage at two epochs, short
+#    of the plateau. Does SGD forget less when it trains less on each new
+#    task, and do the verdicts change? (Three new runs per seed.)
+# 5. **Several folds**: `-p folds "[0, 1, 2]"` adds the fold-to-fold spread
+#    to the t-intervals, as the thesis averaged five folds. (Two new runs per
+#    method and seed.)
 
 # %% tags=["hide-input"]
 chapters.show_run_times(records)

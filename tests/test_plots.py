@@ -155,3 +155,12 @@ def test_fisher_tables_and_figure():
         summaries.fisher_layer_table({"anchor/x/y": anchor["trunk.0.weight"]})
     with pytest.raises(LungclError, match="no EWC anchor"):
         summaries.ewc_anchor(method, "texture")
+
+
+def test_accuracy_curves_align_runs_whose_stages_stopped_at_different_steps():
+    recs = [make_record("sgd", steps=4, seed=0), make_record("sgd", steps=6, seed=1)]
+    fig = plots.accuracy_curves(recs, thesis=False)
+    # the dashed stage boundaries sit after the longest run's stages: 6 and 12 steps
+    xs = sorted({round(float(line.get_xdata()[0]), 6) for line in fig.axes[0].lines if line.get_linestyle() == "--"})
+    assert xs == [6.0, 12.0]
+    plt.close(fig)

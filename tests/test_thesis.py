@@ -125,30 +125,26 @@ def test_matrix_side_by_side_has_the_table_4_7_layout():
     assert np.isnan(m.loc[("calcification", "EWC"), ("after malignancy", "ours")])
 
 
-def test_transfer_table_and_the_paired_bootstrap():
-    rng = np.random.default_rng(0)
-    tasks = ABC.split(",")
-    preds = {}
-    for t in tasks:
-        y = rng.integers(0, 2, 60)
-        patients = [f"p{i % 25}" for i in range(60)]
-        stages = [np.where(rng.random(60) < q, y, 1 - y).astype(float) for q in (0.9, 0.75, 0.6)]
-        preds[t] = {"y": y.tolist(), "patient_id": patients, "prob": [s.tolist() for s in stages]}
-    boot = summaries.paired_bootstrap_transfer(preds, tasks, n_boot=200, seed=1)
-    again = summaries.paired_bootstrap_transfer(preds, tasks, n_boot=200, seed=1)
-    pd.testing.assert_frame_equal(boot, again)
-    R = np.array([[np.mean((np.asarray(preds[t]["prob"][s]) >= 0.5) == np.asarray(preds[t]["y"]))
-                   for t in tasks] for s in range(3)])
-    point = summaries.transfer_summary(R, tasks)
-    for q, v in point.items():
-        assert boot.loc[q, "value"] == pytest.approx(v)
-        assert boot.loc[q, "ci_low"] <= v <= boot.loc[q, "ci_high"]
-    assert boot.loc["forgetting_malignancy", "ci_high"] > boot.loc["forgetting_malignancy", "ci_low"]
-    rec = make_record("ewc", ABC, R=R, predictions=preds)
-    tr = summaries.transfer_table([rec]).set_index("quantity")
-    same = summaries.paired_bootstrap_transfer(preds, tasks, rec.config.n_boot, rec.config.seed)
-    assert tr.loc["average_accuracy", "ci_low"] == pytest.approx(same.loc["average_accuracy", "ci_low"])
-    assert tr.loc["average_accuracy", "ci"] == "bootstrap over test patients"
+def test_transfer_table_without_and_with_repeated_runs():
+    R = np.array([[0.9, 0.5, 0.5], [0.8, 0.75, 0.5], [0.6, 0.7, 0.85]])
+    tr = summaries.transfer_table([make_record("ewc", ABC, R=R)]).set_index("quantity")
+    assert tr.loc["forgetting_malignancy", "value"] == pytest.approx(0.9 - 0.6)
+    assert np.isnan(tr.loc["average_accuracy", "ci_low"])  # one run: no interval
+    two = summaries.transfer_table([make_record("ewc", ABC, R=R, seed=0),
+                                    make_record("ewc", ABC, R=R - 0.02, seed=1)]).set_index("quantity")
+    assert two.loc["average_accuracy", "n_runs"] == 2 and two.loc["average_accuracy", "ci"] == "t over 2 runs"
+    assert two.loc["average_accuracy", "ci_low"] < two.loc["average_accuracy", "value"]
+
+
+def test_forward_transfer_is_against_the_task_learned_alone():
+    R = np.array([[0.9, 0.5, 0.5], [0.8, 0.75, 0.5], [0.6, 0.7, 0.85]])
+    seq = make_record("sgd", ABC, R=R)
+    alone = [make_record("sgd", t, kind="single_task", R=np.array([[v]]))
+             for t, v in zip(ABC.split(","), (0.9, 0.70, 0.90))]
+    fwt = summaries.forward_transfer_table([seq, *alone]).set_index("quantity")
+    assert fwt.loc["forward_transfer", "value"] == pytest.approx(((0.75 - 0.70) + (0.85 - 0.90)) / 2)
+    with pytest.raises(LungclError):
+        summaries.forward_transfer_table([seq])
 
 
 def test_claims_on_the_thesis_own_matrices_agree_with_the_thesis():
@@ -238,3 +234,10 @@ def test_the_discussion_finds_the_analysis_chapter_runs():
     exec(cell.source, {}, values)  # the parameters cell is plain assignments
     for name, default in chapters.ANALYSIS_DEFAULTS.items():
         assert values[name] == default, name
+
+
+def test_settings_table_shows_the_stopping_rule_and_the_steps_trained():
+    recs = [make_record("sgd", ABC, steps=4, seed=0), make_record("sgd", ABC, steps=6, seed=1)]
+    table = summaries.settings_table(recs)
+    assert "patience" in table.index
+    assert table.loc[summaries.STEPS_ROW, "SGD"] == "5, 5, 5"  # mean over the two runs, per stage

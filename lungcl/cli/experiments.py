@@ -136,7 +136,7 @@ def _run_many(configs: list, args: argparse.Namespace) -> int:
     if outcome.records:
         table = records_table(outcome.records)
         cols = [c for c in ("order", "method", "strength", "fold", "seed", "average_accuracy",
-                            "mean_forgetting", "backward_transfer", "forward_transfer") if c in table]
+                            "mean_forgetting", "backward_transfer") if c in table]
         print()
         print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"\n{len(outcome.computed)} computed, {len(outcome.loaded)} already done, "
@@ -205,8 +205,7 @@ def render_record(record, split: str = "test", metric: str = "accuracy") -> str:
                            if t in s["forgetting"]) or "-"
         lines.append(f"\naverage {metric.replace('_', ' ')} {100 * s['average_accuracy']:.2f} %   "
                      f"forgetting (pp): {forget}")
-        lines.append(f"backward transfer {100 * s['backward_transfer']:+.2f} pp   "
-                     f"forward transfer {100 * s['forward_transfer']:+.2f} pp")
+        lines.append(f"backward transfer {100 * s['backward_transfer']:+.2f} pp")
     table = record.stage_metrics()
     table = table[table["split"] == split]
     cols = [c for c in ("trained", "task", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "auc",

@@ -27,7 +27,7 @@ def records_table(records: list[Record], split: str = "test", metric: str = "acc
         row = {"run_id": r.run_id, "kind": c.kind, "order": order_name(c.tasks), "method": c.method,
                "strength": c.strength, "fold": c.fold, "seed": c.seed}
         s = r.summary[split][metric]
-        for key in ("average_accuracy", "mean_forgetting", "backward_transfer", "forward_transfer"):
+        for key in ("average_accuracy", "mean_forgetting", "backward_transfer"):
             if key in s:
                 row[key] = s[key]
         row.update({f"final_{t}": v for t, v in s["final"].items()})

@@ -97,7 +97,7 @@ def _sequence(config, splits, evaluator, device, progress, state, resume, on_sta
         model.load_state_dict(resume["model"])
         method.load_state_dict(resume["method"])
         state["resumed_from_stage"] = state["next_stage"]
-    if state["initial"] is None:  # the untrained network: the baseline of forward transfer
+    if state["initial"] is None:  # the untrained network's scores (kept in the record)
         state["initial"] = {t: evaluator.report(model, t, config.n_boot, config.seed, with_ci=False)
                             for t in tasks}
     ctx = StageContext(config, model, method, splits, evaluator, device, state["curves"].append,
@@ -156,13 +156,14 @@ def _matrix(state: dict, tasks: list[str], split: str, metric: str) -> list[list
     return [[s["metrics"].get(t, {}).get(split, {}).get(metric) for t in tasks] for s in state["stages"]]
 
 
-def _summary(R: np.ndarray, baseline: np.ndarray, tasks: list[str]) -> dict:
+def _summary(R: np.ndarray, tasks: list[str]) -> dict:
+    """Average final accuracy, forgetting and BWT of R. (Forward transfer needs the single-task
+    runs: :func:`lungcl.summaries.forward_transfer_table`.)"""
     forgetting = M.forgetting(R)
     return {"average_accuracy": float(M.average_accuracy(R)),
             "forgetting": {t: float(f) for t, f in zip(tasks[:-1], forgetting[:-1])},
             "mean_forgetting": float(np.mean(forgetting[:-1])) if len(tasks) > 1 else 0.0,
             "backward_transfer": float(M.backward_transfer(R)) if len(tasks) > 1 else 0.0,
-            "forward_transfer": float(M.forward_transfer(R, baseline)) if len(tasks) > 1 else 0.0,
             "final": {t: float(v) for t, v in zip(tasks, R[-1])}}
 
 
@@ -172,9 +173,7 @@ def _record_data(config: RunConfig, splits: dict, evaluator: Evaluator, state: d
     matrices = {split: {m: _matrix(state, tasks, split, m) for m in ("accuracy", "balanced_accuracy")}
                 for split in ("test", "val")}
     if config.kind == "sequence":
-        summary = {split: {m: _summary(np.array(matrices[split][m], dtype=float),
-                                       np.array([state["initial"][t][split][m] for t in tasks], dtype=float),
-                                       tasks)
+        summary = {split: {m: _summary(np.array(matrices[split][m], dtype=float), tasks)
                            for m in ("accuracy", "balanced_accuracy")} for split in ("test", "val")}
     else:
         summary = {split: {m: {"final": {s["task"]: s["metrics"][s["task"]][split][m] for s in state["stages"]}}

@@ -29,7 +29,7 @@ from .style import (
 def accuracy_curves(records: Iterable, metric: str = "accuracy", split: str = "test", thesis: bool = True,
                     majority: bool = True) -> Figure:
     """The thesis's Fig. 4.20-4.23: every task's ``metric`` during the whole sequence, one panel per task
-    (in training order), one line per method (mean over folds), stage boundaries as dashed lines.
+    (in training order), one line per method (mean over runs), stage boundaries as dashed lines.
 
     A task is drawn from its own stage on (before it, its head is untrained). Filled dots: the
     value reported for each stage, placed at the stage's best checkpoint (lowest validation loss of
@@ -38,10 +38,15 @@ def accuracy_curves(records: Iterable, metric: str = "accuracy", split: str = "t
     """
     recs = _sequence_records(records)
     tasks = recs[0].tasks
+    # runs whose stages stopped at different steps (patience) are aligned stage by stage: stage s starts
+    # after the longest stage s - 1 of any run, and the curve is the mean of the runs still training
+    longest = [max(r.data["stages"][s]["steps"] for r in recs) for s in range(len(tasks))]
+    offset = np.concatenate([[0], np.cumsum(longest)[:-1]])
     curves = []
     for r in recs:
         c = r.curves()
         c = c[c.split == split].assign(method=r.config.method, fold=r.config.fold, seed=r.config.seed)
+        c = c.assign(step=offset[c.stage.to_numpy()] + c.stage_step.to_numpy())
         curves.append(c)
     c = pd.concat(curves)
     c = c.groupby(["method", "stage", "step", "task"], as_index=False)[metric].mean()

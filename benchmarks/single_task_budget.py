@@ -1,0 +1,88 @@
+"""How long must a stage train? Single-task runs at several learning rates, and what a patience would pick.
+
+    python benchmarks/single_task_budget.py [--profile cpu] [--lrs 0.002,0.005,0.01,0.02] [--epochs 12]
+        [--eval-every 25] [--results /tmp/budget]
+
+Each task of ABC is trained alone (RunConfig(kind="single_task")) for ``--epochs`` capped epochs,
+evaluated every ``--eval-every`` steps, with no early stop (runs are cached records, so a second
+call only re-reads them). From every run's validation curve the stop of the trainer's rule is
+replayed: the stage ends once ``patience`` evaluations have not improved the lowest validation
+loss, and keeps the checkpoint with that loss. Printed per lr and patience (in evaluations): the
+stop step and the test balanced accuracy of the kept checkpoint per task, beside the best test
+balanced accuracy anywhere on the curve (what the budget could reach with a perfect choice).
+One torch thread, one run at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lungcl.experiments import default_config, run
+
+
+def replay(curve: pd.DataFrame, patience: int | None, every: int = 1) -> tuple[int, int]:
+    """(stop step, kept step) of the lowest-val-loss rule with ``patience`` on evaluations at every
+    ``every``-th point of ``curve`` (index: stage step, column ``val_loss``)."""
+    points = [s for k, s in enumerate(curve.index[1:], 1) if k % every == 0 or s == curve.index[-1]]
+    best, kept, since = np.inf, 0, 0
+    for s in points:
+        if curve.val_loss[s] < best:
+            best, kept, since = curve.val_loss[s], s, 0
+        else:
+            since += 1
+        if patience and since >= patience:
+            return s, kept
+    return points[-1], kept
+
+
+def budget_table(records: list, patiences: list[int | None]) -> pd.DataFrame:
+    """Rows (lr, task, patience): stop step, kept step, test balanced accuracy kept, best on the curve."""
+    rows = []
+    for r in records:
+        c = r.curves()
+        c = c[c.task == c.trained]
+        for task, g in c.groupby("task", sort=False):
+            val, test = (g[g.split == s].set_index("stage_step") for s in ("val", "test"))
+            curve = pd.DataFrame({"val_loss": val["loss"], "test_bal": test["balanced_accuracy"]})
+            for p in patiences:
+                stop, kept = replay(curve, p)
+                rows.append({"lr": r.config.lr, "task": task, "patience": p or "none", "stop": stop,
+                             "kept": kept, "test_bal_kept": curve.test_bal[kept],
+                             "test_bal_best": curve.test_bal.max()})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--lrs", default="0.002,0.005,0.01,0.02")
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--eval-every", type=int, default=25)
+    ap.add_argument("--patience", default="2,3,4,6,8", help="patiences (evaluations) to replay")
+    ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--results", default="results")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    records = [run(default_config(args.profile, kind="single_task", lr=float(lr), epochs=args.epochs,
+                                  eval_every=args.eval_every, patience=None, data_dir=args.data_dir),
+                   args.results, progress=False)
+               for lr in args.lrs.split(",")]
+    table = budget_table(records, [int(p) for p in args.patience.split(",")] + [None])
+    pd.set_option("display.width", 200)
+    print(table.pivot_table(index="patience", columns=["task", "lr"], values="test_bal_kept", aggfunc="first")
+          .round(3).to_string())
+    print(table.pivot_table(index="patience", columns=["task", "lr"], values="stop", aggfunc="first").to_string())
+    print("mean over tasks of the kept checkpoint's test balanced accuracy:")
+    print(table.groupby(["patience", "lr"]).test_bal_kept.mean().unstack().round(3).to_string())
+    for r in records:
+        t = r.data.get("timings", {})
+        print(f"lr {r.config.lr:g}: {t.get('total_s', float('nan')):.0f} s for "
+              f"{sum(s['steps'] for s in r.data['stages'])} steps")
+
+
+if __name__ == "__main__":
+    main()

@@ -22,6 +22,7 @@ from .nodules import load_nodule_table
 from .prepare import select_nodules
 from .splits import PatientSplit, load_or_make_split
 from .store import PatchStore, open_store
+from .batches import centre_crop, window_hu
 from .tasks import Task
 from .transforms import apply, eval_transform, item_seed, train_transform
 
@@ -49,14 +50,19 @@ def central_slices(store: PatchStore, context_slices: int = 0) -> tuple[list[str
 
 
 class PatchDataset(Dataset):
-    """2D patches of one task in one split: items are (x float32 (C, H, W) in [0, 1], y int64)."""
+    """2D patches of one task in one split: items are (x float32 (C, H, W) in [0, 1], y int64).
+
+    Items go through the per-patch MONAI transforms (the reference); training and evaluation
+    take whole batches from :meth:`windowed` with :mod:`lungcl.data.batches` (same distribution).
+    """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, patient_ids: np.ndarray,
                  nodule_ids: np.ndarray, patch_px: int, augment: bool = False, balance: bool = False,
                  seed: int = 0):
         self.images, self.labels = images, labels.astype(np.int64)
         self.patient_ids, self.nodule_ids = patient_ids, nodule_ids
-        self.augment, self.seed, self.epoch = augment, seed, 0
+        self.augment, self.seed, self.epoch, self.patch_px = augment, seed, 0, patch_px
+        self._windowed: torch.Tensor | None = None
         self.transform = train_transform(patch_px) if augment else eval_transform(patch_px)
         self.order = balanced_order(self.labels, seed) if balance else np.arange(len(self.labels))
 
@@ -73,6 +79,16 @@ class PatchDataset(Dataset):
         if self.augment:
             self.transform.set_random_state(seed=item_seed(self.seed, self.epoch, index))
         return apply(self.transform, x), torch.tensor(self.labels[i])
+
+    def windowed(self) -> torch.Tensor:
+        """Every patch (un-cropped, in stored order) windowed to [0, 1], float32; built once."""
+        if self._windowed is None:
+            self._windowed = window_hu(self.images)
+        return self._windowed
+
+    def eval_tensor(self) -> torch.Tensor:
+        """Every item's un-augmented patch (centre crop) as one (N, C, P, P) tensor, in item order."""
+        return centre_crop(self.windowed()[torch.as_tensor(self.order)], self.patch_px).contiguous()
 
     def class_counts(self) -> dict[str, int]:
         return {"negative": int((self.labels == 0).sum()), "positive": int((self.labels == 1).sum())}

@@ -38,8 +38,9 @@ class EvalSet:
 
 def materialise(dataset) -> EvalSet:
     """Stack a non-augmented dataset into one tensor (its items never change)."""
-    xs = [dataset[i][0] for i in range(len(dataset))]
-    return EvalSet(torch.stack(xs), np.asarray(dataset.labels, dtype=np.int64),
+    if dataset.augment:
+        raise LungclError("evaluation needs an un-augmented dataset")
+    return EvalSet(dataset.eval_tensor(), np.asarray(dataset.labels, dtype=np.int64),
                    np.asarray(dataset.patient_ids))
 
 
@@ -52,7 +53,7 @@ class Evaluator:
         self.device, self.batch_size = device, batch_size
         self.amp = amp and device.type == "cuda"
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict(self, model: nn.Module, task: str, split: str) -> tuple[float, np.ndarray]:
         """(mean cross-entropy, probability of the positive class per nodule)."""
         s = self.sets[(task, split)]

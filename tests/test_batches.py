@@ -121,3 +121,22 @@ def test_augmentation_has_the_distribution_of_the_monai_reference(source, reques
     # the statistics do see augmentation (a test that could fail): the un-rotated reference differs
     plain = np.broadcast_to(centre[:, None], ref.shape)
     assert stats.ks_2samp(_similarity(plain, centre)[0], sim_r[0]).pvalue < 1e-6
+
+
+def test_evaluator_remembers_a_state_and_sees_any_change(smoke_store, data_dir):
+    from lungcl.experiments import default_config
+    from lungcl.experiments.evaluation import Evaluator
+    from lungcl.experiments.sequence import build_model
+
+    splits = load_task_datasets(data_dir, resolve_tasks("A"), fold=0, profile="smoke")
+    model = build_model(default_config("smoke", tasks="A"), ["malignancy"])
+    ev = Evaluator(splits, torch.device("cpu"))
+    loss, prob = ev.predict(model, "malignancy", "val")
+    calls = []
+    ev._forward = lambda *a: calls.append(a) or (0.0, np.zeros(0))
+    again = ev.predict(model, "malignancy", "val")
+    assert not calls and again[0] == loss and np.array_equal(again[1], prob)
+    with torch.no_grad():
+        next(model.parameters()).add_(1e-3)
+    ev.predict(model, "malignancy", "val")
+    assert len(calls) == 1  # changed weights: evaluated again

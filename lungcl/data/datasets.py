@@ -63,7 +63,7 @@ class PatchDataset(Dataset):
         self.patient_ids, self.nodule_ids = patient_ids, nodule_ids
         self.augment, self.seed, self.epoch, self.patch_px = augment, seed, 0, patch_px
         self._windowed: torch.Tensor | None = None
-        self.transform = train_transform(patch_px) if augment else eval_transform(patch_px)
+        self._transform = None  # the per-item MONAI reference, built when an item is asked for
         self.order = balanced_order(self.labels, seed) if balance else np.arange(len(self.labels))
 
     def set_epoch(self, epoch: int) -> None:
@@ -72,6 +72,13 @@ class PatchDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.order)
+
+    @property
+    def transform(self):
+        """The per-patch MONAI transform of this dataset (the reference of the batched path)."""
+        if self._transform is None:
+            self._transform = train_transform(self.patch_px) if self.augment else eval_transform(self.patch_px)
+        return self._transform
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         i = int(self.order[index])

@@ -140,3 +140,17 @@ def test_evaluator_remembers_a_state_and_sees_any_change(smoke_store, data_dir):
         next(model.parameters()).add_(1e-3)
     ev.predict(model, "malignancy", "val")
     assert len(calls) == 1  # changed weights: evaluated again
+
+
+def test_multitask_batches_use_the_batched_path(smoke_store, data_dir):
+    from lungcl.data.transforms import eval_transform
+    from lungcl.mtl.data import load_lidc_multitask
+
+    data = load_lidc_multitask(data_dir, ["malignancy", "lobulation"], fold=0, profile="smoke", seed=2)
+    a, ya = data.train.batch([0, 3, 3, 5], key=4)
+    b, _ = data.train.batch([0, 3, 3, 5], key=4)
+    assert torch.equal(a, b) and ya.shape == (4, 2)
+    assert not torch.equal(a, data.train.batch([0, 3, 3, 5], key=5)[0])
+    x, _ = data.val.batch([1, 2])
+    reference = eval_transform(data.val.patch_px)
+    assert torch.equal(x, torch.stack([apply(reference, data.val.images[i].astype(np.float32)) for i in (1, 2)]))

@@ -1,6 +1,6 @@
 """Training-step cost: EWC with two past tasks vs plain SGD, and the trainer vs a bare PyTorch loop.
 
-    python benchmarks/train_step.py [--profile cpu] [--data-dir data] [--steps 60] [--repeats 3]
+    python benchmarks/train_step.py [--profile cpu] [--data-dir data] [--steps 60] [--repeats 3] [--json]
 
 1. Step time on fixed in-memory batches (no data loading), the profile's model:
    SGD (no penalty) vs EWC after consolidating two tasks (penalty over both).
@@ -9,12 +9,18 @@
    over the same DataLoader, model and optimiser. Also the share of time the
    trainer spends evaluating every task on val and test at the profile's schedule.
 One torch thread (the way runs are executed). Prints tables; targets: within 10 %.
+
+With ``--json`` prints one JSON object instead: ``pipeline_over_floor`` (the trainer's
+samples/s on the real augmented pipeline / samples/s of the same step on in-memory
+tensors; target >= 0.80), ``non_training_share`` (share of an ABC run's wall time spent
+outside training steps, from the run's own timings; target <= 0.25) and ``abc_run_s``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import statistics
 import time
 
@@ -27,14 +33,15 @@ from lungcl.experiments.sequence import build_method, build_model, load_splits
 from lungcl.experiments.trainer import StageContext, _train_step, train_loader, train_stage
 
 
-def step_times(config, steps: int, repeats: int) -> dict[str, float]:
+def step_times(config, steps: int, repeats: int, methods=("sgd", "ewc"), patch_px: int = 32
+               ) -> dict[str, float]:
     """Median seconds per step of sgd and of ewc with two past tasks, on the same batches."""
     tasks = list(config.tasks)
     g = torch.Generator().manual_seed(0)
-    batches = [(torch.rand(config.batch_size, config.in_channels, 32, 32, generator=g),
+    batches = [(torch.rand(config.batch_size, config.in_channels, patch_px, patch_px, generator=g),
                 torch.randint(0, 2, (config.batch_size,), generator=g)) for _ in range(8)]
     results = {}
-    for name in ("sgd", "ewc"):
+    for name in methods:
         cfg = config.replace(method=name, strength=100.0 if name == "ewc" else 0.0)
         model = build_model(cfg, tasks)
         method = build_method(cfg)
@@ -104,15 +111,49 @@ def trainer_loop(config, splits, steps: int, eval_every: int) -> tuple[float, fl
     return t["samples_per_s"], t["eval_s"], t["train_s"]
 
 
+def abc_run(config) -> tuple[float, float]:
+    """(wall seconds, share outside training steps) of one ABC run, from the run's own timings."""
+    from lungcl.experiments.sequence import train_run
+
+    t0 = time.perf_counter()
+    data, _ = train_run(config, progress=False, threads=1)
+    wall = time.perf_counter() - t0
+    timings = data["timings"]
+    train_s = sum(s["train_s"] for s in timings["stages"])
+    return wall, 1.0 - train_s / timings["total_s"]
+
+
+def json_report(config, data_dir: str, profile: str, steps: int, repeats: int) -> dict:
+    """The three headline numbers of issue #12 as one dict."""
+    from lungcl.data.prepare import prepare_store
+    from lungcl.profiles import data_settings
+
+    prepare_store(data_dir, profile=profile, progress=False)
+    patch_px = data_settings(profile).patch_px
+    floor = config.batch_size / step_times(config, steps, repeats, ("sgd",), patch_px)["sgd"]
+    splits = load_splits(config)
+    pipeline = statistics.median(trainer_loop(config, splits, steps, eval_every=10**9)[0]
+                                 for _ in range(repeats))
+    wall, share = abc_run(config)
+    return {"profile": profile, "floor_samples_per_s": round(floor, 1),
+            "pipeline_samples_per_s": round(pipeline, 1),
+            "pipeline_over_floor": round(pipeline / floor, 3),
+            "non_training_share": round(share, 3), "abc_run_s": round(wall, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", action="store_true", help="print one JSON object of the headline numbers")
     args = ap.parse_args()
     torch.set_num_threads(1)
     config = default_config(args.profile, tasks="ABC", data_dir=args.data_dir)
+    if args.json:
+        print(json.dumps(json_report(config, args.data_dir, args.profile, args.steps, args.repeats)))
+        return
     print(f"profile {args.profile}: ResNet-{config.depth} width {config.width}, batch {config.batch_size}, "
           f"{torch.get_num_threads()} torch thread")
 

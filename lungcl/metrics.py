@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, roc_auc_score
 
 from .errors import LungclError
@@ -179,5 +178,7 @@ def mean_ci(values, alpha: float = 0.05) -> tuple[float, float, float]:
     mean = float(v.mean())
     if v.size < 2:
         return mean, float("nan"), float("nan")
+    from scipy import stats  # imported here: scipy.stats costs ~1 s of a run's start-up
+
     half = float(stats.t.ppf(1 - alpha / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
     return mean, mean - half, mean + half

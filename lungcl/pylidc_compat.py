@@ -41,4 +41,11 @@ def pylidc() -> ModuleType:
 
 
 def pylidc_version() -> str:
-    return pylidc().__version__
+    """pylidc's installed version, read from its package metadata (importing pylidc takes ~1.5 s,
+    which a run reading the cached nodule table does not need); the module's own as fallback."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("pylidc")
+    except metadata.PackageNotFoundError:
+        return pylidc().__version__

@@ -22,6 +22,7 @@ from .nodules import load_nodule_table
 from .prepare import select_nodules
 from .splits import PatientSplit, load_or_make_split
 from .store import PatchStore, open_store
+from .batches import centre_crop, window_hu
 from .tasks import Task
 from .transforms import apply, eval_transform, item_seed, train_transform
 
@@ -49,15 +50,20 @@ def central_slices(store: PatchStore, context_slices: int = 0) -> tuple[list[str
 
 
 class PatchDataset(Dataset):
-    """2D patches of one task in one split: items are (x float32 (C, H, W) in [0, 1], y int64)."""
+    """2D patches of one task in one split: items are (x float32 (C, H, W) in [0, 1], y int64).
+
+    Items go through the per-patch MONAI transforms (the reference); training and evaluation
+    take whole batches from :meth:`windowed` with :mod:`lungcl.data.batches` (same distribution).
+    """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, patient_ids: np.ndarray,
                  nodule_ids: np.ndarray, patch_px: int, augment: bool = False, balance: bool = False,
                  seed: int = 0):
         self.images, self.labels = images, labels.astype(np.int64)
         self.patient_ids, self.nodule_ids = patient_ids, nodule_ids
-        self.augment, self.seed, self.epoch = augment, seed, 0
-        self.transform = train_transform(patch_px) if augment else eval_transform(patch_px)
+        self.augment, self.seed, self.epoch, self.patch_px = augment, seed, 0, patch_px
+        self._windowed: torch.Tensor | None = None
+        self._transform = None  # the per-item MONAI reference, built when an item is asked for
         self.order = balanced_order(self.labels, seed) if balance else np.arange(len(self.labels))
 
     def set_epoch(self, epoch: int) -> None:
@@ -67,12 +73,29 @@ class PatchDataset(Dataset):
     def __len__(self) -> int:
         return len(self.order)
 
+    @property
+    def transform(self):
+        """The per-patch MONAI transform of this dataset (the reference of the batched path)."""
+        if self._transform is None:
+            self._transform = train_transform(self.patch_px) if self.augment else eval_transform(self.patch_px)
+        return self._transform
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         i = int(self.order[index])
         x = self.images[i].astype(np.float32)
         if self.augment:
             self.transform.set_random_state(seed=item_seed(self.seed, self.epoch, index))
         return apply(self.transform, x), torch.tensor(self.labels[i])
+
+    def windowed(self) -> torch.Tensor:
+        """Every patch (un-cropped, in stored order) windowed to [0, 1], float32; built once."""
+        if self._windowed is None:
+            self._windowed = window_hu(self.images)
+        return self._windowed
+
+    def eval_tensor(self) -> torch.Tensor:
+        """Every item's un-augmented patch (centre crop) as one (N, C, P, P) tensor, in item order."""
+        return centre_crop(self.windowed()[torch.as_tensor(self.order)], self.patch_px).contiguous()
 
     def class_counts(self) -> dict[str, int]:
         return {"negative": int((self.labels == 0).sum()), "positive": int((self.labels == 1).sum())}

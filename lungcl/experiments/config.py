@@ -143,11 +143,13 @@ def canonical_json(config: RunConfig, data_version: str | None = None) -> str:
 
 
 def data_version(source: str) -> str:
-    """``phantom-5/store1``: a new phantom drawing or store layout gives new run ids (no stale records)."""
+    """``phantom-5/store1/pipe2``: a new phantom drawing, store layout or batch pipeline (random
+    stream of the augmentation) gives new run ids (no stale records)."""
+    from ..data.batches import PIPELINE_VERSION
     from ..data.sources import source_version
     from ..data.store import STORE_VERSION
 
-    return f"{source_version(source)}/store{STORE_VERSION}"
+    return f"{source_version(source)}/store{STORE_VERSION}/pipe{PIPELINE_VERSION}"
 
 
 LETTERS = {"malignancy": "A", "lobulation": "B", "calcification": "C"}

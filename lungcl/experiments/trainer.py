@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..data.batches import PatchBatches
 from ..data.datasets import PatchDataset, TaskSplits
 from ..errors import LungclError
 from .evaluation import Diverged, Evaluator
@@ -70,11 +70,10 @@ def stage_seed(seed: int, stage: int) -> int:
     return seed * STAGE_SEED_STRIDE + stage
 
 
-def train_loader(dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
-    """Shuffled batches in a seeded order; the last short batch dropped (BatchNorm needs > 1)."""
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator, num_workers=0,
-                      drop_last=len(dataset) > batch_size)
+def train_loader(dataset: PatchDataset, batch_size: int, seed: int) -> PatchBatches:
+    """Shuffled, augmented batches in a seeded order from the in-memory patches; the last short
+    batch dropped (BatchNorm needs > 1)."""
+    return PatchBatches(dataset, batch_size, seed, shuffle=True, drop_last=len(dataset) > batch_size)
 
 
 def unaugmented(ds: PatchDataset, patch_px: int) -> PatchDataset:
@@ -84,11 +83,11 @@ def unaugmented(ds: PatchDataset, patch_px: int) -> PatchDataset:
 
 
 class _Cycle:
-    """An endless stream of training batches: re-shuffles and moves to the next epoch's augmentation."""
+    """An endless stream of training batches: each pass over the loader is a new shuffled,
+    newly augmented epoch (the loader's generator runs on)."""
 
-    def __init__(self, loader: DataLoader):
+    def __init__(self, loader: PatchBatches):
         self.loader, self.passes = loader, 0
-        self.loader.dataset.set_epoch(0)
         self._it = iter(loader)
 
     def __len__(self) -> int:
@@ -99,7 +98,6 @@ class _Cycle:
             return next(self._it)
         except StopIteration:
             self.passes += 1
-            self.loader.dataset.set_epoch(self.passes)
             self._it = iter(self.loader)
             return next(self._it)
 
@@ -279,14 +277,13 @@ def consolidate(ctx: StageContext, task: str) -> float:
     t0 = time.perf_counter()
     splits = ctx.splits[task]
     ds = unaugmented(splits.train, int(splits.provenance["settings"]["patch_px"]))
-    loader = DataLoader(ds, batch_size=min(ctx.config.batch_size, 64), shuffle=True, num_workers=0,
-                        generator=torch.Generator().manual_seed(stage_seed(ctx.config.seed, 10_000)))
+    loader = PatchBatches(ds, min(ctx.config.batch_size, 64), stage_seed(ctx.config.seed, 10_000))
     ctx.model.eval()
     ctx.method.consolidate(ctx.model, task, _on_device(loader, ctx.device))
     return time.perf_counter() - t0
 
 
-def _on_device(loader: DataLoader, device: torch.device) -> Any:
+def _on_device(loader: PatchBatches, device: torch.device) -> Any:
     if device.type == "cpu":
         return loader
 

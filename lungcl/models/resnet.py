@@ -5,7 +5,7 @@ addition), so the thesis's pre-activation network is written here, in one file: 
 block is BN-ReLU-conv, the shortcut is the identity unless the shape changes (then a 1x1
 projection of the pre-activated input), and a final BN-ReLU precedes global pooling.
 As in timm's ResNetV2 (BiT) the stem is a bare convolution: each block pre-activates its
-own input. MONAI's layer factories give 2D and 3D from one code path (``spatial_dims``).
+own input. One code path gives 2D and 3D (``spatial_dims``).
 
 Hard parameter sharing: parameters named ``trunk.*`` are shared by every task and
 ``heads.<task>.*`` belong to one task; the continual-learning methods and the Fisher
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from monai.networks.layers.factories import Conv, Norm, Pool
 from torch import Tensor, nn
 
 from ..errors import LungclError
@@ -31,13 +30,21 @@ DEPTHS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
 }
 
 
+# the torch layers MONAI's Conv / Norm / Pool factories give per dimension (without importing
+# MONAI, whose import costs over a second of every run's start-up)
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+_MAX_POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+_AVG_POOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
+
+
 def _conv(spatial_dims: int, c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Module:
-    return Conv[Conv.CONV, spatial_dims](c_in, c_out, kernel_size=kernel, stride=stride,
-                                         padding=kernel // 2, bias=False)
+    return _CONV[spatial_dims](c_in, c_out, kernel_size=kernel, stride=stride,
+                               padding=kernel // 2, bias=False)
 
 
 def _norm(spatial_dims: int, channels: int) -> nn.Module:
-    return Norm[Norm.BATCH, spatial_dims](channels)
+    return _BATCH_NORM[spatial_dims](channels)
 
 
 class _PreActBlock(nn.Module):
@@ -115,7 +122,7 @@ class PreActResNet(nn.Module):
             stem: list[nn.Module] = [_conv(spatial_dims, in_channels, width, 3)]
         else:  # the ImageNet stem: 7x7 stride 2, then 3x3 max-pool stride 2
             stem = [_conv(spatial_dims, in_channels, width, 7, stride=2),
-                    Pool[Pool.MAX, spatial_dims](kernel_size=3, stride=2, padding=1)]
+                    _MAX_POOL[spatial_dims](kernel_size=3, stride=2, padding=1)]
         layers: list[nn.Module] = stem
         c_in = width
         for stage, n_blocks in enumerate(counts):
@@ -125,7 +132,7 @@ class PreActResNet(nn.Module):
                 layers.append(block(spatial_dims, c_in, channels, stride))
                 c_in = channels * block.expansion
         layers += [_norm(spatial_dims, c_in), nn.ReLU(inplace=False),
-                   Pool[Pool.ADAPTIVEAVG, spatial_dims](1), nn.Flatten(1)]
+                   _AVG_POOL[spatial_dims](1), nn.Flatten(1)]
         self.trunk = nn.Sequential(*layers)
         self.num_features = c_in
         self.heads = nn.ModuleDict({t: nn.Linear(c_in, num_classes) for t in tasks})

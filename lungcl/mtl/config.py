@@ -111,8 +111,12 @@ class MTLConfig(ConfigDict):
 
 
 def canonical_json(config: MTLConfig) -> str:
-    """The hashed text: sorted keys, no paths, with the multi-task config version."""
-    return configs.canonical_json(config, UNHASHED, extra={"mtl_config_version": MTL_CONFIG_VERSION})
+    """The hashed text: sorted keys, no paths, with the multi-task config version and the batch
+    pipeline's version (a new random stream of the augmentation gives new ids)."""
+    from ..data.batches import PIPELINE_VERSION
+
+    return configs.canonical_json(config, UNHASHED, extra={"mtl_config_version": MTL_CONFIG_VERSION,
+                                                           "pipeline_version": PIPELINE_VERSION})
 
 
 _TRAINING: dict[str, dict[str, Any]] = {

@@ -25,7 +25,8 @@ import torch
 
 from ..data.nodules import CHARACTERISTICS
 from ..data.tasks import make_task
-from ..data.transforms import apply, eval_transform, train_transform
+from ..data.batches import augment as augment_batch
+from ..data.batches import centre_crop, window_hu
 from ..errors import LungclError
 from .sampler import MISSING
 
@@ -81,8 +82,8 @@ class MultiTaskPatches(torch.utils.data.Dataset):
                  seed: int = 0, patient_ids: np.ndarray | None = None):
         self.images, self.labels = images, labels.astype(np.int64)
         self.patient_ids = np.arange(len(labels)) if patient_ids is None else np.asarray(patient_ids)
-        self.augment, self.seed, self.epoch = augment, int(seed), 0
-        self.transform = train_transform(patch_px) if augment else eval_transform(patch_px)
+        self.augment, self.seed, self.epoch, self.patch_px = augment, int(seed), 0, patch_px
+        self._windowed: torch.Tensor | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -91,12 +92,18 @@ class MultiTaskPatches(torch.utils.data.Dataset):
         return len(self.labels)
 
     def batch(self, indices: Sequence[int], key: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Patches and labels of ``indices``; the augmentation is seeded once by (seed, epoch, key)."""
+        """Patches and labels of ``indices``, built as one batch from the in-memory patches
+        (:mod:`lungcl.data.batches`); the augmentation is seeded once by (seed, epoch, key)."""
+        if self._windowed is None:
+            self._windowed = window_hu(self.images)
+        idx = np.asarray(indices, dtype=np.int64)
+        x = self._windowed[torch.from_numpy(idx)]
         if self.augment:
             state = np.random.SeedSequence([self.seed, self.epoch, int(key)]).generate_state(1)[0]
-            self.transform.set_random_state(seed=int(state))
-        xs = [apply(self.transform, self.images[i].astype(np.float32)) for i in indices]
-        return torch.stack(xs), torch.from_numpy(self.labels[np.asarray(indices, dtype=np.int64)])
+            x = augment_batch(x, self.patch_px, torch.Generator().manual_seed(int(state)))
+        else:
+            x = centre_crop(x, self.patch_px)
+        return x.contiguous(), torch.from_numpy(self.labels[idx])
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         x, y = self.batch([index], key=index)

@@ -18,7 +18,7 @@ from ..data.tasks import resolve_tasks
 from ..profiles import PROFILES, check_profile
 
 # bump when a change to the training code changes the numbers a config produces
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2  # 2: the proximal step scaled by 1/(1 - momentum) (the stated lambda)
 KINDS = ("sequence", "single_task")
 METHOD_NAMES = ("sgd", "l2", "ewc", "online_ewc", "joint")
 DEPTHS = (10, 18, 34, 50, 101)
@@ -99,6 +99,8 @@ class RunConfig(ConfigDict):
         _check(self.context_slices >= 0, f"context_slices must be >= 0, got {self.context_slices}")
         _check(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
         _check(self.lr > 0, f"lr must be > 0, got {self.lr:g}")
+        _check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum:g}")
+        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay:g}")
         _check(self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
                "max_steps_per_epoch must be >= 1 or none")
         _check(self.patience is None or self.patience >= 1, "patience must be >= 1 or none")

@@ -71,10 +71,11 @@ def _log_likelihood_fn(model: nn.Module, task: str, buffers: dict[str, Tensor]) 
 
 
 def _logit_difference_fn(model: nn.Module, task: str, buffers: dict[str, Tensor]) -> Callable:
-    """z_1 - z_0 for ONE sample (a two-class head), as a pure function of the named parameters."""
-    def difference(params: dict[str, Tensor], x: Tensor) -> Tensor:
+    """s (z_1 - z_0) for ONE sample (a two-class head) and a constant scale s, as a pure function of
+    the named parameters: with s = sqrt(p (1 - p)) its squared gradient is the sample's exact Fisher."""
+    def difference(params: dict[str, Tensor], x: Tensor, scale: Tensor) -> Tensor:
         logits = functional_call(model, (params, buffers), (x.unsqueeze(0),), {"task": task})
-        return logits[0, 1] - logits[0, 0]
+        return scale * (logits[0, 1] - logits[0, 0])
     return difference
 
 
@@ -105,7 +106,7 @@ def fisher_diagonal(model: nn.Module, task: str, loader: Iterable, n_samples: in
     if chunk_size is None:
         chunk_size = max(1, min(64, _CHUNK_BYTES // (4 * n_params)))
     per_sample_grads = vmap(grad(_log_likelihood_fn(model, task, buffers)), in_dims=(None, 0, 0))
-    difference_grads = vmap(grad(_logit_difference_fn(model, task, buffers)), in_dims=(None, 0))
+    difference_grads = vmap(grad(_logit_difference_fn(model, task, buffers)), in_dims=(None, 0, 0))
     generator = torch.Generator(device="cpu").manual_seed(seed)
     total = {n: torch.zeros_like(p) for n, p in params.items()}
     count, batches = 0, 0
@@ -152,9 +153,9 @@ def _accumulate_exact(per_sample_grads: Callable, difference_grads: Callable, pa
     for start in range(0, len(x), chunk_size):
         xs, ps = x[start:start + chunk_size], probs[start:start + chunk_size]
         if ps.shape[1] == 2:
-            weight = (ps[:, 1] * ps[:, 0]).to(xs.device)
-            for n, g in difference_grads(params, xs).items():
-                total[n] += torch.einsum("n,n...->...", weight.to(g.dtype), g.pow(2))
+            scale = (ps[:, 1] * ps[:, 0]).sqrt().to(xs.device, x.dtype)
+            for n, g in difference_grads(params, xs, scale).items():
+                total[n] += g.pow(2).sum(0)
             continue
         for label in range(ps.shape[1]):
             ys = torch.full((len(xs),), label, dtype=torch.long, device=xs.device)

@@ -197,7 +197,8 @@ _TRAINING: dict[str, dict[str, Any]] = {
 # profile max(F) ~ 20-50 (the stem convolution), so with penalty_step=gradient at lr 0.005 lambda = 10
 # diverged in one order of six (BCA) and 30 in one of three. L2's lambda = 1 visibly trades
 # plasticity for stability. The paper profile's values are starting points for
-# ``lungcl sweep-lambda`` on a GPU.
+# ``lungcl tune`` (lambda chosen on the validation split) on a GPU. Since CONFIG_VERSION 2 the proximal
+# step applies the stated lambda (before, with momentum 0.9, it acted like lambda / 10).
 _STRENGTH: dict[str, dict[str, float]] = {
     "smoke": {"l2": 1.0, "ewc": 10.0, "online_ewc": 10.0},
     "cpu": {"l2": 1.0, "ewc": 10.0, "online_ewc": 10.0},

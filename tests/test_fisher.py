@@ -224,3 +224,20 @@ def test_sampled_fisher_approaches_exact_and_batched_is_smaller():
 def test_unknown_fisher_kind_is_a_clear_error():
     with pytest.raises(LungclError, match="unknown Fisher"):
         fisher_diagonal(Logistic(3), "a", [(torch.randn(2, 3), torch.zeros(2, dtype=torch.long))], 2, kind="true")
+
+
+def test_per_layer_exact_fisher_equals_the_vmap_path():
+    """The one-backward per-layer rebuild (Linear, Conv2d, BatchNorm2d) == per-sample vmap of grad(z1 - z0)."""
+    from lungcl.fisher import _layer_modules
+
+    model = _small_cnn()
+    model.eval()
+    names = task_parameter_names(model, "a")
+    assert _layer_modules(model, names) is not None  # the per-layer path is the one taken
+    x, y = _data()
+    loader = [(x[:10], y[:10]), (x[10:], y[10:])]
+    layers = fisher_diagonal(model, "a", loader, 24, kind="exact", per_layer=True)
+    vmapped = fisher_diagonal(model, "a", loader, 24, kind="exact")
+    assert layers.keys() == vmapped.keys()
+    for n in layers:
+        assert torch.allclose(layers[n], vmapped[n], atol=1e-7, rtol=1e-4), n

@@ -1,9 +1,17 @@
 """The diagonal of the Fisher information of one task's head, from per-sample gradients.
 
-F_i = mean over samples n of (d/d theta_i log p(y_n | x_n, theta))^2: the mean of SQUARED
-per-sample gradients, not the square of a batch's mean gradient (that one is ~N times
-smaller and is not the Fisher). The "true" Fisher draws y_n from the model's own predictive
-distribution; the "empirical" Fisher uses the dataset's label. The per-sample gradients
+F_i = mean over samples n of E_y~p(.|x_n) (d/d theta_i log p(y | x_n, theta))^2: the mean of
+SQUARED per-sample gradients, not the square of a batch's mean gradient. Variants (``kind``):
+
+- ``exact``: the expectation over classes under the model's p, computed exactly; for two
+  classes F = mean_n p(1 - p) (grad (z_1 - z_0))^2, one per-sample gradient per input;
+  for K classes sum_y p_y (grad log p_y)^2;
+- ``sampled``: one label per input drawn from p (a noisy one-sample estimate of ``exact``);
+- ``empirical``: the dataset's label (Kunstner et al. 2019: not in general the Fisher);
+- ``batched``: squared gradients of mini-batch mean losses with the dataset's labels, as
+  Avalanche and FACIL compute it; kept for comparison only (~batch-size times smaller).
+
+The per-sample gradients
 come from ``torch.func`` (``functional_call`` + ``vmap`` + ``grad``) in bounded chunks;
 ``vectorised=False`` is the plain one-sample-at-a-time loop, kept as the test oracle.
 """
@@ -21,6 +29,7 @@ from .errors import LungclError
 
 # Per-sample gradients of one chunk are held at once: chunk x trainable parameters x 4 bytes.
 _CHUNK_BYTES = 256 * 2**20
+FISHER_KINDS = ("exact", "sampled", "empirical", "batched")
 
 
 def task_parameter_names(model: nn.Module, task: str) -> list[str]:
@@ -61,18 +70,33 @@ def _log_likelihood_fn(model: nn.Module, task: str, buffers: dict[str, Tensor]) 
     return log_likelihood
 
 
+def _logit_difference_fn(model: nn.Module, task: str, buffers: dict[str, Tensor]) -> Callable:
+    """s (z_1 - z_0) for ONE sample (a two-class head) and a constant scale s, as a pure function of
+    the named parameters: with s = sqrt(p (1 - p)) its squared gradient is the sample's exact Fisher."""
+    def difference(params: dict[str, Tensor], x: Tensor, scale: Tensor) -> Tensor:
+        logits = functional_call(model, (params, buffers), (x.unsqueeze(0),), {"task": task})
+        return scale * (logits[0, 1] - logits[0, 0])
+    return difference
+
+
 def fisher_diagonal(model: nn.Module, task: str, loader: Iterable, n_samples: int,
-                    empirical: bool = False, vectorised: bool = True, seed: int = 0,
-                    chunk_size: int | None = None) -> dict[str, Tensor]:
+                    kind: str | None = None, empirical: bool = False, vectorised: bool = True,
+                    seed: int = 0, chunk_size: int | None = None, per_layer: bool = False) -> dict[str, Tensor]:
     """Diagonal Fisher of ``task`` at the model's current weights, {parameter name: tensor}.
 
-    Uses the first ``n_samples`` samples ``loader`` yields (fewer if it runs out), the model
-    in eval mode (BatchNorm on its running statistics; the mode is restored afterwards), and
-    only the trainable parameters ``task``'s forward touches (trunk + that head).
-    ``model(x, task)`` must return logits (N, classes). Labels of the true Fisher are drawn
-    with a CPU ``torch.Generator`` seeded by ``seed``, outside the vmap, so both code
-    paths see the same labels.
+    ``kind`` is one of FISHER_KINDS (None: ``empirical`` if ``empirical`` else ``sampled``, the
+    old boolean interface). Uses the first ``n_samples`` samples ``loader`` yields (fewer if it
+    runs out), the model in eval mode (BatchNorm on its running statistics; the mode is restored
+    afterwards), and only the trainable parameters ``task``'s forward touches (trunk + that head).
+    ``model(x, task)`` must return logits (N, classes). Labels of the sampled Fisher are drawn
+    with a CPU ``torch.Generator`` seeded by ``seed``, outside the vmap, so both code paths see
+    the same labels. The exact two-class Fisher of Linear / Conv2d / BatchNorm2d networks comes from
+    one batched backward per batch with ``per_layer`` (else, or for other layers, per-sample vmap; on
+    the cpu model the vmap path measured faster: 3.8 s against 6.3 s per 1000 samples, one thread).
     """
+    kind = kind or ("empirical" if empirical else "sampled")
+    if kind not in FISHER_KINDS:
+        raise LungclError(f"unknown Fisher {kind!r}; choose one of {', '.join(FISHER_KINDS)}")
     if n_samples < 1:
         raise LungclError(f"the Fisher needs at least one sample, got n_samples={n_samples}")
     names = task_parameter_names(model, task)
@@ -83,35 +107,177 @@ def fisher_diagonal(model: nn.Module, task: str, loader: Iterable, n_samples: in
     n_params = sum(p.numel() for p in params.values())
     if chunk_size is None:
         chunk_size = max(1, min(64, _CHUNK_BYTES // (4 * n_params)))
-    log_likelihood = _log_likelihood_fn(model, task, buffers)
-    per_sample_grads = vmap(grad(log_likelihood), in_dims=(None, 0, 0))
+    per_sample_grads = vmap(grad(_log_likelihood_fn(model, task, buffers)), in_dims=(None, 0, 0))
+    difference_grads = vmap(grad(_logit_difference_fn(model, task, buffers)), in_dims=(None, 0, 0))
     generator = torch.Generator(device="cpu").manual_seed(seed)
     total = {n: torch.zeros_like(p) for n, p in params.items()}
-    count = 0
+    count, batches = 0, 0
     was_training = model.training
     model.eval()
+    owners = _layer_modules(model, names) if kind == "exact" and per_layer else None
     try:
-        with torch.no_grad():
-            for x, y in _batches(loader, n_samples):
-                x = x.to(device)
-                if empirical:
-                    y = y.to(device=device, dtype=torch.long)
-                else:
-                    probs = F.softmax(model(x, task), dim=1).float().cpu()
-                    y = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(device)
-                if vectorised:
+        for x, y in _batches(loader, n_samples):
+            x = x.to(device)
+            count, batches = count + len(x), batches + 1
+            if kind == "batched":
+                _accumulate_batched(model, task, names, named, x, y.to(device=device, dtype=torch.long), total)
+                continue
+            with torch.no_grad():
+                probs = F.softmax(model(x, task), dim=1).float()
+            if kind == "exact":
+                if not vectorised:
+                    _accumulate_exact_loop(model, task, names, named, x, total)
+                    continue
+                if probs.shape[1] == 2 and owners is not None:
+                    scale = (probs[:, 1] * probs[:, 0]).sqrt().to(x.dtype)
+                    _accumulate_exact_layers(model, task, owners, x, scale, total)
+                    continue
+                _accumulate_exact(per_sample_grads, difference_grads, params, x, probs, chunk_size, total)
+                continue
+            if kind == "empirical":
+                y = y.to(device=device, dtype=torch.long)
+            else:
+                y = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(device)
+            if vectorised:
+                with torch.no_grad():
                     for start in range(0, len(x), chunk_size):
                         grads = per_sample_grads(params, x[start:start + chunk_size], y[start:start + chunk_size])
                         for n, g in grads.items():
                             total[n] += g.pow(2).sum(0)
-                else:
-                    _accumulate_loop(model, task, names, named, x, y, total)
-                count += len(x)
+            else:
+                _accumulate_loop(model, task, names, named, x, y, total)
     finally:
         model.train(was_training)
     if count == 0:
         raise LungclError(f"the loader gave no samples for the Fisher of task {task!r}")
-    return {n: t / count for n, t in total.items()}
+    return {n: t / (batches if kind == "batched" else count) for n, t in total.items()}
+
+
+def _layer_modules(model: nn.Module, names: list[str]) -> dict[str, nn.Module] | None:
+    """The modules owning ``names`` when every one is a Linear, a zero-padded Conv2d or an eval-mode
+    BatchNorm2d (the per-layer path handles these); None otherwise (the vmap path is used)."""
+    owners: dict[str, nn.Module] = {}
+    for prefix, module in model.named_modules():
+        own = [f"{prefix}.{n}" if prefix else n for n, _ in module.named_parameters(recurse=False)]
+        own = [n for n in own if n in names]
+        if not own:
+            continue
+        ok = isinstance(module, nn.Linear) or (
+            isinstance(module, nn.Conv2d) and module.padding_mode == "zeros" and not isinstance(module.padding, str)
+        ) or (isinstance(module, nn.BatchNorm2d) and not module.training and module.track_running_stats)
+        if not ok:
+            return None
+        owners[prefix] = module
+    return owners
+
+
+def _accumulate_exact_layers(model: nn.Module, task: str, owners: dict[str, nn.Module], x: Tensor,
+                             scale: Tensor, total: dict[str, Tensor]) -> None:
+    """Exact two-class Fisher from ONE batched backward of sum_n s_n (z_1 - z_0)_n: each layer's
+    per-sample weight gradient is rebuilt from its input and output gradient (as BackPACK does):
+    Linear g a^T, Conv2d g (unfolded a)^T, BatchNorm sum_positions g x_hat. Valid because in eval
+    mode a sample's outputs depend on its own input only; a module called twice is refused."""
+    saved: dict[str, list] = {}
+
+    def hook(prefix: str):
+        def forward_hook(module, inputs, output):
+            if prefix in saved:
+                raise LungclError(f"module {prefix!r} runs twice in one forward")
+            saved[prefix] = [inputs[0].detach(), None]
+            output.register_hook(lambda g: saved[prefix].__setitem__(1, g.detach()))
+        return forward_hook
+
+    handles = [m.register_forward_hook(hook(p)) for p, m in owners.items()]
+    try:
+        with torch.enable_grad():
+            logits = model(x, task)
+            objective = (scale * (logits[:, 1] - logits[:, 0])).sum()
+            torch.autograd.grad(objective, [p for m in owners.values() for p in m.parameters(recurse=False)])
+    finally:
+        for h in handles:
+            h.remove()
+    with torch.no_grad():
+        for prefix, module in owners.items():
+            a, g = saved[prefix]
+            key = (prefix + ".") if prefix else ""
+            if isinstance(module, nn.Linear):
+                weight = torch.einsum("no,ni->oi", g.pow(2), a.pow(2))
+                bias = g.pow(2).sum(0)
+            elif isinstance(module, nn.Conv2d):
+                cols = F.unfold(a, module.kernel_size, module.dilation, module.padding, module.stride)
+                per_sample = torch.bmm(g.flatten(2), cols.transpose(1, 2))  # (N, out, in/groups * k * k)
+                if module.groups != 1:
+                    raise LungclError("grouped convolutions are not handled by the per-layer Fisher")
+                weight = per_sample.pow(2).sum(0).view_as(module.weight)
+                bias = g.sum((2, 3)).pow(2).sum(0)
+            else:
+                x_hat = (a - module.running_mean[None, :, None, None]) / torch.sqrt(
+                    module.running_var[None, :, None, None] + module.eps)
+                weight = (g * x_hat).sum((2, 3)).pow(2).sum(0)
+                bias = g.sum((2, 3)).pow(2).sum(0)
+            for name, value in (("weight", weight), ("bias", bias)):
+                if key + name in total:
+                    total[key + name] += value
+
+
+@torch.no_grad()
+def _accumulate_exact(per_sample_grads: Callable, difference_grads: Callable, params: dict[str, Tensor],
+                      x: Tensor, probs: Tensor, chunk_size: int, total: dict[str, Tensor]) -> None:
+    """sum_n sum_y p_y (grad log p_y)^2; two classes: sum_n p(1-p) (grad (z_1 - z_0))^2."""
+    for start in range(0, len(x), chunk_size):
+        xs, ps = x[start:start + chunk_size], probs[start:start + chunk_size]
+        if ps.shape[1] == 2:
+            scale = (ps[:, 1] * ps[:, 0]).sqrt().to(xs.device, x.dtype)
+            for n, g in difference_grads(params, xs, scale).items():
+                total[n] += g.pow(2).sum(0)
+            continue
+        for label in range(ps.shape[1]):
+            ys = torch.full((len(xs),), label, dtype=torch.long, device=xs.device)
+            weight = ps[:, label].to(xs.device)
+            for n, g in per_sample_grads(params, xs, ys).items():
+                total[n] += torch.einsum("n,n...->...", weight.to(g.dtype), g.pow(2))
+
+
+def _accumulate_exact_loop(model: nn.Module, task: str, names: list[str], named: dict[str, nn.Parameter],
+                           x: Tensor, total: dict[str, Tensor]) -> None:
+    """The exact Fisher's oracle: sum_y p_y (grad log p_y)^2, one sample and one class at a time."""
+    wrt = [named[n] for n in names]
+    for i in range(len(x)):
+        with torch.enable_grad():
+            log_p = F.log_softmax(model(x[i:i + 1], task), dim=1)[0]
+            for label in range(len(log_p)):
+                grads = torch.autograd.grad(log_p[label], wrt, retain_graph=True)
+                weight = log_p[label].detach().exp()
+                for n, g in zip(names, grads):
+                    total[n] += weight * g.pow(2)
+
+
+def _accumulate_batched(model: nn.Module, task: str, names: list[str], named: dict[str, nn.Parameter],
+                        x: Tensor, y: Tensor, total: dict[str, Tensor]) -> None:
+    """(grad of the batch's mean cross-entropy)^2, summed over batches (Avalanche / FACIL)."""
+    with torch.enable_grad():
+        loss = F.cross_entropy(model(x, task), y)
+        grads = torch.autograd.grad(loss, [named[n] for n in names])
+    for n, g in zip(names, grads):
+        total[n] += g.detach().pow(2)
+
+
+def compare_fishers(reference: dict[str, Tensor], variants: dict[str, dict[str, Tensor]]) -> list[dict]:
+    """Layer by layer, how far each variant lies from ``reference`` (e.g. the exact Fisher):
+    rows {variant, parameter, numel, relative_distance = ||F_v - F_ref|| / ||F_ref||,
+    scale = sum F_v / sum F_ref}, one per (variant, parameter tensor) of the reference."""
+    rows = []
+    for variant, fisher in variants.items():
+        missing = [n for n in reference if n not in fisher]
+        if missing:
+            raise LungclError(f"Fisher {variant!r} lacks parameter {missing[0]!r}")
+        for name, ref in reference.items():
+            ref64, var64 = ref.detach().double().cpu(), fisher[name].detach().double().cpu()
+            norm = float(ref64.norm())
+            rows.append({"variant": variant, "parameter": name, "numel": ref.numel(),
+                         "relative_distance": float((var64 - ref64).norm()) / norm if norm > 0 else float("nan"),
+                         "scale": float(var64.sum() / ref64.sum()) if float(ref64.sum()) > 0 else float("nan")})
+    return rows
 
 
 def _accumulate_loop(model: nn.Module, task: str, names: list[str], named: dict[str, nn.Parameter],
@@ -126,4 +292,4 @@ def _accumulate_loop(model: nn.Module, task: str, names: list[str], named: dict[
             total[n] += g.pow(2)
 
 
-__all__ = ["fisher_diagonal", "task_parameter_names"]
+__all__ = ["FISHER_KINDS", "compare_fishers", "fisher_diagonal", "task_parameter_names"]

@@ -280,8 +280,8 @@ def layer_drift_table(models: Mapping[str, Mapping[str, torch.Tensor]],
 
 
 SETTINGS_SHOWN = ("depth", "width", "epochs", "max_steps_per_epoch", "batch_size", "lr", "momentum",
-                  "weight_decay", "eval_every", "patience", "fisher_samples", "penalty_step", "freeze_bn_stats",
-                  "n_boot")
+                  "weight_decay", "eval_every", "patience", "fisher", "fisher_samples", "penalty_step",
+                  "freeze_bn_stats", "n_boot")
 STEPS_ROW = "steps trained per stage (mean over runs)"
 
 

@@ -96,3 +96,22 @@ def test_run_id_follows_the_data_version():
     c = default_config("cpu", method="ewc")
     assert c.run_id == c.id_for(c.data_version) and c.data_version.startswith("phantom-")
     assert c.id_for("phantom-1/store1") != c.id_for("phantom-2/store1") != c.id_for(None)
+
+
+def test_fisher_setting_defaults_to_exact_and_old_records_still_load():
+    for profile in ("smoke", "cpu", "paper"):
+        assert default_config(profile, method="ewc").fisher == "exact"
+    assert parse_overrides(["fisher=batched"]) == {"fisher": "batched"}
+    ewc = default_config("cpu", method="ewc")
+    assert ewc.run_id != ewc.replace(fisher="sampled").run_id
+    assert default_config("cpu", method="l2", fisher="sampled").fisher == "exact"  # unused: no id split
+    with pytest.raises(LungclError, match="fisher must be one of"):
+        default_config("cpu", method="ewc", fisher="true")
+    old = {k: v for k, v in ewc.to_dict().items() if k != "fisher"}
+    assert RunConfig.from_dict({**old, "empirical_fisher": False}).fisher == "sampled"
+    assert RunConfig.from_dict({**old, "empirical_fisher": True}).fisher == "empirical"
+
+
+def test_momentum_must_leave_the_proximal_step_defined():
+    with pytest.raises(LungclError, match="momentum"):
+        default_config("cpu", momentum=1.0)

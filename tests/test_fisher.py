@@ -161,3 +161,83 @@ def test_bad_input_is_a_user_error():
         fisher_diagonal(model, "a", [], 5)
     with pytest.raises(LungclError):
         fisher_diagonal(model, "a", [_data(2)], 0)
+
+
+def test_exact_vmap_equals_its_loop_oracle():
+    """Two classes: p(1-p) (grad(z1 - z0))^2 (vmap) == sum_y p_y (grad log p_y)^2 (autograd loop)."""
+    model = _small_cnn()
+    x, y = _data()
+    loader = [(x[:10], y[:10]), (x[10:], y[10:])]
+    fast = fisher_diagonal(model, "a", loader, 24, kind="exact", chunk_size=7)
+    slow = fisher_diagonal(model, "a", loader, 24, kind="exact", vectorised=False)
+    for n in fast:
+        assert torch.allclose(fast[n], slow[n], atol=1e-6, rtol=1e-4), n
+    assert max(f.abs().max() for f in fast.values()) > 1e-4
+
+
+def test_exact_fisher_of_logistic_regression_is_p_one_minus_p_x_squared():
+    torch.manual_seed(0)
+    model = Logistic(5).double()
+    x = torch.randn(40, 5, dtype=torch.float64)
+    fisher = fisher_diagonal(model, "a", [(x, torch.zeros(40, dtype=torch.long))], 40, kind="exact")
+    p = torch.softmax(model(x, "a"), dim=1)[:, 1].detach()
+    analytic = ((p * (1 - p))[:, None] * x ** 2).mean(0)
+    for row in range(2):  # both rows of the 2-class head share the analytic diagonal
+        assert torch.allclose(fisher["heads.a.weight"][row], analytic, rtol=1e-10)
+    assert torch.allclose(fisher["heads.a.bias"], (p * (1 - p)).mean().expand(2), rtol=1e-10)
+
+
+def test_exact_fisher_for_three_classes_is_the_label_expectation():
+    torch.manual_seed(0)
+    model = nn.Sequential()
+    model.heads = nn.ModuleDict({"a": nn.Linear(4, 3)})
+    model.forward = lambda x, task: model.heads[task](x)  # type: ignore[method-assign]
+    x = torch.randn(6, 4)
+    fast = fisher_diagonal(model, "a", [(x, torch.zeros(6, dtype=torch.long))], 6, kind="exact")
+    slow = fisher_diagonal(model, "a", [(x, torch.zeros(6, dtype=torch.long))], 6, kind="exact",
+                           vectorised=False)
+    for n in fast:
+        assert torch.allclose(fast[n], slow[n], atol=1e-6), n
+
+
+def test_sampled_fisher_approaches_exact_and_batched_is_smaller():
+    model = _small_cnn()
+    x, y = _data(64)
+    loader = [(x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)]
+    exact = fisher_diagonal(model, "a", loader, 64, kind="exact")
+    batched = fisher_diagonal(model, "a", loader, 64, kind="batched")
+    sampled = [fisher_diagonal(model, "a", loader, 64, kind="sampled", seed=s) for s in range(8)]
+    mean_sampled = {n: sum(f[n] for f in sampled) / len(sampled) for n in exact}
+    from lungcl.fisher import compare_fishers
+    rows = compare_fishers(exact, {"sampled": sampled[0], "sampled_x8": mean_sampled, "batched": batched,
+                                   "exact": exact})
+    dist = {(r["variant"], r["parameter"]): r["relative_distance"] for r in rows}
+    assert len(rows) == 4 * len(exact)
+    assert all(dist[("exact", n)] == 0 for n in exact)
+    # averaging 8 draws shrinks the sampling error of the whole Fisher
+    total = lambda v: sum(dist[(v, n)] for n in exact)  # noqa: E731
+    assert total("sampled_x8") < total("sampled")
+    scale = {r["parameter"]: r["scale"] for r in rows if r["variant"] == "batched"}
+    assert sum(scale.values()) / len(scale) < 1  # squared batch means: smaller than the per-sample Fisher
+
+
+def test_unknown_fisher_kind_is_a_clear_error():
+    with pytest.raises(LungclError, match="unknown Fisher"):
+        fisher_diagonal(Logistic(3), "a", [(torch.randn(2, 3), torch.zeros(2, dtype=torch.long))], 2, kind="true")
+
+
+def test_per_layer_exact_fisher_equals_the_vmap_path():
+    """The one-backward per-layer rebuild (Linear, Conv2d, BatchNorm2d) == per-sample vmap of grad(z1 - z0)."""
+    from lungcl.fisher import _layer_modules
+
+    model = _small_cnn()
+    model.eval()
+    names = task_parameter_names(model, "a")
+    assert _layer_modules(model, names) is not None  # the per-layer path is the one taken
+    x, y = _data()
+    loader = [(x[:10], y[:10]), (x[10:], y[10:])]
+    layers = fisher_diagonal(model, "a", loader, 24, kind="exact", per_layer=True)
+    vmapped = fisher_diagonal(model, "a", loader, 24, kind="exact")
+    assert layers.keys() == vmapped.keys()
+    for n in layers:
+        assert torch.allclose(layers[n], vmapped[n], atol=1e-7, rtol=1e-4), n

@@ -1,4 +1,4 @@
-"""``lungcl run | grid | sweep-lambda | show``: continual-learning experiments as cached records."""
+"""``lungcl run | grid | sweep-lambda | tune | show``: continual-learning experiments as cached records."""
 
 from __future__ import annotations
 
@@ -48,6 +48,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     _dask_args(s)
     _common(s)
     s.set_defaults(func=cmd_sweep)
+
+    t = sub.add_parser("tune", help="choose lambda on the fold's validation split over a decade grid",
+                       description="Train the order at every lambda of a decade grid (cached, resumable) and "
+                                   "pick the lambda with the best validation criterion; test numbers are "
+                                   "never read. The tune record (whole curve + pick) is saved under "
+                                   "--results/tunes.")
+    _tasks_args(t)
+    t.add_argument("--method", default="ewc", help="l2, ewc or online_ewc (default ewc)")
+    t.add_argument("--values", default=None,
+                   help="lambdas, e.g. 1,10,100 (default: ewc/online_ewc 1e0..1e6, l2 1e-3..1e3, per decade)")
+    t.add_argument("--criterion", default="final_val_bacc",
+                   help="final_val_bacc (default: mean final validation balanced accuracy) or new_task_val_bacc")
+    t.add_argument("--fold", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--json", action="store_true", help="print the tune record as JSON")
+    _dask_args(t)
+    _common(t)
+    t.set_defaults(func=cmd_tune)
 
     sh = sub.add_parser("show", help="a record's accuracy matrix, forgetting and per-stage table")
     sh.add_argument("ref", metavar="RUN_ID|PATH", help="a run id (or unique prefix), run folder or record.json")
@@ -174,6 +192,34 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                   **_base_settings(args))
             configs += sweep_configs(base, values)
     return _run_many(configs, args)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    import json
+
+    from ..experiments import default_config
+    from ..experiments.runner import parse_floats
+    from ..experiments.tune import tune, tune_path
+
+    method = _check_method(args.method)
+    values = parse_floats(args.values, "lambda values") if args.values else None
+    base = default_config(args.profile, tasks=_task_spec(args), method=method, fold=args.fold, seed=args.seed,
+                          **_base_settings(args))
+    record = tune(base, values, args.criterion, args.results, workers=args.workers, scheduler=args.scheduler,
+                  progress=not args.quiet, report=None if args.json else _grid_report(len(values or [0] * 7)))
+    if args.json:
+        print(json.dumps(record, indent=1, sort_keys=True))
+        return 0
+    print(f"\n{record['order']} {method} fold {record['fold']}: {record['criterion_description']} "
+          f"on the {record['split']} split")
+    for p in record["curve"]:
+        value = "failed: " + p.get("error", "") if p["criterion"] is None else f"{100 * p['criterion']:.2f} %"
+        mark = "  <- pick" if record["pick"] and p["strength"] == record["pick"]["strength"] else ""
+        print(f"  lambda {p['strength']:<10g} {value}{mark}")
+    if record["at_grid_edge"]:
+        print("  (the pick is at the grid's edge: widen --values)")
+    print(tune_path(args.results, base, record["values"], args.criterion))
+    return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:

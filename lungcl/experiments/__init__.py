@@ -17,6 +17,7 @@ from .config import RunConfig, default_config, order_name, parse_overrides
 from .records import Record, ResultsFolder, load_record
 from .runner import (GridOutcome, execute_grid, grid_configs, run, run_grid, sweep_configs,
                      unique_configs)
+from .tune import tune
 
 
 def records_table(records: list[Record], split: str = "test", metric: str = "accuracy") -> pd.DataFrame:
@@ -37,4 +38,4 @@ def records_table(records: list[Record], split: str = "test", metric: str = "acc
 
 __all__ = ["RunConfig", "Record", "ResultsFolder", "GridOutcome", "default_config", "parse_overrides",
            "run", "run_grid", "execute_grid", "grid_configs", "sweep_configs", "unique_configs",
-           "load_record", "records_table", "order_name"]
+           "load_record", "records_table", "order_name", "tune"]

@@ -9,16 +9,17 @@ say where things are, not what is computed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from .. import configs
 from ..configs import ConfigDict
 from ..configs import check as _check
 from ..data.tasks import resolve_tasks
+from ..fisher import FISHER_KINDS
 from ..profiles import PROFILES, check_profile
 
 # bump when a change to the training code changes the numbers a config produces
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2  # 2: the proximal step scaled by 1/(1 - momentum) (the stated lambda)
 KINDS = ("sequence", "single_task")
 METHOD_NAMES = ("sgd", "l2", "ewc", "online_ewc", "joint")
 DEPTHS = (10, 18, 34, 50, 101)
@@ -41,7 +42,7 @@ class RunConfig(ConfigDict):
     method: str = "sgd"
     strength: float = 0.0  # lambda of l2 / ewc / online_ewc
     fisher_samples: int = 200
-    empirical_fisher: bool = False
+    fisher: str = "exact"  # exact | sampled | empirical | batched (lungcl.fisher); replaced empirical_fisher
     gamma: float = 1.0  # online EWC's decay of the running Fisher
     fold: int = 0
     seed: int = 0
@@ -88,6 +89,9 @@ class RunConfig(ConfigDict):
             object.__setattr__(self, "strength", 0.0)
         if self.method != "online_ewc":
             object.__setattr__(self, "gamma", 1.0)
+        _check(self.fisher in FISHER_KINDS, f"fisher must be one of {', '.join(FISHER_KINDS)}, got {self.fisher!r}")
+        if self.method not in ("ewc", "online_ewc"):
+            object.__setattr__(self, "fisher", "exact")
         for name in ("strength", "gamma", "lr", "momentum", "weight_decay"):
             object.__setattr__(self, name, float(getattr(self, name)))
         _check(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma:g}")
@@ -99,11 +103,23 @@ class RunConfig(ConfigDict):
         _check(self.context_slices >= 0, f"context_slices must be >= 0, got {self.context_slices}")
         _check(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
         _check(self.lr > 0, f"lr must be > 0, got {self.lr:g}")
+        _check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum:g}")
+        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay:g}")
         _check(self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
                "max_steps_per_epoch must be >= 1 or none")
         _check(self.patience is None or self.patience >= 1, "patience must be >= 1 or none")
         _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
                f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RunConfig":
+        """Also reads records written before ``fisher`` replaced the boolean ``empirical_fisher``
+        (False meant one sampled label per input, True the dataset's label)."""
+        d = dict(d)
+        if "empirical_fisher" in d:
+            legacy = d.pop("empirical_fisher")
+            d.setdefault("fisher", "empirical" if legacy else "sampled")
+        return super().from_dict(d)
 
     @property
     def in_channels(self) -> int:
@@ -181,9 +197,9 @@ _TRAINING: dict[str, dict[str, Any]] = {
 
 # default lambda per method and profile (used when no --lambda is given). Every profile applies the
 # penalty as a proximal step (trainer.ProximalPull), stable at any lambda: explicit SGD steps on
-# lambda/2 F (theta - theta*)^2 diverge once lr * lambda * max(F) > 2 (1 + momentum).
-# The paper profile's values are starting points for
-# ``lungcl sweep-lambda`` on a GPU.
+# lambda/2 F (theta - theta*)^2 diverge once lr * lambda * max(F) > 2 (1 + momentum). The values are
+# starting points for ``lungcl tune`` (lambda chosen on the validation split) on a GPU. Since CONFIG_VERSION 2 the proximal
+# step applies the stated lambda (before, with momentum 0.9, it acted like lambda / 10).
 _STRENGTH: dict[str, dict[str, float]] = {
     "smoke": {"l2": 1.0, "ewc": 10.0, "online_ewc": 10.0},
     "cpu": {"l2": 1.0, "ewc": 10.0, "online_ewc": 10.0},

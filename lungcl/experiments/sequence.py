@@ -40,7 +40,7 @@ def build_model(config: RunConfig, tasks: list[str]) -> torch.nn.Module:
 
 def build_method(config: RunConfig) -> Any:
     return make_method(config.method, strength=config.strength, fisher_samples=config.fisher_samples,
-                       empirical_fisher=config.empirical_fisher, gamma=config.gamma, seed=config.seed)
+                       fisher=config.fisher, gamma=config.gamma, seed=config.seed)
 
 
 def load_splits(config: RunConfig) -> dict:

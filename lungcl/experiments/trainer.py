@@ -139,20 +139,25 @@ def _amp(ctx: StageContext) -> tuple[contextlib.AbstractContextManager, Any]:
 class ProximalPull:
     """The method's quadratic pull-back applied implicitly after each optimiser step.
 
-    For lambda/2 sum_i w_i (theta_i - m_i)^2 the proximal step of size lr is exact and stable
-    for any stiffness: theta <- (theta + c m) / (1 + c), c = lr * lambda * w. An explicit
-    gradient step diverges once lr * lambda * max(w) > 2 (1 + momentum), which caps EWC's
-    lambda when a few weights have a large Fisher. Same objective, other optimiser.
+    For lambda/2 sum_i w_i (theta_i - m_i)^2 the proximal step is exact and stable for any
+    stiffness: theta <- (theta + c m) / (1 + c). An explicit gradient step diverges once
+    lr * lambda * max(w) > 2 (1 + momentum), which caps EWC's lambda when a few weights have a
+    large Fisher. With momentum mu the loss gradient reaches the weights through the momentum
+    buffer, amplified 1/(1 - mu) at steady state, while this pull acts once per step; so
+    c = lr * lambda * w / (1 - mu) puts the fixed point on the stated objective's minimiser
+    (loss + weight decay + penalty with the user's lambda; book/theory.md derives it).
     """
 
-    def __init__(self, method: Any, model: nn.Module, lr: float):
-        quad = getattr(method, "_quadratic", None)
+    def __init__(self, method: Any, model: nn.Module, lr: float, momentum: float = 0.0):
+        if not 0 <= momentum < 1:
+            raise LungclError(f"momentum must be in [0, 1) for the proximal penalty step, got {momentum:g}")
+        quad = getattr(method, "quadratic", None)
         self.active = quad is not None and getattr(method, "strength", 0.0) > 0
         if not self.active:
             return
         named = dict(model.named_parameters())
         self.params = [named[n] for n in quad.names]
-        coef = lr * method.strength * quad.weight  # float64, flat over quad.names
+        coef = lr * method.strength * quad.weight / (1.0 - momentum)  # float64, flat over quad.names
         shrink, target = 1.0 / (1.0 + coef), coef * quad.anchor / (1.0 + coef)
         sizes = [quad.sizes[n] for n in quad.names]
         self.shrink = [t.view_as(p).to(p.device, p.dtype) for t, p in zip(shrink.split(sizes), self.params)]
@@ -163,6 +168,28 @@ class ProximalPull:
         if self.active:
             for p, s, t in zip(self.params, self.shrink, self.target):
                 p.mul_(s).add_(t)
+
+
+def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    """The stage's SGD (weight decay = wd/2 ||theta||^2 added to the objective)."""
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def descend(model: nn.Module, method: Any, optimizer: torch.optim.Optimizer, loss: Tensor,
+            proximal: ProximalPull | None = None, scaler: Any = None) -> None:
+    """One step on loss + weight decay + the method's penalty: the penalty either joins the loss
+    (gradient step) or, with ``proximal``, is applied exactly after the SGD step on the loss.
+    The trainer and the objective test (tests/test_penalty_objective.py) share this function."""
+    total = loss + method.penalty(model) if proximal is None else loss
+    if scaler is None:
+        total.backward()
+        optimizer.step()
+    else:
+        scaler.scale(total).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    if proximal is not None:
+        proximal.apply()
 
 
 def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str],
@@ -178,10 +205,9 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
         per_epoch = min(per_epoch, cfg.max_steps_per_epoch)
     total = per_epoch * cfg.epochs
     eval_every = cfg.eval_every or per_epoch
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay)
     autocast, scaler = _amp(ctx)
-    proximal = ProximalPull(method, model, cfg.lr) if cfg.penalty_step == "proximal" else None
+    proximal = ProximalPull(method, model, cfg.lr, cfg.momentum) if cfg.penalty_step == "proximal" else None
     timings = {"train_s": 0.0, "eval_s": 0.0}
 
     def diverged(step: int, why: str) -> LungclError:
@@ -210,9 +236,7 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
     t_train, bad_steps = time.perf_counter(), 0
     for step in range(1, total + 1):
         loss = _train_step(model, method, optimizer, streams, train_tasks, autocast, scaler, ctx.device,
-                           with_penalty=proximal is None)
-        if proximal is not None:
-            proximal.apply()
+                           proximal)
         bad_steps = 0 if math.isfinite(loss) else bad_steps + 1
         if bad_steps > (10 if scaler.is_enabled() else 0):  # AMP's scaler skips a few overflowing steps
             raise diverged(step, f"the loss is {loss}")
@@ -255,7 +279,7 @@ def train_mode(model: nn.Module, freeze_norm_stats: bool = False) -> None:
 
 def _train_step(model: nn.Module, method: Any, optimizer: torch.optim.Optimizer, streams: list[_Cycle],
                 train_tasks: list[str], autocast: Any, scaler: Any, device: torch.device,
-                with_penalty: bool = True) -> float:
+                proximal: ProximalPull | None = None) -> float:
     """One SGD step: mean cross-entropy over the stage's task(s) + the method's penalty."""
     optimizer.zero_grad(set_to_none=True)
     with autocast:
@@ -265,10 +289,7 @@ def _train_step(model: nn.Module, method: Any, optimizer: torch.optim.Optimizer,
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             loss = loss + F.cross_entropy(model(x, t), y)
         loss = loss / len(train_tasks)
-    total = loss + method.penalty(model) if with_penalty else loss
-    scaler.scale(total).backward()
-    scaler.step(optimizer)
-    scaler.update()
+    descend(model, method, optimizer, loss, proximal, scaler)
     return float(loss.detach())
 
 

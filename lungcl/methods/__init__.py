@@ -14,7 +14,7 @@ from .l2 import L2Method
 METHODS = ("sgd", "l2", "ewc", "online_ewc", "joint")
 
 
-def make_method(name: str, strength: float = 0.0, fisher_samples: int = 200, empirical_fisher: bool = False,
+def make_method(name: str, strength: float = 0.0, fisher_samples: int = 200, fisher: str = "exact",
                 gamma: float = 1.0, seed: int = 0) -> ContinualMethod:
     """The method called ``name``; settings a method does not use are ignored (``strength`` of sgd, ...)."""
     if not strength >= 0:
@@ -24,9 +24,9 @@ def make_method(name: str, strength: float = 0.0, fisher_samples: int = 200, emp
     if name == "l2":
         return L2Method(strength)
     if name == "ewc":
-        return EWCMethod(strength, fisher_samples, empirical_fisher, seed)
+        return EWCMethod(strength, fisher_samples, fisher, seed)
     if name == "online_ewc":
-        return OnlineEWCMethod(strength, fisher_samples, empirical_fisher, seed, gamma)
+        return OnlineEWCMethod(strength, fisher_samples, fisher, seed, gamma)
     raise LungclError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
 
 

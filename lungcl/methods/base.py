@@ -144,6 +144,16 @@ class QuadraticMethod(ContinualMethod):
         super().__init__(strength)
         self._quadratic: FoldedQuadratic | None = None
 
+    @property
+    def quadratic(self) -> FoldedQuadratic | None:
+        """The folded penalty quadratic (weights A, anchor m over ``names``), None before any task;
+        the penalty is strength x its value."""
+        return self._quadratic
+
+    def penalty_terms(self) -> list[tuple[dict[str, Tensor], dict[str, Tensor]]]:
+        """(weights, anchors) per remembered task, unfolded: penalty = strength/2 sum_t w_t (theta - a_t)^2."""
+        return self._terms()
+
     def _terms(self) -> list[tuple[dict[str, Tensor], dict[str, Tensor]]]:
         """(weights, anchors) of every remembered task; each dict maps parameter name -> tensor."""
         raise NotImplementedError

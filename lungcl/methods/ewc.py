@@ -15,26 +15,28 @@ import zlib
 from torch import Tensor, nn
 
 from ..errors import LungclError
-from ..fisher import fisher_diagonal
+from ..fisher import FISHER_KINDS, fisher_diagonal
 from .base import Batches, QuadraticMethod, snapshot, split_key
 
 
 class FisherMethod(QuadraticMethod):
     """Shared settings of the Fisher-weighted methods."""
 
-    def __init__(self, strength: float = 0.0, fisher_samples: int = 200, empirical_fisher: bool = False,
+    def __init__(self, strength: float = 0.0, fisher_samples: int = 200, fisher: str = "exact",
                  seed: int = 0):
         super().__init__(strength)
         if fisher_samples < 1:
             raise LungclError(f"fisher_samples must be >= 1, got {fisher_samples}")
-        self.fisher_samples, self.empirical_fisher, self.seed = int(fisher_samples), bool(empirical_fisher), seed
+        if fisher not in FISHER_KINDS:
+            raise LungclError(f"unknown Fisher {fisher!r}; choose one of {', '.join(FISHER_KINDS)}")
+        self.fisher_samples, self.fisher_kind, self.seed = int(fisher_samples), fisher, seed
 
     def task_fisher(self, model: nn.Module, task: str, loader: Batches) -> dict[str, Tensor]:
-        """The Fisher diagonal of ``task`` at the current weights (CPU tensors); labels drawn with a
-        seed derived from (seed, task), so every task gets its own reproducible draw."""
+        """The Fisher diagonal (of kind ``fisher_kind``) of ``task`` at the current weights (CPU tensors);
+        a sampled Fisher draws its labels with a seed derived from (seed, task)."""
         seed = zlib.crc32(f"{self.seed}/{task}".encode())
         fisher = fisher_diagonal(model, task, loader, self.fisher_samples,
-                                 empirical=self.empirical_fisher, seed=seed)
+                                 kind=self.fisher_kind, seed=seed)
         return {n: f.detach().cpu() for n, f in fisher.items()}
 
 
@@ -82,9 +84,9 @@ class OnlineEWCMethod(FisherMethod):
 
     name = "online_ewc"
 
-    def __init__(self, strength: float = 0.0, fisher_samples: int = 200, empirical_fisher: bool = False,
+    def __init__(self, strength: float = 0.0, fisher_samples: int = 200, fisher: str = "exact",
                  seed: int = 0, gamma: float = 1.0):
-        super().__init__(strength, fisher_samples, empirical_fisher, seed)
+        super().__init__(strength, fisher_samples, fisher, seed)
         if not 0 <= gamma <= 1:
             raise LungclError(f"the online-EWC decay gamma must be in [0, 1], got {gamma}")
         self.gamma = float(gamma)

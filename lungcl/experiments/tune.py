@@ -1,0 +1,113 @@
+"""lambda chosen on validation: a decade grid trained on the fold's train split, picked on its VALIDATION split.
+
+Each lambda is an ordinary cached run (``runner.execute_grid``: resumable, optionally on Dask).
+The criterion reads only the validation accuracy matrix of each record; test numbers are never
+looked at. The tune record keeps the whole curve (per lambda: the criterion, every task's final
+validation balanced accuracy, forgetting and new-task accuracy on validation), the split and the
+pick, saved atomically as ``<results>/tunes/<hash of its settings>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import configs
+from ..atomic import atomic_write_json
+from ..errors import LungclError
+from ..metrics import forgetting
+from .config import RunConfig
+from .runner import DEFAULT_RESULTS, Report, execute_grid, sweep_configs
+
+TUNE_SPLIT = "val"
+# decade grids wide enough to see both ends of the trade-off (too weak: forgets; too strong: cannot learn)
+DEFAULT_DECADES: dict[str, tuple[int, int]] = {"ewc": (0, 6), "online_ewc": (0, 6), "l2": (-3, 3)}
+
+
+def default_values(method: str) -> list[float]:
+    """The default lambda grid of ``method``: every decade of DEFAULT_DECADES."""
+    if method not in DEFAULT_DECADES:
+        raise LungclError(f"method {method!r} has no lambda to tune; use l2, ewc or online_ewc")
+    lo, hi = DEFAULT_DECADES[method]
+    return [float(10.0 ** e) for e in range(lo, hi + 1)]
+
+
+def _final_mean(R: np.ndarray) -> float:
+    return float(np.mean(R[-1]))
+
+
+def _new_task_mean(R: np.ndarray) -> float:
+    return float(np.mean(np.diag(R)))
+
+
+# name -> (description, function of the validation balanced-accuracy matrix R[stage, task])
+CRITERIA: dict[str, tuple[str, Callable[[np.ndarray], float]]] = {
+    "final_val_bacc": ("mean final validation balanced accuracy over the sequence's tasks", _final_mean),
+    "new_task_val_bacc": ("mean validation balanced accuracy of each task right after its stage", _new_task_mean),
+}
+
+
+def curve_point(record: Any, criterion: str) -> dict:
+    """One lambda's row of the curve, from the record's validation balanced-accuracy matrix only."""
+    R = record.accuracy_matrix(TUNE_SPLIT, "balanced_accuracy").to_numpy(dtype=float)
+    tasks = list(record.tasks)
+    forget = forgetting(R)
+    return {"strength": record.config.strength, "run_id": record.run_id,
+            "criterion": CRITERIA[criterion][1](R),
+            "final_val_bacc": dict(zip(tasks, map(float, R[-1]))),
+            "forgetting_val": dict(zip(tasks[:-1], map(float, forget[:len(tasks) - 1]))),
+            "new_task_val_bacc": dict(zip(tasks, map(float, np.diag(R)))),
+            "mean_forgetting_val": float(np.mean(forget[:len(tasks) - 1])) if len(tasks) > 1 else 0.0}
+
+
+def tune_id(base: RunConfig, values: list[float], criterion: str) -> str:
+    """Hash of the tune's settings: the runs it reads (their ids) and the criterion."""
+    runs = [c.run_id for c in sweep_configs(base, values)]
+    return configs.hash_id(json.dumps({"runs": runs, "criterion": criterion, "split": TUNE_SPLIT},
+                                      sort_keys=True))
+
+
+def tune_path(results: str | Path, base: RunConfig, values: list[float], criterion: str) -> Path:
+    return Path(results) / "tunes" / f"{tune_id(base, values, criterion)}.json"
+
+
+def tune(base: RunConfig, values: list[float] | None = None, criterion: str = "final_val_bacc",
+         results: str | Path = DEFAULT_RESULTS, workers: int | None = None, scheduler: str | None = None,
+         progress: bool = True, report: Report | None = None) -> dict:
+    """Train ``base`` at every lambda of ``values`` (default: the method's decade grid), pick the lambda
+    with the highest validation ``criterion``; save and return the tune record. A diverged lambda
+    stays on the curve as a failure (criterion None, its error kept) and cannot be picked."""
+    if base.method not in DEFAULT_DECADES:
+        raise LungclError(f"method {base.method!r} has no lambda to tune; use l2, ewc or online_ewc")
+    if criterion not in CRITERIA:
+        raise LungclError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
+    values = sorted({float(v) for v in (values or default_values(base.method))})
+    grid = sweep_configs(base, values)
+    outcome = execute_grid(grid, results, workers=workers, scheduler=scheduler, progress=progress, report=report)
+    by_id = {r.run_id: r for r in outcome.records}
+    curve = []
+    for config in grid:
+        if config.run_id in by_id:
+            curve.append(curve_point(by_id[config.run_id], criterion))
+        else:
+            curve.append({"strength": config.strength, "run_id": config.run_id, "criterion": None,
+                          "error": outcome.errors.get(config.run_id, "not run")})
+    finite = [p for p in curve if p["criterion"] is not None and math.isfinite(p["criterion"])]
+    pick = max(finite, key=lambda p: (p["criterion"], -p["strength"])) if finite else None
+    record = {"kind": "tune", "tune_id": tune_id(base, values, criterion), "method": base.method,
+              "order": base.label.split()[0], "fold": base.fold, "seed": base.seed, "profile": base.profile,
+              "split": TUNE_SPLIT, "criterion": criterion, "criterion_description": CRITERIA[criterion][0],
+              "values": values, "base_config": base.replace(strength=0.0).to_dict(), "curve": curve,
+              "pick": None if pick is None else {"strength": pick["strength"], "criterion": pick["criterion"],
+                                                 "run_id": pick["run_id"]},
+              "at_grid_edge": pick is not None and pick["strength"] in (values[0], values[-1])}
+    atomic_write_json(tune_path(results, base, values, criterion), record)
+    return record
+
+
+__all__ = ["CRITERIA", "DEFAULT_DECADES", "TUNE_SPLIT", "curve_point", "default_values", "tune", "tune_id",
+           "tune_path"]

@@ -1,0 +1,63 @@
+"""lungcl tune: a decade grid trained on train, picked on validation, saved with its whole curve."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lungcl.cli.main import main
+from lungcl.experiments.tune import curve_point, default_values
+
+
+def test_default_grids_span_the_decades():
+    ewc, l2 = default_values("ewc"), default_values("l2")
+    assert ewc[0] == 1.0 and ewc[-1] == 1e6 and len(ewc) == 7
+    assert l2[0] == pytest.approx(1e-3) and l2[-1] == pytest.approx(1e3)
+    assert default_values("online_ewc") == ewc
+
+
+class _FakeRecord:
+    """Validation and test matrices that disagree: the curve must follow validation only."""
+
+    run_id, tasks = "x", ["a", "b"]
+
+    class config:  # noqa: N801
+        strength = 3.0
+
+    def accuracy_matrix(self, split, metric):
+        values = {"val": [[0.8, 0.5], [0.6, 0.9]], "test": [[0.1, 0.1], [0.1, 0.1]]}[split]
+        return pd.DataFrame(np.array(values), columns=self.tasks)
+
+
+def test_curve_point_reads_the_validation_matrix_only():
+    point = curve_point(_FakeRecord(), "final_val_bacc")
+    assert point["criterion"] == pytest.approx(0.75)
+    assert point["forgetting_val"] == {"a": pytest.approx(0.2)}
+    assert point["new_task_val_bacc"] == {"a": 0.8, "b": 0.9}
+    assert curve_point(_FakeRecord(), "new_task_val_bacc")["criterion"] == pytest.approx(0.85)
+
+
+def test_tune_cli_smoke_records_the_curve_and_the_pick(data_dir, smoke_store, tmp_path, capsys):
+    argv = ["tune", "--order", "ABC", "--method", "ewc", "--profile", "smoke", "--data-dir", str(data_dir),
+            "--results", str(tmp_path), "--quiet", "--json"]
+    assert main(argv) == 0
+    record = json.loads(capsys.readouterr().out)
+    strengths = [p["strength"] for p in record["curve"]]
+    assert len(strengths) >= 6 and math.log10(max(strengths) / min(strengths)) >= 5
+    assert record["split"] == "val" and record["pick"]["strength"] in strengths
+    best = max(p["criterion"] for p in record["curve"] if p["criterion"] is not None)
+    assert record["pick"]["criterion"] == best
+    assert all(set(p["final_val_bacc"]) == {"malignancy", "lobulation", "calcification"} for p in record["curve"])
+    saved = Path(tmp_path) / "tunes" / f"{record['tune_id']}.json"
+    assert json.loads(saved.read_text()) == record
+    assert main(argv) == 0 and json.loads(capsys.readouterr().out) == record  # cached runs: same record
+
+
+def test_tune_rejects_a_method_without_lambda(data_dir, tmp_path, capsys):
+    code = main(["tune", "--method", "sgd", "--profile", "smoke", "--results", str(tmp_path)])
+    assert code == 2 and "no lambda" in capsys.readouterr().err

@@ -137,3 +137,31 @@ def table(runs: dict[str, ToyRun]):
              "A after B": r.acc["after_B"]["A_test"], "B after B": r.acc["after_B"]["B_test"],
              "forgetting of A": r.forgetting} for m, r in runs.items()]
     return pd.DataFrame(rows).set_index("method")
+
+
+def plot_paths(runs: dict[str, ToyRun], tasks: dict):
+    """The weight plane: task A's and B's training losses as contours, each method's path A -> B."""
+    import matplotlib.pyplot as plt
+
+    from .plots.style import METHOD_COLORS
+
+    g1, g2 = np.meshgrid(np.linspace(-2.5, 3.0, 120), np.linspace(-1.0, 4.5, 120))
+    w = torch.tensor(np.stack([g1.ravel(), g2.ravel()], 1), dtype=torch.float32)
+
+    def loss(task: str) -> np.ndarray:
+        x, y = tasks[task]["train"]
+        z = x @ w.T  # (n, grid)
+        return F.binary_cross_entropy_with_logits(z, y[:, None].float().expand_as(z),
+                                                  reduction="none").mean(0).reshape(g1.shape).numpy()
+
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    ax.contour(g1, g2, loss("A"), levels=8, colors="0.45", linewidths=0.8)
+    ax.contour(g1, g2, loss("B"), levels=8, colors=[METHOD_COLORS["online_ewc"]], linewidths=0.8, linestyles="--")
+    for name, run in runs.items():
+        ax.plot(run.path[:, 0], run.path[:, 1], color=METHOD_COLORS[name], lw=2,
+                label=f"{name.upper()} (lambda={run.strength:g})")
+        ax.plot(*run.path[-1], "s", color=METHOD_COLORS[name], ms=8)
+    ax.set(xlabel="$w_1$ (task A's weight)", ylabel="$w_2$ (task B's weight)",
+           title="Task A loss (grey), task B loss (dashed): where each method ends")
+    ax.legend(loc="lower left")
+    return fig

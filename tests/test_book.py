@@ -69,7 +69,7 @@ def test_toc_and_notebooks_match():
 
 def test_toc_order_follows_the_thesis():
     names = [Path(f).name for f in toc_files()]
-    order = ["intro", "theory", "01_data", "02_single_task", "03_sequence_ABC", "04_task_orders",
+    order = ["intro", "00_first_demo", "theory", "01_data", "02_single_task", "03_sequence_ABC", "04_task_orders",
              "05_analysis", "06_multitask_gates", "07_discussion", "references"]
     assert [n for n in names if n in order] == order
 

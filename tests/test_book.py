@@ -354,3 +354,20 @@ def test_a_new_parameter_recomputes_only_the_runs_it_changes(smoke_book: Path, t
     after = records()
     assert len(set(after) - set(before)) == 1, "one new setting, one new run"
     assert all(after[k] == v for k, v in before.items()), "a finished run was written again"
+
+
+def test_student_edition_hides_solutions(tmp_path):
+    """`lungcl book --no-solutions` renders with sphinx-exercise's hide_solutions on; the teacher's config keeps them."""
+    import shutil
+
+    from lungcl.cli.main import build_parser
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert "sphinx_exercise" in config["sphinx"]["extra_extensions"]
+    assert config["sphinx"]["config"]["hide_solutions"] is False
+    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    student = yaml.safe_load(book.student_config(tmp_path).read_text())
+    assert student["sphinx"]["config"]["hide_solutions"] is True
+    assert {k: v for k, v in student.items() if k != "sphinx"} == {k: v for k, v in config.items() if k != "sphinx"}
+    args = build_parser().parse_args(["book", "--no-solutions", "--profile", "smoke"])
+    assert args.no_solutions is True

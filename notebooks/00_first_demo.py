@@ -64,3 +64,58 @@ display(Markdown(
     f"(λ = {ewc.strength:g}) held $w_1$ (A's Fisher is large there) and left $w_2$ free "
     f"({ewc.path[-1][1]:.2f}): A {ewc.acc['after_B']['A_test']:.0%}, B {ewc.acc['after_B']['B_test']:.0%}. "
     "Compare the quadratic picture in the theory chapter."))
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise} Read the picture
+# :label: ex-demo-picture
+#
+# From the figure alone: which weight does task A's loss depend on, and which
+# does task B need to change? Predict where L2 with a ten times larger λ would
+# end, then check with `toy.run_sequence("l2", 1.0, tasks)` (seconds).
+# ```
+#
+# ```{solution} ex-demo-picture
+# :class: dropdown
+#
+# A's grey contours are nearly vertical lines: its loss depends on $w_1$ only. B
+# needs $w_2$ to grow (and would like $w_1$ negative). A larger L2 λ holds both
+# weights closer to the end of task A, so $w_2$ ends lower and B's accuracy
+# drops further, while A stays near its accuracy after A.
+# ```
+#
+# ```{exercise} Is the result robust?
+# :label: ex-demo-seeds
+#
+# Re-run the comparison for seeds 1 to 5 (`toy.compare(seed)` then
+# `toy.table(...)`; under 30 s on a laptop). For every seed, does SGD forget
+# more than half of task A while EWC forgets less than 10 points?
+# ```
+#
+# ```{solution} ex-demo-seeds
+# :class: dropdown
+#
+# Yes: the construction makes it so (the test `tests/test_toy.py` checks seeds
+# 0-2). A correct answer is a table per seed with SGD's "forgetting of A"
+# around 0.8-0.9 and EWC's and L2's below 0.1; EWC's "B after B" at least L2's,
+# or within a point.
+# ```
+#
+# ```{exercise} Remove the conflict
+# :label: ex-demo-conflict
+#
+# In task B the first input points against the label (`-0.5 * separation`
+# in `lungcl/toy.py`, `make_tasks`). Copy `make_tasks` into a cell, set that
+# factor to 0 and re-run the three methods. How much does SGD forget now, and
+# why?
+# ```
+#
+# ```{solution} ex-demo-conflict
+# :class: dropdown
+#
+# Much less: without the conflict B's gradient no longer pushes $w_1$ below
+# zero, only shrinks it slightly while $w_2$ grows. Forgetting needs
+# *interference*: the new task's gradient moving weights the old task relies
+# on. The methods then differ little.
+# ```

@@ -410,6 +410,9 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
                      + " (run lungcl book without --only)")
         else:
             start = time.perf_counter()
+            from .run_page import write_page
+
+            progress(f"wrote {write_page(root).relative_to(root)} from the parameters cells")
             progress("rendering the book (jupyter-book build -W, execution off)")
             report.html_index = render_book(root, progress, solutions)
             report.render_seconds = time.perf_counter() - start

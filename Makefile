@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROFILE ?= cpu
 
-.PHONY: venv book test data clean-book
+.PHONY: venv book test data clean-book lab
 
 venv: $(STAMP)
 
@@ -24,6 +24,15 @@ book: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+# JupyterLab for a class: the chapters (notebooks/NN_*.py) open as notebooks through jupytext's
+# contents manager; only this target installs JupyterLab. LAB_PORT / LAB_IP to change where it listens.
+LAB_PORT ?= 8888
+LAB_IP   ?= 127.0.0.1
+lab: venv
+	$(BIN)/python -m pip install --quiet -e ".[lab]"
+	$(BIN)/python -m jupyterlab --ip=$(LAB_IP) --port=$(LAB_PORT) --notebook-dir=notebooks \
+		--ServerApp.contents_manager_class=jupytext.TextFileContentsManager
 
 clean-book:
 	rm -rf _build notebooks/_executed

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__
-from .atomic import atomic_write_json
+from .atomic import atomic_write_bytes, atomic_write_json
 from .errors import LungclError
 from .profiles import check_profile
 
@@ -322,10 +322,26 @@ def toc_chapters(root: Path) -> list[str]:
     return entries
 
 
-def render_book(root: Path, progress: Callable[[str], None]) -> Path:
-    """``jupyter-book build -W`` with execution off; returns ``_build/html/index.html``."""
+def student_config(root: Path) -> Path:
+    """A copy of ``_config.yml`` with sphinx-exercise's ``hide_solutions`` on (the student edition),
+    written under ``_build/``; jupyter-book reads it through ``--config``."""
+    import yaml
+
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    config.setdefault("sphinx", {}).setdefault("config", {})["hide_solutions"] = True
+    path = root / "_build" / "_config.student.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, yaml.safe_dump(config, sort_keys=False).encode())
+    return path
+
+
+def render_book(root: Path, progress: Callable[[str], None], solutions: bool = True) -> Path:
+    """``jupyter-book build -W`` with execution off; returns ``_build/html/index.html``.
+    ``solutions=False``: the student edition, exercises without their solutions."""
     cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
            "build", str(root), "-W", "-n", "--keep-going", "--builder", "html"]
+    if not solutions:
+        cmd += ["--config", str(student_config(root))]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
     log = root / "_build" / "jupyter-book.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -344,7 +360,8 @@ def render_book(root: Path, progress: Callable[[str], None]) -> Path:
 def build_book(root: str | Path | None = None, profile: str = "cpu", source: str = "phantom",
                only: list[str] | None = None, data_dir: str | Path = "data",
                results_dir: str | Path = "results", seed: int = 0, force: bool = False,
-               render: bool = True, progress: Callable[[str], None] = print) -> BuildReport:
+               render: bool = True, progress: Callable[[str], None] = print,
+               solutions: bool = True) -> BuildReport:
     """Execute the chapters that are not current, then render the book; see the module doc."""
     _require_tools()
     check_profile(profile)
@@ -393,7 +410,10 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
                      + " (run lungcl book without --only)")
         else:
             start = time.perf_counter()
+            from .run_page import write_page
+
+            progress(f"wrote {write_page(root).relative_to(root)} from the parameters cells")
             progress("rendering the book (jupyter-book build -W, execution off)")
-            report.html_index = render_book(root, progress)
+            report.html_index = render_book(root, progress, solutions)
             report.render_seconds = time.perf_counter() - start
     return report

@@ -436,3 +436,53 @@ display(pd.Series({
 # %% [markdown]
 # To run every chapter on real scans instead, see
 # {doc}`/book/data_real`.
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise} A constant classifier on the real class sizes
+# :label: ex-data-bca
+#
+# Using the class sizes of this chapter's task table, what accuracy does a classifier
+# that always answers "negative" reach on Lobulation? And its balanced accuracy?
+# ```
+#
+# ```{solution} ex-data-bca
+# :class: dropdown
+#
+# Lobulation has 2226 negatives and 111 positives, so always "negative" scores
+# 2226 / 2337, about 95 % accuracy, but balanced accuracy (0 + 1) / 2 = 50 %: chance.
+# ```
+#
+# ```{exercise} Change the task rule
+# :label: ex-data-rule
+#
+# Run `lungcl data summary --profile smoke` (seconds), then in Python count the
+# malignancy positives under the rule `TaskRule.parse("pos=3.5-5,neg=1-2")`
+# (`lungcl.data.tasks`). Which nodules does the change bring in, and why could
+# they make the task harder?
+# ```
+#
+# ```{solution} ex-data-rule
+# :class: dropdown
+#
+# The count of positives grows: nodules whose consensus is 3.5 (an even number of
+# readers split between 3 and 4) become positive. They are the ones the readers
+# disagreed on, so their labels are the noisiest: a correct answer names the tie
+# and expects lower accuracy on them.
+# ```
+#
+# ```{exercise} Why split by patient?
+# :label: ex-data-split
+#
+# The split keeps every nodule of one patient in one fold. What would go wrong if
+# nodules were split at random?
+# ```
+#
+# ```{solution} ex-data-split
+# :class: dropdown
+#
+# Nodules of one patient share the scanner, slice thickness and anatomy; with a
+# random split the network could score by recognising the patient, and the test
+# accuracy would overstate what it does on a new patient (leakage).
+# ```

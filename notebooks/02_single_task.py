@@ -224,3 +224,52 @@ display(Markdown(
 
 # %% tags=["hide-input"]
 chapters.show_run_times(records)
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise} Reading balanced accuracy
+# :label: ex-single-bca
+#
+# One task in this chapter shows high accuracy but balanced accuracy near 50 %.
+# What does the network do on it? Which of sensitivity or specificity is near 1?
+# ```
+#
+# ```{solution} ex-single-bca
+# :class: dropdown
+#
+# It answers the majority class (negative) almost always: specificity near 1,
+# sensitivity near 0. Balanced accuracy reveals it; accuracy hides it.
+# ```
+#
+# ```{exercise} More epochs (runnable, smoke profile)
+# :label: ex-single-epochs
+#
+# Execute this chapter on the smoke profile with more epochs:
+# `papermill notebooks/02_single_task.ipynb out.ipynb -p profile smoke -p epochs 4`
+# (make the `.ipynb` once with `jupytext --to ipynb`; a few minutes on a laptop).
+# Does balanced accuracy change, and by more than its confidence interval?
+# ```
+#
+# ```{solution} ex-single-epochs
+# :class: dropdown
+#
+# A correct answer compares the two tables' balanced accuracies with their
+# intervals; on the smoke profile (150 patients) the intervals are wide, so a
+# change inside them is not evidence either way.
+# ```
+#
+# ```{exercise} Why single-task runs matter
+# :label: ex-single-upper
+#
+# Why is a network trained on one task alone the reference for forgetting in the
+# next chapters?
+# ```
+#
+# ```{solution} ex-single-upper
+# :class: dropdown
+#
+# It is what the network reaches on that task with nothing else to remember: the
+# accuracy a continual learner would ideally keep. Forgetting and transfer are
+# measured against it.
+# ```

@@ -299,3 +299,53 @@ display(Markdown("\n\n".join(notes)))
 
 # %% tags=["hide-input"]
 chapters.show_run_times(records)
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise} Forgetting from the matrix
+# :label: ex-abc-forgetting
+#
+# From this chapter's accuracy matrix for SGD, compute by hand the forgetting of
+# task A: its accuracy just after stage A minus its accuracy at the end. Check
+# it against the chapter's forgetting table.
+# ```
+#
+# ```{solution} ex-abc-forgetting
+# :class: dropdown
+#
+# Forgetting of A = R[A after A] - R[A after C]; a correct answer matches the
+# chapter's value to the printed precision.
+# ```
+#
+# ```{exercise} A stronger EWC (runnable, smoke profile)
+# :label: ex-abc-lambda
+#
+# Re-run with `-p profile smoke -p method ewc -p ewc_lambda 300` (papermill, a
+# few minutes). Does the forgetting of A fall? What happens to the last task's
+# accuracy?
+# ```
+#
+# ```{solution} ex-abc-lambda
+# :class: dropdown
+#
+# Typically forgetting falls while the last task's balanced accuracy drops: the
+# stability-plasticity trade-off of the theory chapter. If neither moves beyond
+# the intervals, say so: that is also a correct answer on the smoke data.
+# ```
+#
+# ```{exercise} Why are the results mixed?
+# :label: ex-abc-why-mixed
+#
+# Give two reasons from the theory chapter why EWC might not beat SGD clearly
+# here, although it does in the first demo.
+# ```
+#
+# ```{solution} ex-abc-why-mixed
+# :class: dropdown
+#
+# For example: the diagonal Fisher ignores correlations between weights; the
+# Laplace approximation is local and the network moves far; BatchNorm statistics
+# are not protected; λ is chosen on a small validation set; the tasks may
+# interfere little, leaving little to protect.
+# ```

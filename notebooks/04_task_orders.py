@@ -175,3 +175,47 @@ for name, recs in by_order.items():
 
 # %% tags=["hide-input"]
 chapters.show_run_times(records)
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise} Why several orders?
+# :label: ex-orders-why
+#
+# Why does the thesis train all six orders instead of one?
+# ```
+#
+# ```{solution} ex-orders-why
+# :class: dropdown
+#
+# Forgetting depends on which task comes last and how the tasks interfere; one
+# order confounds the method with the order. Averaging over orders separates them.
+# ```
+#
+# ```{exercise} Two orders (runnable, smoke profile)
+# :label: ex-orders-two
+#
+# Run `-p profile smoke -p orders ABC,CBA -p method sgd,ewc` with papermill. For
+# which order is the forgetting of the first task larger?
+# ```
+#
+# ```{solution} ex-orders-two
+# :class: dropdown
+#
+# A correct answer reads the two forgetting values from the tables and names the
+# order; it notes the intervals on the smoke profile.
+# ```
+#
+# ```{exercise} Backward transfer
+# :label: ex-orders-bwt
+#
+# Define backward transfer from an accuracy matrix. Can it be positive? What would
+# that mean?
+# ```
+#
+# ```{solution} ex-orders-bwt
+# :class: dropdown
+#
+# BWT = mean over earlier tasks of (accuracy at the end - accuracy just after that
+# task). Positive: learning later tasks improved earlier ones.
+# ```

@@ -300,3 +300,48 @@ display(Markdown("\n\n".join(notes)))
 
 # %% tags=["hide-input"]
 chapters.show_run_times(records)
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise} Choosing λ honestly
+# :label: ex-analysis-sweep
+#
+# Why must λ be chosen on validation data and not on the test accuracies shown
+# here?
+# ```
+#
+# ```{solution} ex-analysis-sweep
+# :class: dropdown
+#
+# Choosing on test selects the luckiest λ on those very patients, so the test
+# number overstates what the choice would do on new data.
+# ```
+#
+# ```{exercise} Online EWC with γ = 1 (runnable, smoke profile)
+# :label: ex-analysis-gamma
+#
+# Re-run with `-p profile smoke -p online_gamma 1.0 -p ewc_factors [1] -p l2_factors [1]`.
+# With γ = 1 and three tasks, how does online EWC's penalty differ from EWC's?
+# ```
+#
+# ```{solution} ex-analysis-gamma
+# :class: dropdown
+#
+# With γ = 1 the running Fisher is the sum of all tasks' Fishers, but only the
+# latest anchor is kept; EWC keeps each task's own anchor. The numbers are close
+# when the anchors are close.
+# ```
+#
+# ```{exercise} BatchNorm statistics
+# :label: ex-analysis-bn
+#
+# Why can a network forget even when every weight is held exactly?
+# ```
+#
+# ```{solution} ex-analysis-bn
+# :class: dropdown
+#
+# BatchNorm's running means and variances are not weights: they follow the new
+# task's data, so the old task sees differently normalised features.
+# ```

@@ -382,3 +382,46 @@ if missing:
 #   four shape characteristics alone, as ratings.
 # - `lungcl mtl --derm7pt PATH/TO/release_v0 --set image_px=64`: the source's
 #   own data, if you have the Derm7pt release.
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise} Multi-task versus continual
+# :label: ex-mtl-contrast
+#
+# What does the multi-task network have that a continual learner does not?
+# ```
+#
+# ```{solution} ex-mtl-contrast
+# :class: dropdown
+#
+# All tasks' data at once: nothing to forget; the question becomes what to share.
+# ```
+#
+# ```{exercise} Optimizer (runnable, smoke profile)
+# :label: ex-mtl-sgd
+#
+# Run `-p profile smoke -p optimizer sgd -p sgd_comparison False`. Does the
+# sharing matrix change?
+# ```
+#
+# ```{solution} ex-mtl-sgd
+# :class: dropdown
+#
+# A correct answer compares the two sharing matrices; with plain SGD the fusion
+# weights move less from their start, so the matrix stays closer to its
+# initialisation.
+# ```
+#
+# ```{exercise} Baselines
+# :label: ex-mtl-baseline
+#
+# Why train one single-branch network per task beside the gated network?
+# ```
+#
+# ```{solution} ex-mtl-baseline
+# :class: dropdown
+#
+# Without them a gain from sharing cannot be told from the network simply being
+# bigger or trained longer.
+# ```

@@ -262,3 +262,49 @@ display(Markdown("\n\n".join(f"- {a}" for a in adds) or "The analysis chapter's 
 # - Penalty strengths are the profile's defaults, not tuned per order; the
 #   analysis chapter shows how much they matter.
 # - Nothing here was tuned to match the thesis.
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise} Which claim reproduced?
+# :label: ex-disc-claim
+#
+# Pick one sentence of this chapter and trace its number back to the chapter and
+# table it comes from.
+# ```
+#
+# ```{solution} ex-disc-claim
+# :class: dropdown
+#
+# Every number here is read from the run records of chapters 02-05; a correct
+# answer names the chapter and table showing the same value.
+# ```
+#
+# ```{exercise} Phantom versus real
+# :label: ex-disc-phantom
+#
+# Which conclusions of this book could change on real LIDC-IDRI images, and which
+# not?
+# ```
+#
+# ```{solution} ex-disc-phantom
+# :class: dropdown
+#
+# Task sizes, splits and label noise are real; image difficulty is synthetic, so
+# absolute accuracies and how much tasks interfere could change.
+# ```
+#
+# ```{exercise} Back to the first demo
+# :label: ex-disc-demo
+#
+# In one paragraph, say which property of the toy (first chapter) the LIDC tasks
+# may lack, and how you would test for it.
+# ```
+#
+# ```{solution} ex-disc-demo
+# :class: dropdown
+#
+# Strong interference: in the toy, task B's gradient pushes against task A's
+# weight. Measure it, e.g. the cosine between the tasks' gradients at the end of
+# a stage, or SGD's forgetting itself; little forgetting leaves EWC little to do.
+# ```

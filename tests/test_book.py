@@ -26,9 +26,9 @@ from lungcl import book  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 COMMON_PARAMETERS = ("profile", "source", "data_dir", "results_dir", "seed")
 # figures (img tags) and tables each chapter page must show; grows as chapters are written
-MIN_FIGURES = {"01_data": 7, "02_single_task": 2, "03_sequence_ABC": 5, "04_task_orders": 14,
+MIN_FIGURES = {"00_first_demo": 1, "01_data": 7, "02_single_task": 2, "03_sequence_ABC": 5, "04_task_orders": 14,
                "05_analysis": 3, "07_discussion": 0}
-MIN_TABLES = {"01_data": 5, "02_single_task": 4, "03_sequence_ABC": 8, "04_task_orders": 8,
+MIN_TABLES = {"00_first_demo": 1, "01_data": 5, "02_single_task": 4, "03_sequence_ABC": 8, "04_task_orders": 8,
               "05_analysis": 3, "07_discussion": 1}
 
 
@@ -69,7 +69,7 @@ def test_toc_and_notebooks_match():
 
 def test_toc_order_follows_the_thesis():
     names = [Path(f).name for f in toc_files()]
-    order = ["intro", "theory", "01_data", "02_single_task", "03_sequence_ABC", "04_task_orders",
+    order = ["intro", "00_first_demo", "theory", "01_data", "02_single_task", "03_sequence_ABC", "04_task_orders",
              "05_analysis", "06_multitask_gates", "07_discussion", "references"]
     assert [n for n in names if n in order] == order
 
@@ -261,6 +261,14 @@ def test_smoke_book_has_every_chapter_with_its_figures_and_tables(smoke_book: Pa
             assert "Traceback" not in body
     theory = page(smoke_book, "book/theory")
     assert "toy_quadratic.png" in theory and "eq-ewc" in theory
+    # exercises with their solutions, collapsed; glossary terms linked from the prose
+    for doc in ("book/theory", "notebooks/_executed/00_first_demo", "notebooks/_executed/03_sequence_ABC"):
+        html = page(smoke_book, doc)
+        assert html.count('class="admonition exercise') >= 3, f"{doc}: exercises missing"
+        assert html.count("solution") >= 3 and "dropdown" in html, f"{doc}: collapsed solutions missing"
+    assert 'href="glossary.html#term-Fisher-information"' in theory
+    demo = page(smoke_book, "notebooks/_executed/00_first_demo")
+    assert "What happened." in demo and "it forgot" in demo
 
 
 @pytest.mark.slow
@@ -290,7 +298,8 @@ def chromium() -> str | None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("doc", ["book/intro", "book/theory", "notebooks/_executed/01_data"])
+@pytest.mark.parametrize("doc", ["book/intro", "book/theory", "notebooks/_executed/00_first_demo",
+                                 "notebooks/_executed/01_data", "book/glossary", "book/run_it_yourself"])
 def test_rendered_pages_are_not_blank(smoke_book: Path, tmp_path: Path, doc: str):
     binary = chromium()
     if binary is None:
@@ -354,3 +363,20 @@ def test_a_new_parameter_recomputes_only_the_runs_it_changes(smoke_book: Path, t
     after = records()
     assert len(set(after) - set(before)) == 3, "one new setting, one new run per seed (three by default)"
     assert all(after[k] == v for k, v in before.items()), "a finished run was written again"
+
+
+def test_student_edition_hides_solutions(tmp_path):
+    """`lungcl book --no-solutions` renders with sphinx-exercise's hide_solutions on; the teacher's config keeps them."""
+    import shutil
+
+    from lungcl.cli.main import build_parser
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert "sphinx_exercise" in config["sphinx"]["extra_extensions"]
+    assert config["sphinx"]["config"]["hide_solutions"] is False
+    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    student = yaml.safe_load(book.student_config(tmp_path).read_text())
+    assert student["sphinx"]["config"]["hide_solutions"] is True
+    assert {k: v for k, v in student.items() if k != "sphinx"} == {k: v for k, v in config.items() if k != "sphinx"}
+    args = build_parser().parse_args(["book", "--no-solutions", "--profile", "smoke"])
+    assert args.no_solutions is True

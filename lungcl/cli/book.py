@@ -14,7 +14,8 @@ def _build(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     report = build_book(root=args.root, profile=args.profile, source=args.source, only=args.only,
                         data_dir=args.data_dir, results_dir=args.results, seed=args.seed,
-                        force=args.force, render=not args.no_render)
+                        force=args.force, render=not args.no_render,
+                        solutions=not args.no_solutions)
     print(f"\n{'chapter':<24} {'status':<10} {'seconds':>8}")
     for ch in report.chapters:
         print(f"{ch.name:<24} {ch.status:<10} {ch.seconds:>8.1f}")
@@ -44,5 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed passed to every chapter (default: 0)")
     p.add_argument("--force", action="store_true", help="execute chapters even if they are current")
     p.add_argument("--no-render", action="store_true", help="execute the notebooks but skip the HTML")
+    p.add_argument("--no-solutions", action="store_true",
+                   help="the student edition: exercises without their solutions")
     p.add_argument("--root", default=None, help="the book's folder (default: found from the current one)")
     p.set_defaults(func=_build)

@@ -23,6 +23,7 @@ book: venv
 	$(BIN)/lungcl book --profile $(PROFILE)
 
 test: venv
+	$(BIN)/lint-imports   # the layering written in pyproject.toml ([tool.importlinter])
 	$(BIN)/python -m pytest
 
 # JupyterLab for a class: the chapters (notebooks/NN_*.py) open as notebooks through jupytext's

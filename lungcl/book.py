@@ -28,71 +28,11 @@ from . import __version__
 from .atomic import atomic_write_bytes, atomic_write_json
 from .errors import LungclError
 from .profiles import check_profile
+from .project import NOTEBOOKS, project_root
 
 KERNEL_NAME = "python3"  # ipykernel's own spec: always the interpreter that runs papermill
-NOTEBOOKS = "notebooks"
 EXECUTED = "notebooks/_executed"
 STAMP_VERSION = 1
-
-
-# ---------------------------------------------------------------- for notebooks
-
-def project_root(start: str | Path | None = None) -> Path:
-    """The book's root: the nearest folder holding ``_toc.yml`` above ``start`` (cwd)."""
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "_toc.yml").exists() and (folder / NOTEBOOKS).is_dir():
-            return folder
-    package_parent = Path(__file__).resolve().parents[1]
-    if (package_parent / "_toc.yml").exists():
-        return package_parent
-    raise LungclError(f"no lungcl book (a folder with _toc.yml and notebooks/) at or above {here}")
-
-
-@dataclass(frozen=True)
-class ChapterContext:
-    """What a chapter notebook needs: its settings and absolute data / results folders."""
-
-    profile: str
-    source: str
-    seed: int
-    data_dir: Path
-    results_dir: Path
-
-
-def chapter_setup(profile: str = "cpu", source: str = "phantom", data_dir: str | Path = "data",
-                  results_dir: str | Path = "results", seed: int = 0,
-                  threads: int = 1) -> ChapterContext:
-    """Resolve a chapter's folders (relative ones against the book root) and set the plot style."""
-    check_profile(profile)
-    if source not in ("phantom", "dicom"):
-        raise LungclError(f"unknown source {source!r}; choose phantom or dicom")
-    try:
-        root = project_root()
-    except LungclError:
-        root = Path.cwd()
-
-    def absolute(p: str | Path) -> Path:
-        p = Path(p).expanduser()
-        return (p if p.is_absolute() else root / p).resolve()
-
-    _plot_style()
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        pass
-    return ChapterContext(profile, source, int(seed), absolute(data_dir), absolute(results_dir))
-
-
-def _plot_style() -> None:
-    import matplotlib as mpl
-    import seaborn as sns
-
-    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
-    mpl.rcParams.update({"figure.dpi": 96, "savefig.dpi": 96, "figure.figsize": (7.5, 4.0),
-                         "axes.titleweight": "bold"})
 
 
 # ---------------------------------------------------------------- the pipeline

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .book import ChapterContext
+from .chapter_context import ChapterContext
 from .errors import LungclError
 from .experiments import GridOutcome, RunConfig, default_config, execute_grid, grid_configs
 from .experiments.config import METHOD_NAMES

@@ -38,7 +38,7 @@ seed = 0  # seed of the toy data and the Fisher's label draws
 from IPython.display import Markdown, display
 
 from lungcl import toy
-from lungcl.book import chapter_setup
+from lungcl.chapter_context import chapter_setup
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
 tasks = toy.make_tasks(ctx.seed)

@@ -43,7 +43,7 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from lungcl.book import chapter_setup
+from lungcl.chapter_context import chapter_setup
 from lungcl.data.nodules import (CHARACTERISTICS, load_nodule_table,
                                  load_scan_table)
 from lungcl.data.prepare import select_nodules

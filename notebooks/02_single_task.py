@@ -48,7 +48,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lungcl import baselines, chapters, plots, summaries, thesis
-from lungcl.book import chapter_setup
+from lungcl.chapter_context import chapter_setup
 from lungcl.data.tasks import resolve_tasks
 from lungcl.summaries import METRIC_LABELS, percent_with_ci
 

@@ -56,7 +56,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lungcl import chapters, plots, summaries, thesis, verdicts
-from lungcl.book import chapter_setup
+from lungcl.chapter_context import chapter_setup
 from lungcl.summaries import METHOD_LABELS, percent_with_ci
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)

@@ -47,7 +47,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lungcl import chapters, plots, summaries, thesis
-from lungcl.book import chapter_setup
+from lungcl.chapter_context import chapter_setup
 from lungcl.summaries import METHOD_LABELS
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)

@@ -53,7 +53,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from scipy import stats
 
-from lungcl.book import chapter_setup
+from lungcl.chapter_context import chapter_setup
 from lungcl.models.gated import GatedMultiTaskNet, count_parameters
 from lungcl.mtl.compare import comparison_configs, metric_table, run_all, run_overview, single_task_column
 from lungcl.mtl.train import single_task_configs

@@ -37,7 +37,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lungcl import baselines, chapters, summaries, thesis, verdicts
-from lungcl.book import chapter_setup
+from lungcl.chapter_context import chapter_setup
 from lungcl.summaries import METHOD_LABELS
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)

@@ -21,7 +21,7 @@ pytest.importorskip("papermill")
 pytest.importorskip("jupytext")
 yaml = pytest.importorskip("yaml")
 
-from lungcl import book  # noqa: E402
+from lungcl import book, chapter_context  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON_PARAMETERS = ("profile", "source", "data_dir", "results_dir", "seed")
@@ -135,13 +135,13 @@ def test_stamp_changes_with_parameters_and_names_the_reason(tmp_path):
 
 def test_chapter_setup_resolves_folders_against_the_book_root(monkeypatch):
     monkeypatch.chdir(ROOT / "notebooks")  # where Jupyter starts a notebook's kernel
-    ctx = book.chapter_setup("smoke", "phantom", "data", "results", seed=3)
+    ctx = chapter_context.chapter_setup("smoke", "phantom", "data", "results", seed=3)
     assert ctx.data_dir == ROOT / "data" and ctx.results_dir == ROOT / "results"
     assert ctx.seed == 3
     with pytest.raises(LungclError, match="unknown profile"):
-        book.chapter_setup("huge")
+        chapter_context.chapter_setup("huge")
     with pytest.raises(LungclError, match="unknown source"):
-        book.chapter_setup("smoke", source="mri")
+        chapter_context.chapter_setup("smoke", source="mri")
 
 
 def test_cli_registers_the_book_command():

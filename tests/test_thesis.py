@@ -208,7 +208,7 @@ def test_chapter_parameters_are_checked():
 
 def test_chapters_ask_for_the_same_runs(tmp_path):
     """The ABC runs of the sequence chapter are the ones the orders and analysis chapters ask for."""
-    from lungcl.book import ChapterContext
+    from lungcl.chapter_context import ChapterContext
 
     ctx = ChapterContext("smoke", "phantom", 0, tmp_path / "data", tmp_path / "results")
     abc = chapters.sequence_configs(ctx, ["ABC"], ["sgd", "l2", "ewc"], [0])
@@ -226,7 +226,7 @@ def test_the_discussion_finds_the_analysis_chapter_runs():
     """The analysis chapter's default parameters are the sweep the discussion reads."""
     import jupytext
 
-    from lungcl.book import project_root
+    from lungcl.project import project_root
 
     nb = jupytext.read(project_root() / "notebooks" / "05_analysis.py")
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))

@@ -1,0 +1,59 @@
+"""What a chapter notebook calls first: its settings checked, its folders resolved, the plot style set.
+
+This is the chapters' runtime; the build that executes and renders them is :mod:`lungcl.book`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LungclError
+from .profiles import check_profile
+from .project import project_root
+
+
+@dataclass(frozen=True)
+class ChapterContext:
+    """What a chapter notebook needs: its settings and absolute data / results folders."""
+
+    profile: str
+    source: str
+    seed: int
+    data_dir: Path
+    results_dir: Path
+
+
+def chapter_setup(profile: str = "cpu", source: str = "phantom", data_dir: str | Path = "data",
+                  results_dir: str | Path = "results", seed: int = 0,
+                  threads: int = 1) -> ChapterContext:
+    """Resolve a chapter's folders (relative ones against the book root) and set the plot style."""
+    check_profile(profile)
+    if source not in ("phantom", "dicom"):
+        raise LungclError(f"unknown source {source!r}; choose phantom or dicom")
+    try:
+        root = project_root()
+    except LungclError:
+        root = Path.cwd()
+
+    def absolute(p: str | Path) -> Path:
+        p = Path(p).expanduser()
+        return (p if p.is_absolute() else root / p).resolve()
+
+    _plot_style()
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+    return ChapterContext(profile, source, int(seed), absolute(data_dir), absolute(results_dir))
+
+
+def _plot_style() -> None:
+    import matplotlib as mpl
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+    mpl.rcParams.update({"figure.dpi": 96, "savefig.dpi": 96, "figure.figsize": (7.5, 4.0),
+                         "axes.titleweight": "bold"})

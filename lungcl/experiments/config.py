@@ -204,7 +204,8 @@ _STRENGTH: dict[str, dict[str, float]] = {
     "smoke": {"l2": 1.0, "ewc": 10.0, "online_ewc": 10.0},
     # ewc: ``lungcl tune --order ABC --method ewc`` (fold 0, seed 0, CONFIG_VERSION 2) picked 1e4 on
     # validation: mean final val balanced accuracy 64.3 / 62.1 / 67.7 / 68.6 / 70.5 / 69.4 / 68.9 % at
-    # lambda 1e0..1e6. l2 and online_ewc are not tuned yet.
+    # lambda 1e0..1e6, measured on the EARLIER cpu budget (2 epochs x 50 steps, lr 0.005); not yet re-run
+    # on the converged budget above. l2 and online_ewc are not tuned yet.
     "cpu": {"l2": 1.0, "ewc": 1e4, "online_ewc": 10.0},
     "paper": {"l2": 1.0, "ewc": 10.0, "online_ewc": 10.0},
 }

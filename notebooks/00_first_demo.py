@@ -57,11 +57,11 @@ fig = toy.plot_paths(runs, tasks)
 sgd, l2, ewc = runs["sgd"], runs["l2"], runs["ewc"]
 display(Markdown(
     f"**What happened.** Plain SGD reached {sgd.acc['after_A']['A_test']:.0%} on task A, then, while "
-    f"learning B, dragged $w_1$ to {sgd.path[-1][0]:.2f} and A fell to {sgd.acc['after_B']['A_test']:.0%}: "
+    f"learning B, dragged w1 to {sgd.path[-1][0]:.2f} and A fell to {sgd.acc['after_B']['A_test']:.0%}: "
     f"it forgot. L2 (λ = {l2.strength:g}) kept A at {l2.acc['after_B']['A_test']:.0%} but, pulling every "
-    f"weight back equally, let $w_2$ grow only to {l2.path[-1][1]:.2f}: B reached "
+    f"weight back equally, let w2 grow only to {l2.path[-1][1]:.2f}: B reached "
     f"{l2.acc['after_B']['B_test']:.0%} against SGD's {sgd.acc['after_B']['B_test']:.0%}. EWC "
-    f"(λ = {ewc.strength:g}) held $w_1$ (A's Fisher is large there) and left $w_2$ free "
+    f"(λ = {ewc.strength:g}) held w1 (A's Fisher is large there) and left w2 free "
     f"({ewc.path[-1][1]:.2f}): A {ewc.acc['after_B']['A_test']:.0%}, B {ewc.acc['after_B']['B_test']:.0%}. "
     "Compare the quadratic picture in the theory chapter."))
 

@@ -264,10 +264,11 @@ def test_smoke_book_has_every_chapter_with_its_figures_and_tables(smoke_book: Pa
     # exercises with their solutions, collapsed; glossary terms linked from the prose
     for doc in ("book/theory", "notebooks/_executed/00_first_demo", "notebooks/_executed/03_sequence_ABC"):
         html = page(smoke_book, doc)
-        assert html.count('class="admonition exercise') >= 3, f"{doc}: exercises missing"
-        assert html.count("solution") >= 3 and "dropdown" in html, f"{doc}: collapsed solutions missing"
+        assert html.count('class="exercise admonition"') >= 3, f"{doc}: exercises missing"
+        assert html.count('class="solution dropdown admonition"') >= 3, f"{doc}: collapsed solutions missing"
     assert 'href="glossary.html#term-Fisher-information"' in theory
     demo = page(smoke_book, "notebooks/_executed/00_first_demo")
+    assert "00_first_demo.ipynb" in demo  # the page's download button offers its notebook
     assert "What happened." in demo and "it forgot" in demo
 
 

@@ -1,6 +1,7 @@
 """`make lab`: JupyterLab with jupytext's contents manager serves a chapter's .py as a notebook (127.0.0.1 only)."""
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -34,6 +35,8 @@ def test_lab_server_lists_a_chapter_as_a_notebook(tmp_path):
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            f"--IdentityProvider.token={token}", f"--notebook-dir={ROOT / 'notebooks'}",
            "--ServerApp.contents_manager_class=jupytext.TextFileContentsManager"]
+    if os.geteuid() == 0:  # CI containers run as root; Jupyter refuses that unless told
+        cmd.append("--allow-root")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={"JUPYTER_CONFIG_DIR": str(tmp_path), "JUPYTER_RUNTIME_DIR": str(tmp_path),
                                  "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})

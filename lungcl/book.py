@@ -28,7 +28,7 @@ from . import __version__
 from .atomic import atomic_write_bytes, atomic_write_json
 from .errors import LungclError
 from .profiles import check_profile
-from .project import NOTEBOOKS, project_root
+from .project import chapter_sources, project_root
 
 KERNEL_NAME = "python3"  # ipykernel's own spec: always the interpreter that runs papermill
 EXECUTED = "notebooks/_executed"
@@ -51,8 +51,7 @@ class Chapter:
 
 def discover_chapters(root: Path) -> list[Chapter]:
     """The chapter notebooks of the book at ``root``, in number order."""
-    paths = sorted((root / NOTEBOOKS).glob("[0-9][0-9]_*.py"))
-    return [Chapter(p.stem, p) for p in paths]
+    return [Chapter(p.stem, p) for p in chapter_sources(root)]
 
 
 def select_chapters(chapters: list[Chapter], only: list[str] | None) -> list[Chapter]:

@@ -23,3 +23,8 @@ def project_root(start: str | Path | None = None) -> Path:
     if (package_parent / "_toc.yml").exists():
         return package_parent
     raise LungclError(f"no lungcl book (a folder with _toc.yml and notebooks/) at or above {here}")
+
+
+def chapter_sources(root: Path) -> list[Path]:
+    """The chapter notebooks (``notebooks/NN_name.py``) of the book at ``root``, in number order."""
+    return sorted((root / NOTEBOOKS).glob("[0-9][0-9]_*.py"))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .atomic import atomic_write_bytes
 from .errors import LungclError
+from .project import chapter_sources
 
 PAGE = "book/run_it_yourself.md"
 _ASSIGN = re.compile(r"^(?P<name>\w+)\s*=\s*(?P<value>.*?)\s*(?:#\s*(?P<comment>.*))?$")
@@ -37,8 +38,6 @@ def _title(source: Path) -> str:
 
 def render_page(root: Path) -> str:
     """The page's Markdown for the chapters under ``root/notebooks``."""
-    from .book import discover_chapters
-
     out = ["# Run it yourself", "",
            "Every chapter is a notebook with a *parameters* cell. Open it with `make lab` (JupyterLab),",
            "or execute it with papermill, e.g.",
@@ -46,10 +45,10 @@ def render_page(root: Path) -> str:
            "(make the `.ipynb` once with `jupytext --to ipynb notebooks/03_sequence_ABC.py`).",
            "`profile = \"smoke\"` runs any chapter in minutes. This page is generated from the",
            "chapters' parameters cells by `lungcl book`.", ""]
-    for chapter in discover_chapters(root):
-        out += [f"## {chapter.name}: {_title(chapter.source)}", "",
+    for source in chapter_sources(root):
+        out += [f"## {source.stem}: {_title(source)}", "",
                 "| parameter | default | meaning |", "| --- | --- | --- |"]
-        for name, value, meaning in chapter_parameters(chapter.source):
+        for name, value, meaning in chapter_parameters(source):
             cell = value.replace("|", "\\|")
             out.append(f"| `{name}` | `{cell}` | {meaning.replace('|', chr(92) + '|')} |")
         out.append("")

@@ -34,7 +34,7 @@ def lambda_tradeoff(table: pd.DataFrame, failed: Mapping[tuple[str, float], str]
             ax.axhline(float(sgd.new.iloc[0]), color=_color(m), ls="--", lw=1)
         bad = [lam for (mm, lam) in failed if mm == m and lam > 0]
         if bad:
-            ax.scatter(bad, [0.03] * len(bad), marker="x", color="red", s=60, zorder=6)
+            ax.scatter(bad, [0.03] * len(bad), marker="x", color="0.1", s=60, zorder=6)
         ax.set_xscale("log")
         ax.set_xlabel("lambda")
         ax.set_title(f"{_label(m)}", fontsize=10)
@@ -57,7 +57,7 @@ def lambda_tradeoff(table: pd.DataFrame, failed: Mapping[tuple[str, float], str]
                Line2D([], [], color="0.5", marker="s", label="last task"),
                Line2D([], [], color="0.3", ls="--", label="SGD (lambda 0)")]
     if failed:
-        handles.append(Line2D([], [], color="red", marker="x", ls="", label="diverged"))
+        handles.append(Line2D([], [], color="0.1", marker="x", ls="", label="diverged"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8.5)
     fig.suptitle("Final test accuracy after the whole sequence, against the penalty strength", fontsize=11)
     fig.tight_layout(rect=(0, 0.08, 1, 1))

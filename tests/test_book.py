@@ -390,7 +390,8 @@ def test_student_edition_hides_solutions(tmp_path):
 PAGE_STATE = """(() => {
   const maths = [...document.querySelectorAll('.math')];
   return {
-    images: [...document.images].map(i => ({src: i.getAttribute('src'), loaded: i.complete && i.naturalWidth > 0,
+    images: [...document.images].map(i => ({src: i.getAttribute('src'), settled: i.complete,
+                                            loaded: i.complete && i.naturalWidth > 0,
                                             alt: (i.getAttribute('alt') || '').trim()})),
     math: maths.length, typeset: maths.filter(m => m.querySelector('mjx-container')).length,
     math_errors: document.querySelectorAll('mjx-merror').length,
@@ -428,7 +429,7 @@ def check_page(page, url: str) -> list[str]:
     deadline = time.monotonic() + 20
     while True:
         state = page.evaluate(PAGE_STATE)
-        ready = state["typeset"] == state["math"] and all(i["loaded"] for i in state["images"])
+        ready = state["typeset"] == state["math"] and all(i["settled"] for i in state["images"])  # loaded or broken
         if ready or time.monotonic() > deadline:
             break
         page.pump(0.25)
@@ -501,3 +502,29 @@ def test_student_edition_renders_without_solutions(smoke_book: Path, tmp_path: P
     theory = page(root, "book/theory")
     assert theory.count('class="exercise admonition"') >= 3
     assert solution.group(1) not in theory
+
+
+@pytest.mark.slow
+def test_the_page_check_sees_what_is_broken(tmp_path: Path):
+    """The browser check is not blind: a page with a script error, a missing image and an image
+    without alt text is reported on each count."""
+    binary = chromium()
+    if binary is None:
+        pytest.skip("no Chromium binary (apt-get install -y chromium); CI installs it")
+    pytest.importorskip("websocket")
+    from browser import Chromium, serve
+
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(ROOT / "book" / "_static" / "favicon.svg", site / "ok.svg")
+    (site / "index.html").write_text('<html><head><link rel="icon" href="ok.svg"></head><body>'
+                                     '<img src="missing.png" alt="a missing figure"><img src="ok.svg">'
+                                     '<script>console.error("boom"); notDefined();</script></body></html>')
+    with serve(site) as base, Chromium(binary, tmp_path / "profile", timeout=30) as page:
+        problems = check_page(page, base + "index.html")
+    assert any("console.error: boom" in p for p in problems)
+    assert any("notDefined" in p for p in problems)
+    assert any("404" in p and "missing.png" in p for p in problems)
+    assert "image not loaded: missing.png" in problems
+    assert "image without alt text: ok.svg" in problems
+    assert not any("image not loaded: ok.svg" in p for p in problems)

@@ -267,7 +267,11 @@ def student_config(root: Path) -> Path:
     import yaml
 
     config = yaml.safe_load((root / "_config.yml").read_text())
-    config.setdefault("sphinx", {}).setdefault("config", {})["hide_solutions"] = True
+    sphinx = config.setdefault("sphinx", {})
+    sphinx.setdefault("config", {})["hide_solutions"] = True
+    # jupyter-book finds local extensions relative to the config file, which is now in _build/
+    sphinx["local_extensions"] = {name: str((Path(root) / folder).resolve())
+                                  for name, folder in (sphinx.get("local_extensions") or {}).items()}
     path = root / "_build" / "_config.student.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, yaml.safe_dump(config, sort_keys=False).encode())

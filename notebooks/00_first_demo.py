@@ -50,7 +50,7 @@ display(toy.table(runs).style.format("{:.3f}"))
 # loss, dashed ones task B's; each method's path starts at zero, walks to A's
 # low-loss region, then towards B, and ends at a square.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The plane of the two weights w1 and w2: grey contours of task A's loss, dashed contours of task B's, and the path of SGD, L2 and EWC from zero to task A's low-loss region and then towards task B, each ending at a square."}}
 fig = toy.plot_paths(runs, tasks)
 
 # %% tags=["hide-input"]

@@ -68,7 +68,7 @@ nodules = select_nodules(all_nodules, settings)  # the profile's patients
 # has between one and four readers; the few groups with more than four marks
 # hold two marks by one reader that the clustering put together.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two histograms: how many radiologists read each nodule, and the distribution of nodule diameters in millimetres."}}
 def counts_of(table: pd.DataFrame) -> list[int]:
     return [table.scan_id.nunique(), table.patient_id.nunique(), len(table),
             int(table.n_readers.sum())]
@@ -124,7 +124,7 @@ display(Markdown(
 # **A = malignancy**, **B = lobulation** and **C = calcification**. The
 # histograms count every individual rating.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "A grid of bar charts, one per radiologist characteristic, counting every reader's rating from 1 to 5; the three tasks' characteristics are marked in bold."}}
 ratings = pd.concat([
     pd.DataFrame({"characteristic": name, "rating": np.concatenate(
         all_nodules[f"{name}_ratings"].to_numpy())})
@@ -154,7 +154,7 @@ plt.show()
 # compares one reader's malignancy rating with another's on the same nodule
 # (every ordered pair of readers of a nodule counts once).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Left, horizontal bars of how often pairs of readers agree on each characteristic, exactly and within one point; right, a heat map counting pairs of malignancy ratings given to the same nodule."}}
 multi = all_nodules[all_nodules.n_readers >= 2]
 rows = []
 for name in CHARACTERISTICS:
@@ -208,7 +208,7 @@ display(Markdown(
 # The last column is the accuracy of a "classifier" that always answers the
 # majority class: the number any real accuracy must be read against.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Stacked horizontal bars per binary task: how many nodules are negative, positive, or dropped as undecided."}}
 tasks = resolve_tasks("all")
 rows = []
 for task in tasks:
@@ -302,7 +302,7 @@ display(split_view.style.set_caption(
 # (dense tissue), mapped to [0, 1], which removes bone and metal highlights
 # and keeps lung, soft tissue and calcium apart.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "One nodule three ways: the stored CT slice in Hounsfield units with a colour bar, a histogram of its values with the intensity window as dashed lines, and the windowed patch the network sees."}}
 from lungcl.data.transforms import HU_WINDOW, eval_transform
 
 rng = np.random.default_rng(ctx.seed)
@@ -336,7 +336,7 @@ plt.show()
 # Four positive and four negative test-set nodules of each thesis task, as
 # the network sees them (chosen at random with the chapter's seed).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "A grid of small grey CT patches from the test set: for each task, positive examples on the left and negative ones on the right."}}
 n_show = 4
 test_rows = np.flatnonzero(part == "test")
 fig, axes = plt.subplots(3, 2 * n_show, figsize=(12, 5.2))
@@ -373,7 +373,7 @@ plt.show()
 # two classes are equally frequent in every epoch. Validation and test
 # patches are never augmented. Here is one training patch in eight epochs:
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Eight versions of the same nodule patch, one per training epoch, showing the random flips, rotations and shifts of data augmentation."}}
 one = PatchDataset(data.images[example:example + 1], np.array([1]),
                    np.array(["p"]), np.array(["n"]), settings.patch_px,
                    augment=True, seed=ctx.seed)

@@ -83,7 +83,7 @@ display(baseline.style.format({"positive_share": "{:.1%}", "majority_accuracy": 
 # network learns nothing, which the balanced accuracy (50 % for any constant
 # answer) and the AUC (50 % for a random ranking) reveal.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "One panel per task: accuracy, balanced accuracy and AUC on the test set (solid) and validation set (dashed) against training step, with the majority-class level dotted."}}
 fig = plots.training_curves(records)
 plt.show()
 
@@ -100,7 +100,7 @@ plt.show()
 # The thesis published sensitivity and specificity only for order ABC, so the
 # comparison is on accuracy.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "One panel per task: bars of test accuracy, balanced accuracy, sensitivity, specificity and AUC with intervals, beside the thesis's range and the majority-class accuracy."}}
 single = thesis.single_task_with_thesis(records)
 metrics = [m for m in summaries.STAGE_METRICS if m in single]
 view = pd.DataFrame({METRIC_LABELS[m]: [percent_with_ci(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"])

@@ -118,7 +118,7 @@ if len(imbalanced):
 # The hollow diamonds are the thesis's values after each stage, and the
 # dotted line is what "always the majority class" would score.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "One panel per task in training order: its test accuracy during the whole sequence for each method, with stage boundaries as dashed lines, the thesis's values as hollow diamonds and the majority-class level dotted."}}
 fig = plots.accuracy_curves(records, "accuracy")
 plt.show()
 
@@ -126,7 +126,7 @@ plt.show()
 # The same curves in **balanced accuracy**, where a network that answers one
 # class for every nodule sits at 50 % whatever the class mix:
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The same panels in balanced accuracy: each task's test balanced accuracy during the sequence for each method, with chance level (0.5) dotted."}}
 fig = plots.accuracy_curves(records, "balanced_accuracy", thesis=False, majority=False)
 for ax in fig.axes:
     ax.axhline(0.5, color="0.5", ls=":", lw=1.2)
@@ -152,7 +152,7 @@ for stage, trained in enumerate(task_names):
 # The same numbers as bars, one row per stage, with the thesis's values as
 # hollow diamonds:
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Grouped bars: every task seen so far after each training stage, for each method, in test accuracy, balanced accuracy, sensitivity and specificity, with intervals."}}
 fig = plots.metric_bars(stage_table, title="Every seen task after each stage (test set)")
 plt.show()
 
@@ -164,7 +164,7 @@ plt.show()
 # diagonal is what the later stages did to it. Table 4.7 of the thesis lists
 # the same numbers by task and method.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Heat maps, one per method: test accuracy of each task (columns) after each training stage (rows), with the thesis's matrices below when available."}}
 matrix = thesis.matrix_side_by_side(records)
 display(summaries.page_table(
     matrix, "Test accuracy (%) of each task (rows) after each stage (columns): ours and the thesis's",
@@ -184,7 +184,7 @@ plt.show()
 # The thesis did not compute them; its column applies the same formulas to its
 # Table 4.7.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Bars per method of average final accuracy, forgetting of each earlier task and backward transfer, with intervals and the thesis's values as diamonds."}}
 transfer = thesis.transfer_with_thesis(records)
 display(summaries.page_table(
     thesis.transfer_side_by_side(transfer),
@@ -205,7 +205,7 @@ else:
 # one that turns to *negative* loses none. The same summaries in **balanced
 # accuracy** (the thesis has no counterpart):
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The same bars in balanced accuracy: average final balanced accuracy, forgetting of each earlier task and backward transfer per method."}}
 transfer_bal = summaries.transfer_table(records, metric="balanced_accuracy")
 display(summaries.page_table(
     thesis.transfer_side_by_side(transfer_bal),

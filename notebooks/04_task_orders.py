@@ -78,7 +78,7 @@ for name, recs in by_order.items():
 # The same matrices as heat maps, ours (top) and the thesis's (bottom), one
 # figure per order:
 
-# %% tags=["hide-input", "hide-output"]
+# %% tags=["hide-input", "hide-output"] mystnb={"image": {"alt": "For each task order, heat maps per method of each task's test accuracy after each training stage."}}
 for name, recs in by_order.items():
     fig = plots.matrix_heatmaps(recs)
     fig.suptitle(f"Order {name}: test accuracy (%) after each stage", fontsize=11)
@@ -93,7 +93,7 @@ for name, recs in by_order.items():
 # orders of one method would agree up to the noise of a single run, whose
 # size the intervals show.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "For each of the six task orders, the average final accuracy and mean forgetting of each method as dots with intervals, beside the thesis's values as diamonds."}}
 transfer = thesis.transfer_with_thesis(records)
 fig = plots.order_comparison(transfer)
 plt.show()
@@ -132,7 +132,7 @@ if transfer.ci_low.isna().all():
 # has had two stages to be forgotten in, one learned last none. Flat lines
 # mean that the method keeps what it learned, whatever the position.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "One panel per task: its final accuracy against its position in the order (1 = learned first), one line per method through the mean over orders, dots for each order."}}
 positions = thesis.positions_with_thesis(records)
 fig = plots.position_effect(positions)
 plt.show()
@@ -155,7 +155,7 @@ display(Markdown(
 # Fig. 4.24-4.28), one figure per order; open them to see how each method
 # moves through the stages.
 
-# %% tags=["hide-input", "hide-output"]
+# %% tags=["hide-input", "hide-output"] mystnb={"image": {"alt": "For each task order, one panel per task: its test accuracy during the whole sequence for each method, with stage boundaries dashed."}}
 for name, recs in by_order.items():
     fig = plots.accuracy_curves(recs)
     plt.show()

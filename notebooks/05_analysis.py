@@ -79,7 +79,7 @@ chapters.show_failures(runs)
 # puts the two against each other: a method is better when its points lie
 # further up and to the right, and the labels say which lambda got there.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Per penalised method, earlier tasks' and the last task's final accuracy against the penalty strength lambda, with SGD as dashed lines; and old against new accuracy in one plane, diverged runs as crosses."}}
 tradeoff = summaries.tradeoff_table(sequence_records)
 fig = plots.lambda_tradeoff(tradeoff[tradeoff.method.isin(["sgd", "l2", "ewc"])], failed)
 plt.show()
@@ -132,7 +132,7 @@ display(Markdown(
 # away from the network after the first stage (which is the same network for
 # all three methods: the first stage has no penalty and the same seed).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Per layer of the network: each task's share of the Fisher information, the mean Fisher per weight on a log scale, and how far each method moved each layer's weights."}}
 ewc_record = next(r for r in sequence_records if r.config.method == "ewc" and r.config.strength == ewc_default
                   and r.config.fold == folds[0])
 ewc_state = ewc_record.load_checkpoint()
@@ -253,7 +253,7 @@ else:
 # remembering), and each task trained alone (the black ticks: what the
 # network learns of a task with nothing else to learn).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Grouped bars after the last stage: each task's accuracy and balanced accuracy for every method and lambda, with each task trained alone as a black line."}}
 defaults = [r for r in sequence_records
             if (r.config.method, r.config.strength) in {("sgd", 0.0), ("l2", l2_default), ("ewc", ewc_default),
                                                        ("joint", 0.0), ("online_ewc", ewc_default)}]

@@ -198,7 +198,7 @@ if single_task_baselines:
 display(table.style.format("{:.3f}", na_rep="-").background_gradient(axis=None, cmap="Blues")
         .set_caption("Test balanced accuracy, binary tasks"))
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Grouped bars, one group per task: test balanced accuracy of every multi-task and single-task setting, with chance level (0.5) dashed."}}
 fig, ax = plt.subplots(figsize=(10, 3.8))
 table.plot.bar(ax=ax, width=0.8)
 ax.set(ylabel="test balanced accuracy", ylim=(0.4, 1.0), title="Per task, per setting (binary)")
@@ -241,7 +241,7 @@ display(mm.style.format({"accuracy": "{:.3f}", "balanced_accuracy": "{:.3f}", "m
 # fused input comes from. The diagonal (a task's own maps) is blanked so the
 # colour scale shows only what tasks borrow from each other.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "A heat map of the gated network's sharing degree between every pair of tasks; greener means more sharing."}}
 sharing = main.sharing()
 fig, ax = plt.subplots(figsize=(6.4, 5.4))
 plot_sharing(sharing, ax=ax, title=f"{main_name}: overall sharing degree")
@@ -264,7 +264,7 @@ display(Markdown(
 # found almost no sharing between binary tasks and more with half the
 # parameters. The same comparison here, on one colour scale:
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Sharing-degree heat maps side by side, one per gated network, on a common colour scale."}}
 gated = {k: v for k, v in records.items() if v.data["sharing"] is not None}
 fig = plot_sharing_grid(gated)
 plt.show()
@@ -274,7 +274,7 @@ summary = sharing_summary(gated)
 display(summary.style.format({c: "{:.4f}" for c in summary.columns if c != "top_pair"})
         .set_caption("Mean borrowed share per setting (overall and per gated block)"))
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Lines per gated network: the share of features each task borrows from the others, against training epoch."}}
 history = pd.DataFrame([
     {"setting": name, "epoch": h["epoch"],
      "borrowed share": float(borrowed_share(np.array(h["overall"])).mean())}
@@ -317,7 +317,7 @@ if sgd_name in summary.index and base.optimizer != "sgd" and base.fusion_init >=
 # test accuracy right after the second stage (plain SGD, the chapter's fold and
 # seed) beside the two tasks' sharing degree in the gated network.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"image": {"alt": "A scatter of the six task orders: the first task's accuracy drop after the second stage against the two tasks' sharing degree."}}
 from lungcl.data.tasks import THESIS_ORDERS
 from lungcl.experiments import ResultsFolder, default_config, load_record
 

@@ -8,9 +8,11 @@ then read as HTML and looked at with headless Chromium.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -381,3 +383,148 @@ def test_student_edition_hides_solutions(tmp_path):
     assert {k: v for k, v in student.items() if k != "sphinx"} == {k: v for k, v in config.items() if k != "sphinx"}
     args = build_parser().parse_args(["book", "--no-solutions", "--profile", "smoke"])
     assert args.no_solutions is True
+
+
+# ---------------------------------------------------------------- every page in a real browser
+
+PAGE_STATE = """(() => {
+  const maths = [...document.querySelectorAll('.math')];
+  return {
+    images: [...document.images].map(i => ({src: i.getAttribute('src'), settled: i.complete,
+                                            loaded: i.complete && i.naturalWidth > 0,
+                                            alt: (i.getAttribute('alt') || '').trim()})),
+    math: maths.length, typeset: maths.filter(m => m.querySelector('mjx-container')).length,
+    math_errors: document.querySelectorAll('mjx-merror').length,
+    solutions: [...document.querySelectorAll('.solution.dropdown')].map(s => s.id),
+  };
+})()"""
+
+# visible to a reader: laid out, not hidden, not transparent, not squashed to no height
+SOLUTION_STATE = """((id) => {
+  const shown = el => el.checkVisibility({opacityProperty: true, visibilityProperty: true})
+                      && el.getBoundingClientRect().height > 0;
+  const s = document.getElementById(id);
+  const button = s.querySelector(':scope > .admonition-title button.toggle-button');
+  s.scrollIntoView({block: 'center'});
+  const r = (button || s).getBoundingClientRect();
+  const body = [...s.children].filter(c => !c.classList.contains('admonition-title'));
+  return {x: r.left + r.width / 2, y: r.top + r.height / 2, button: !!button,
+          hidden: s.classList.contains('toggle-hidden'), expanded: button && button.getAttribute('aria-expanded'),
+          body: body.length, body_shown: body.filter(shown).length};
+})"""
+
+
+def html_pages(root: Path) -> list[Path]:
+    """Every page the book ships (chapters, prose, index, search), not the theme's static files."""
+    html = root / "_build" / "html"
+    return sorted(p for p in html.rglob("*.html") if not p.relative_to(html).parts[0].startswith("_"))
+
+
+def check_page(page, url: str) -> list[str]:
+    """Open ``url``; what a reader would see broken: errors, images, alt texts, math, solutions."""
+    page.goto(url)
+    # MathJax typesets after the load event: wait (bounded) until it has finished
+    page.evaluate("window.MathJax && MathJax.startup && MathJax.startup.promise ? "
+                  "MathJax.startup.promise.then(() => true) : false", await_promise=True)
+    deadline = time.monotonic() + 20
+    while True:
+        state = page.evaluate(PAGE_STATE)
+        ready = state["typeset"] == state["math"] and all(i["settled"] for i in state["images"])  # loaded or broken
+        if ready or time.monotonic() > deadline:
+            break
+        page.pump(0.25)
+    problems = page.errors()
+    problems += [f"remote request {u}" for u in page.requested()
+                 if u.startswith(("http:", "https:", "ws:", "wss:")) and not u.startswith("http://127.0.0.1:")]
+    problems += [f"image not loaded: {i['src']}" for i in state["images"] if not i["loaded"]]
+    problems += [f"image without alt text: {i['src']}" for i in state["images"] if not i["alt"]]
+    if state["typeset"] < state["math"] or state["math_errors"]:
+        problems.append(f"math: {state['typeset']} of {state['math']} typeset, {state['math_errors']} MathJax errors")
+    for ident in state["solutions"]:
+        before = page.evaluate(f"{SOLUTION_STATE}({json.dumps(ident)})")
+        if not before["button"] or not before["hidden"] or before["body_shown"] or before["expanded"] != "false":
+            problems.append(f"solution {ident} is not collapsed at load: {before}")
+            continue
+        page.click(before["x"], before["y"])
+        page.pump(0.3)
+        after = page.evaluate(f"{SOLUTION_STATE}({json.dumps(ident)})")
+        if after["hidden"] or after["expanded"] != "true" or after["body_shown"] < after["body"] or not after["body"]:
+            problems.append(f"solution {ident} does not open on a click: {after}")
+    return problems
+
+
+@pytest.mark.slow
+def test_every_page_works_in_a_browser(smoke_book: Path, tmp_path: Path):
+    """Every page, served over HTTP as a reader gets it, in headless Chromium: no console error or failed
+    load, every image loaded and described (alt text), every equation typeset by the bundled MathJax
+    (no request leaves 127.0.0.1), and every solution collapsed at load and opened by a click."""
+    binary = chromium()
+    if binary is None:
+        pytest.skip("no Chromium binary (apt-get install -y chromium); CI installs it")
+    pytest.importorskip("websocket")
+    from browser import Chromium, serve
+
+    html = smoke_book / "_build" / "html"
+    pages = html_pages(smoke_book)
+    assert len(pages) > len(toc_files())
+    found: dict[str, list[str]] = {}
+    counts = {"math": 0, "solutions": 0}
+    with serve(html) as base, Chromium(binary, tmp_path / "profile", timeout=60) as page:
+        for path in pages:
+            rel = path.relative_to(html).as_posix()
+            if problems := check_page(page, base + rel):
+                found[rel] = problems
+            state = page.evaluate(PAGE_STATE)
+            counts["math"] += state["math"]
+            counts["solutions"] += len(state["solutions"])
+    assert not found, "\n".join(f"{rel}: {p}" for rel, ps in found.items() for p in ps)
+    # the checks above looked at something: the book has equations and solutions to toggle
+    assert counts["math"] > 10 and counts["solutions"] >= 9, counts
+
+
+@pytest.mark.slow
+def test_student_edition_renders_without_solutions(smoke_book: Path, tmp_path: Path):
+    """`lungcl book --no-solutions`, render step only, on the smoke book's executed chapters in a
+    copy: the exercises are there, no solution is (neither its box nor its text)."""
+    root = tmp_path / "student"
+    root.mkdir()
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(smoke_book / name, root / name)
+    shutil.copytree(smoke_book / "book", root / "book")
+    shutil.copytree(smoke_book / book.EXECUTED, root / book.EXECUTED)
+    book.render_book(root, print, solutions=False)
+    teacher_theory = page(smoke_book, "book/theory")
+    solution = re.search(r'class="solution dropdown admonition".*?<p>(.{20,}?)</p>', teacher_theory, re.S)
+    assert solution, "the teacher's edition has no solution text to look for"
+    for doc in toc_files():
+        html = page(root, doc)
+        assert 'class="solution' not in html, f"{doc}: a solution in the student edition"
+    theory = page(root, "book/theory")
+    assert theory.count('class="exercise admonition"') >= 3
+    assert solution.group(1) not in theory
+
+
+@pytest.mark.slow
+def test_the_page_check_sees_what_is_broken(tmp_path: Path):
+    """The browser check is not blind: a page with a script error, a missing image and an image
+    without alt text is reported on each count."""
+    binary = chromium()
+    if binary is None:
+        pytest.skip("no Chromium binary (apt-get install -y chromium); CI installs it")
+    pytest.importorskip("websocket")
+    from browser import Chromium, serve
+
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(ROOT / "book" / "_static" / "favicon.svg", site / "ok.svg")
+    (site / "index.html").write_text('<html><head><link rel="icon" href="ok.svg"></head><body>'
+                                     '<img src="missing.png" alt="a missing figure"><img src="ok.svg">'
+                                     '<script>console.error("boom"); notDefined();</script></body></html>')
+    with serve(site) as base, Chromium(binary, tmp_path / "profile", timeout=30) as page:
+        problems = check_page(page, base + "index.html")
+    assert any("console.error: boom" in p for p in problems)
+    assert any("notDefined" in p for p in problems)
+    assert any("404" in p and "missing.png" in p for p in problems)
+    assert "image not loaded: missing.png" in problems
+    assert "image without alt text: ok.svg" in problems
+    assert not any("image not loaded: ok.svg" in p for p in problems)

@@ -113,7 +113,7 @@ def training_curves(records: Iterable, metrics: Sequence[str] = ("accuracy", "ba
     c = pd.concat([r.curves() for r in recs])
     tasks = list(dict.fromkeys(t for r in recs for t in r.tasks))
     c = c.groupby(["task", "split", "stage_step"], as_index=False)[list(metrics)].mean()
-    colors = sns.color_palette("deep", len(metrics))
+    colors = sns.color_palette("colorblind", len(metrics))
     fig, axes = plt.subplots(1, len(tasks), figsize=(2.7 * len(tasks) + 0.4, 3.0), squeeze=False, sharey=True)
     for ax, task in zip(axes[0], tasks):
         for k, m in enumerate(metrics):

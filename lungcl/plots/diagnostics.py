@@ -74,7 +74,7 @@ def fisher_per_layer(fisher: pd.DataFrame, drift: pd.DataFrame | None = None) ->
     fig, axes = plt.subplots(1, n, figsize=(3.3 * n + 0.4, 3.8), squeeze=False)
     layers = list(dict.fromkeys(fisher.label))
     tasks = list(dict.fromkeys(fisher.task))
-    palette = sns.color_palette("deep", len(tasks))
+    palette = sns.color_palette("colorblind", len(tasks))
     y = np.arange(len(layers))
     h = 0.8 / len(tasks)
     for k, task in enumerate(tasks):

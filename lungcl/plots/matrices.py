@@ -132,7 +132,7 @@ def single_task_bars(table: pd.DataFrame, metrics: Sequence[str] = ("accuracy", 
     the majority-class accuracy as a dotted line."""
     tasks = list(table.index)
     fig, axes = plt.subplots(1, len(tasks), figsize=(2.7 * len(tasks) + 0.5, 3.2), sharey=True, squeeze=False)
-    colors = sns.color_palette("deep", len(metrics))
+    colors = sns.color_palette("colorblind", len(metrics))
     for ax, task in zip(axes[0], tasks):
         r = table.loc[task]
         vals = np.array([r.get(m, np.nan) for m in metrics], dtype=float)

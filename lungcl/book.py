@@ -319,6 +319,13 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
     executed = root / EXECUTED
     executed.mkdir(parents=True, exist_ok=True)
     package_digest = _tree_digest(Path(__file__).resolve().parent, ("*.py", "*.csv"))
+    if source == "phantom" and _store_digest(data_dir, source, profile) is None:
+        # prepared before any chapter runs, so that every chapter is stamped with the same data (a chapter
+        # stamped before the store existed would look stale on the next build)
+        from .data.prepare import prepare_store
+
+        progress(f"preparing the phantom patch store ({profile} profile) before the chapters")
+        prepare_store(data_dir, "phantom", profile, progress=False)
     report = BuildReport()
     show_bar = sys.stderr.isatty()
     for n, chapter in enumerate(selected, 1):

@@ -218,7 +218,7 @@ display(Markdown(
 # 2. **Other characteristics**: `-p tasks spiculation,margin,texture`, or
 #    `-p tasks all` for the nine. Which are easy on the phantom and which are
 #    hard, and does that follow how many nodules each keeps? (One run each.)
-# 3. **Fold-to-fold spread**: `-p folds "[0, 1, 2, 3, 4]"`, as the thesis.
+# 3. **Fold-to-fold spread**: `-y "{folds: [0, 1, 2, 3, 4]}"`, as the thesis.
 #    Are the t-intervals over folds wider or narrower than the bootstrap
 #    intervals of one fold? (Four new runs per task.)
 

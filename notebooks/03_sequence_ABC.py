@@ -293,7 +293,7 @@ display(Markdown("\n\n".join(notes)))
 # 4. **Less training**: `-p epochs 2` caps every stage at two epochs, short
 #    of the plateau. Does SGD forget less when it trains less on each new
 #    task, and do the verdicts change? (Three new runs per seed.)
-# 5. **Several folds**: `-p folds "[0, 1, 2]"` adds the fold-to-fold spread
+# 5. **Several folds**: `-y "{folds: [0, 1, 2]}"` adds the fold-to-fold spread
 #    to the t-intervals, as the thesis averaged five folds. (Two new runs per
 #    method and seed.)
 

@@ -165,7 +165,7 @@ for name, recs in by_order.items():
 #
 # 1. **A stronger EWC in every order**: `-p ewc_lambda 100 -p method ewc`.
 #    Does the spread across orders shrink? (Six new runs.)
-# 2. **Two orders, more folds**: `-p orders ABC,CBA -p folds "[0, 1, 2]"`.
+# 2. **Two orders, more folds**: `-p orders ABC,CBA -y "{folds: [0, 1, 2]}"`.
 #    With intervals over folds, is the difference between the two orders
 #    still there? (Twelve new runs.)
 # 3. **Other questions**: `-p orders spiculation,margin,texture` (one order

@@ -288,7 +288,7 @@ display(Markdown("\n\n".join(notes)))
 # %% [markdown]
 # ## Try it
 #
-# 1. **A finer sweep** around the best lambda: `-p ewc_factors "[3, 10, 30, 100]"`.
+# 1. **A finer sweep** around the best lambda: `-y "{ewc_factors: [3, 10, 30, 100]}"`.
 #    (Two new runs: 10 and 100 are there already.)
 # 2. **Forgetful online EWC**: `-p online_gamma 0.5`. Does the first task fade?
 #    (One new run.)
@@ -321,7 +321,8 @@ chapters.show_run_times(records)
 # ```{exercise} Online EWC with γ = 1 (runnable, smoke profile)
 # :label: ex-analysis-gamma
 #
-# Re-run with `-p profile smoke -p online_gamma 1.0 -p ewc_factors [1] -p l2_factors [1]`.
+# Re-run with `-p profile smoke -p online_gamma 1.0 -y "{ewc_factors: [1], l2_factors: [1]}"`
+# (lists go through papermill's `-y`, YAML; `-p` passes text).
 # With γ = 1 and three tasks, how does online EWC's penalty differ from EWC's?
 # ```
 #

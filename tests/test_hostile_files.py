@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from lungcl.atomic import npz_bytes
-from lungcl.data.sources import ScanError
+from lungcl.data.patch_source import ScanError
 from lungcl.errors import LungclError
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))

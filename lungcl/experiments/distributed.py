@@ -10,7 +10,7 @@ Dask is optional: ``pip install "lungcl[dask]"``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..errors import LungclError
 from .config import RunConfig
@@ -25,23 +25,16 @@ def _require_dask():
     return distributed
 
 
-def run_in_worker(config: dict, results: str) -> str | None:
-    """Compute one run in a worker process; None when done, else the one-line error."""
-    import torch
-
-    torch.set_num_threads(1)
-    from .runner import run
-
-    try:
-        run(RunConfig.from_dict(config), results, progress=False, prepare=False)
-        return None
-    except LungclError as exc:
-        return str(exc)
+Worker = Callable[[dict, str], "str | None"]  # (config as a dict, results folder) -> error or None
 
 
-def run_on_dask(configs: list[RunConfig], results: str | Path, workers: int | None = None,
+def run_on_dask(configs: list[RunConfig], results: str | Path, worker: Worker, workers: int | None = None,
                 scheduler: str | None = None) -> Iterator[tuple[RunConfig, str | None]]:
-    """(config, error or None) for each run, as they finish, on a LocalCluster or at ``scheduler``."""
+    """(config, error or None) for each run, as they finish, on a LocalCluster or at ``scheduler``.
+
+    ``worker`` computes one run in a worker process; it is passed in (Dask pickles it by name)
+    rather than imported, so this module does not import the runner that calls it.
+    """
     if not configs:
         return
     distributed = _require_dask()
@@ -63,7 +56,7 @@ def run_on_dask(configs: list[RunConfig], results: str | Path, workers: int | No
         futures = []
         for c in configs:
             key = f"lungcl-run-{c.run_id}"
-            fut = client.submit(run_in_worker, _absolute(c).to_dict(), results, key=key, pure=False,
+            fut = client.submit(worker, _absolute(c).to_dict(), results, key=key, pure=False,
                                 retries=0)
             by_key[fut.key] = c
             futures.append(fut)

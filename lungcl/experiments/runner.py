@@ -123,7 +123,7 @@ def execute_grid(configs: Iterable[RunConfig], results: str | Path = DEFAULT_RES
     if workers or scheduler:
         from .distributed import run_on_dask
 
-        stream = run_on_dask(todo, folder.root, workers=workers, scheduler=scheduler)
+        stream = run_on_dask(todo, folder.root, run_in_worker, workers=workers, scheduler=scheduler)
     else:
         stream = _run_serially(todo, folder.root, progress, report)
     for config, error in stream:
@@ -140,6 +140,18 @@ def execute_grid(configs: Iterable[RunConfig], results: str | Path = DEFAULT_RES
         if c.run_id not in outcome.errors:
             outcome.records.append(load_record(c.run_id, folder.root))
     return outcome
+
+
+def run_in_worker(config: dict, results: str) -> str | None:
+    """Compute one run in a Dask worker process; None when done, else the one-line error."""
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        run(RunConfig.from_dict(config), results, progress=False, prepare=False)
+        return None
+    except LungclError as exc:
+        return str(exc)
 
 
 _BY_OTHER = "finished by another process"  # a stream's "error" for a run another grid computed

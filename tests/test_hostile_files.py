@@ -252,7 +252,7 @@ SCAN = 616  # a smoke-profile scan with few slices
 @pytest.fixture(scope="module")
 def dicom_series(tmp_path_factory, nodule_cache):
     """(root, scan row, nodule rows, series folder) of one synthetic LIDC series, written once."""
-    from lungcl.data.dicom_writer import synthetic_volume, write_series
+    from dicom_writer import synthetic_volume, write_series
     from lungcl.data.nodules import load_nodule_table, load_scan_table
 
     scans = load_scan_table(nodule_cache.parent).set_index("scan_id")
@@ -290,7 +290,7 @@ def _near_nodule(folder: Path, scan: dict, nodules: list[dict], fraction: float)
 @given(fraction=st.floats(0, 0.999), how=damage())
 @SLOW
 def test_dicom_slice_bytes(dicom_series, nodule_cache, fraction, how):
-    from lungcl.data.dicom_writer import slice_files
+    from dicom_writer import slice_files
 
     root, scan, nodules, folder = dicom_series
     path = slice_files(folder)[_near_nodule(folder, scan, nodules, fraction)]
@@ -316,7 +316,7 @@ def test_dicom_series_faults(dicom_series, nodule_cache, fraction, kind):
     from pydicom.encaps import encapsulate
     from pydicom.uid import JPEG2000Lossless
 
-    from lungcl.data.dicom_writer import duplicate_slice, slice_files
+    from dicom_writer import duplicate_slice, slice_files
 
     root, scan, nodules, folder = dicom_series
     path = slice_files(folder)[_near_nodule(folder, scan, nodules, fraction)]
@@ -363,7 +363,7 @@ def test_rescale_slope_and_pixel_padding(dicom_series, slope, intercept, pad, ra
     import pydicom
 
     from lungcl.data.dicom import AIR_HU, slice_hu
-    from lungcl.data.dicom_writer import slice_files
+    from dicom_writer import slice_files
 
     _, _, _, folder = dicom_series
     ds = pydicom.dcmread(slice_files(folder)[0])

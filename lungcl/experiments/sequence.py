@@ -104,7 +104,7 @@ def _sequence(config, splits, evaluator, device, progress, state, resume, on_sta
                        progress, global_step=sum(s["steps"] for s in state["stages"]))
     for stage in range(state["next_stage"], len(tasks)):
         task = tasks[stage]
-        train_tasks = tasks[:stage + 1] if config.method == "joint" else [task]
+        train_tasks = tasks[:stage + 1] if method.mixes_seen_tasks else [task]
         result = train_stage(ctx, stage, task, train_tasks, tasks)
         consolidate_s = consolidate(ctx, task)
         t0 = time.perf_counter()

@@ -15,29 +15,16 @@ import pandas as pd
 import torch
 
 from . import metrics as M
-from .data.tasks import THESIS_LETTERS, THESIS_ORDERS
 from .errors import LungclError
+from .methods import METHOD_LABELS
 from .methods.ewc import EWCMethod
+from .orders import order_label, order_tasks
 
 STAGE_METRICS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "auc")
-METHOD_LABELS = {"sgd": "SGD", "l2": "L2", "ewc": "EWC", "online_ewc": "online EWC", "joint": "joint",
-                 "single_task": "single task"}
 METRIC_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "sensitivity": "sensitivity",
                  "specificity": "specificity", "auc": "AUC"}
 QUANTITY_LABELS = {"average_accuracy": "average final accuracy", "mean_forgetting": "mean forgetting",
                    "backward_transfer": "backward transfer (BWT)"}
-_NAME_LETTER = {name: letter for letter, name in THESIS_LETTERS.items()}
-
-
-def order_label(tasks: Sequence[str]) -> str:
-    """``ABC`` when the tasks are the thesis's three in some order, else the names joined by commas."""
-    letters = "".join(_NAME_LETTER.get(t, "?") for t in tasks)
-    return letters if letters in THESIS_ORDERS else ",".join(tasks)
-
-
-def order_tasks(order: str) -> list[str]:
-    """The task names of an order label (the inverse of :func:`order_label`)."""
-    return [THESIS_LETTERS[c] for c in order] if order in THESIS_ORDERS else order.split(",")
 
 
 def _record_keys(record) -> dict:

@@ -31,7 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser("grid", help="orders x methods x folds x seeds; resumable, optionally on Dask",
                        description="Run every combination, skipping finished runs; an interrupted grid "
                                    "resumes where it stopped.")
-    g.add_argument("--orders", default="ABC", help="'all' (the six thesis orders) or e.g. ABC,BAC")
+    g.add_argument("--orders", default="ABC",
+                   help="'all' (the six thesis orders), letter orders such as ABC,BAC, or one order of "
+                        "named characteristics such as spiculation,margin,texture (several: separate "
+                        "them with ';')")
     g.add_argument("--methods", default="sgd,l2,ewc", help="comma-separated methods (default sgd,l2,ewc)")
     g.add_argument("--folds", default="0", help="e.g. 0-4 or 0,2 (default 0)")
     g.add_argument("--seeds", default="0", help="e.g. 0-2 (default 0)")
@@ -109,21 +112,14 @@ def _task_spec(args: argparse.Namespace) -> str:
     return args.tasks or args.order or "ABC"
 
 
-def _check_method(name: str) -> str:
-    from ..experiments.config import METHOD_NAMES
-
-    if name not in METHOD_NAMES:
-        raise LungclError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")
-    return name
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from ..experiments import default_config, run
+    from ..methods import check_method, check_strength
 
     kind = "single_task" if args.single_task else (args.kind or "sequence")
-    if args.strength is not None and args.strength < 0:
-        raise LungclError(f"--lambda must be >= 0, got {args.strength:g}")
-    settings = {"tasks": _task_spec(args), "method": _check_method(args.method), "fold": args.fold,
+    if args.strength is not None:
+        check_strength(args.strength)
+    settings = {"tasks": _task_spec(args), "method": check_method(args.method), "fold": args.fold,
                 "seed": args.seed, "kind": kind, "strength": args.strength, **_base_settings(args)}
     config = default_config(args.profile, **settings)
     return print_record(run(config, args.results, progress=not args.quiet), args.json, render_record)
@@ -165,10 +161,12 @@ def _run_many(configs: list, args: argparse.Namespace) -> int:
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
-    from ..experiments.runner import grid_configs, parse_int_range, parse_orders
+    from ..experiments.runner import grid_configs, parse_int_range
+    from ..methods import check_method
+    from ..orders import parse_orders
 
     orders = parse_orders(args.orders)
-    methods = [_check_method(m.strip()) for m in args.methods.split(",") if m.strip()]
+    methods = [check_method(m.strip()) for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise LungclError("no method given; use e.g. --methods sgd,l2,ewc")
     configs = grid_configs(orders, methods, parse_int_range(args.folds, "folds"),
@@ -180,8 +178,9 @@ def cmd_grid(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from ..experiments import default_config
     from ..experiments.runner import parse_floats, parse_int_range, sweep_configs
+    from ..methods import check_method
 
-    method = _check_method(args.method)
+    method = check_method(args.method)
     if method not in ("l2", "ewc", "online_ewc"):
         raise LungclError(f"method {method!r} has no lambda; sweep l2, ewc or online_ewc")
     values = parse_floats(args.values, "lambda values")
@@ -200,8 +199,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from ..experiments import default_config
     from ..experiments.runner import parse_floats
     from ..experiments.tune import tune, tune_path
+    from ..methods import check_method
 
-    method = _check_method(args.method)
+    method = check_method(args.method)
     values = parse_floats(args.values, "lambda values") if args.values else None
     base = default_config(args.profile, tasks=_task_spec(args), method=method, fold=args.fold, seed=args.seed,
                           **_base_settings(args))

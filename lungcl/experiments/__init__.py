@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .config import RunConfig, default_config, order_name, parse_overrides
+from ..orders import order_label
+from .config import RunConfig, default_config, parse_overrides
 from .records import Record, ResultsFolder, load_record
 from .runner import (GridOutcome, execute_grid, grid_configs, run, run_grid, sweep_configs,
                      unique_configs)
@@ -25,7 +26,7 @@ def records_table(records: list[Record], split: str = "test", metric: str = "acc
     rows = []
     for r in records:
         c = r.config
-        row = {"run_id": r.run_id, "kind": c.kind, "order": order_name(c.tasks), "method": c.method,
+        row = {"run_id": r.run_id, "kind": c.kind, "order": order_label(c.tasks), "method": c.method,
                "strength": c.strength, "fold": c.fold, "seed": c.seed}
         s = r.summary[split][metric]
         for key in ("average_accuracy", "mean_forgetting", "backward_transfer"):
@@ -38,4 +39,4 @@ def records_table(records: list[Record], split: str = "test", metric: str = "acc
 
 __all__ = ["RunConfig", "Record", "ResultsFolder", "GridOutcome", "default_config", "parse_overrides",
            "run", "run_grid", "execute_grid", "grid_configs", "sweep_configs", "unique_configs",
-           "load_record", "records_table", "order_name", "tune"]
+           "load_record", "records_table", "tune"]

@@ -16,12 +16,13 @@ from ..configs import ConfigDict
 from ..configs import check as _check
 from ..data.tasks import resolve_tasks
 from ..fisher import FISHER_KINDS
+from ..methods import PENALISED, check_method, check_strength
+from ..orders import order_label
 from ..profiles import PROFILES, check_profile
 
 # bump when a change to the training code changes the numbers a config produces
 CONFIG_VERSION = 2  # 2: the proximal step scaled by 1/(1 - momentum) (the stated lambda)
 KINDS = ("sequence", "single_task")
-METHOD_NAMES = ("sgd", "l2", "ewc", "online_ewc", "joint")
 DEPTHS = (10, 18, 34, 50, 101)
 # fields that say where files are, not what is computed: left out of the run id
 UNHASHED = ("data_dir", "lidc_root")
@@ -77,11 +78,10 @@ class RunConfig(ConfigDict):
         else:
             object.__setattr__(self, "tasks", tuple(t.name for t in resolve_tasks(",".join(self.tasks))))
         _check(self.kind in KINDS, f"unknown run kind {self.kind!r}; choose one of {', '.join(KINDS)}")
-        _check(self.method in METHOD_NAMES,
-               f"unknown method {self.method!r}; choose one of {', '.join(METHOD_NAMES)}")
+        check_method(self.method)
         _check(self.kind == "sequence" or self.method == "sgd",
                "single-task baselines train each task alone from scratch: use method sgd")
-        _check(self.strength >= 0, f"lambda (strength) must be >= 0, got {self.strength:g}")
+        check_strength(self.strength)
         _check(self.penalty_step in PENALTY_STEPS,
                f"penalty_step must be one of {', '.join(PENALTY_STEPS)}, got {self.penalty_step!r}")
         # settings a method does not use are normalised, so they cannot split one run into two ids
@@ -142,10 +142,10 @@ class RunConfig(ConfigDict):
     @property
     def label(self) -> str:
         """A short human name: order, method, lambda, fold, seed."""
-        order = order_name(self.tasks)
+        order = order_label(self.tasks)
         if self.kind == "single_task":
             return f"single-task {order} fold{self.fold} seed{self.seed}"
-        lam = f" λ={self.strength:g}" if self.method in ("l2", "ewc", "online_ewc") else ""
+        lam = f" λ={self.strength:g}" if self.method in PENALISED else ""
         bn = " frozen-BN" if self.freeze_bn_stats else ""
         return f"{order} {self.method}{lam}{bn} fold{self.fold} seed{self.seed}"
 
@@ -166,16 +166,6 @@ def data_version(source: str) -> str:
     from ..data.store import STORE_VERSION
 
     return f"{source_version(source)}/store{STORE_VERSION}/pipe{PIPELINE_VERSION}"
-
-
-LETTERS = {"malignancy": "A", "lobulation": "B", "calcification": "C"}
-
-
-def order_name(tasks: tuple[str, ...] | list[str]) -> str:
-    """``ABC`` for the thesis's tasks, else the names joined by commas."""
-    if all(t in LETTERS for t in tasks):
-        return "".join(LETTERS[t] for t in tasks)
-    return ",".join(tasks)
 
 
 # ---------------------------------------------------------------- profiles' training settings
@@ -249,5 +239,5 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 __all__ = ["RunConfig", "default_config", "parse_overrides", "parse_value", "training_settings",
-           "default_strength", "canonical_json", "order_name", "PROFILES", "KINDS", "METHOD_NAMES",
+           "default_strength", "canonical_json", "PROFILES", "KINDS",
            "CONFIG_VERSION"]

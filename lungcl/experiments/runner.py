@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..data.tasks import THESIS_ORDERS, resolve_tasks
 from ..errors import LungclError
+from ..methods import check_strength
 from .config import RunConfig, default_config
 from .records import (Record, ResultsFolder, RunBusy, load_checkpoint, load_record, save_checkpoint,
                       save_run)
@@ -194,19 +194,6 @@ def run_grid(configs: Iterable[RunConfig], results: str | Path = DEFAULT_RESULTS
     return outcome.records
 
 
-def parse_orders(spec: str) -> list[str]:
-    """``all`` -> the six thesis orders; else comma-separated orders such as ``ABC,BAC``."""
-    if spec.strip() == "all":
-        return list(THESIS_ORDERS)
-    orders = [o.strip() for o in spec.split(",") if o.strip()]
-    if not orders:
-        raise LungclError("no order given; use e.g. --orders all or --orders ABC,BAC")
-    for o in orders:
-        if len(resolve_tasks(o)) < 1:
-            raise LungclError(f"order {o!r} has no task")
-    return orders
-
-
 def parse_int_range(spec: str, what: str) -> list[int]:
     """``0-4`` or ``0,2,3`` -> integers."""
     out: list[int] = []
@@ -253,6 +240,5 @@ def grid_configs(orders: list[str], methods: list[str], folds: list[int], seeds:
 def sweep_configs(base: RunConfig, values: list[float]) -> list[RunConfig]:
     """``base`` at each lambda in ``values``."""
     for v in values:
-        if v < 0:
-            raise LungclError(f"lambda must be >= 0, got {v:g}")
+        check_strength(v)
     return [base.replace(strength=float(v)) for v in values]

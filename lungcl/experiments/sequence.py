@@ -21,7 +21,8 @@ from ..data.tasks import resolve_tasks
 from ..errors import LungclError
 from ..methods import make_method
 from ..models.resnet import build_resnet
-from .config import RunConfig, order_name
+from ..orders import order_label
+from .config import RunConfig
 from .evaluation import Evaluator
 from .records import RECORD_SCHEMA, host_info, package_versions
 from .trainer import (StageContext, consolidate, deterministic, resolve_device, stage_seed,
@@ -183,7 +184,7 @@ def _record_data(config: RunConfig, splits: dict, evaluator: Evaluator, state: d
     return {"schema": RECORD_SCHEMA, "run_id": config.run_id, "data_version": config.data_version,
             "label": config.label,
             "config": config.to_dict(), "kind": config.kind, "method": config.method,
-            "tasks": tasks, "order": order_name(tasks), "seed": config.seed,
+            "tasks": tasks, "order": order_label(tasks), "seed": config.seed,
             "initial": state["initial"], "stages": state["stages"], "matrices": matrices,
             "summary": summary, "curves": curves, "data": evaluator.counts(splits),
             "provenance": provenance, "timings": state["timings"],

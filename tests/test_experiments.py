@@ -12,7 +12,8 @@ from lungcl.errors import LungclError
 from lungcl.experiments import (Record, default_config, execute_grid, load_record, records_table, run,
                                 run_grid)
 from lungcl.experiments import sequence
-from lungcl.experiments.records import RECORD_SCHEMA, RESULTS_MARKER, ResultsFolder, load_checkpoint
+from lungcl.experiments.records import RECORD_SCHEMA
+from lungcl.runs.folder import RESULTS_MARKER, ResultsFolder, load_checkpoint
 
 
 @pytest.fixture(scope="module")

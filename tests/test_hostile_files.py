@@ -186,7 +186,8 @@ def test_split_json(split_file, nodules, how):
 def results_with_two_runs():
     from synthetic_records import make_record, sequence_state
 
-    from lungcl.experiments.records import ResultsFolder, save_run
+    from lungcl.experiments.records import Record
+    from lungcl.runs.folder import ResultsFolder, save_run
 
     folder = ResultsFolder(tempfile.mkdtemp()).check(create=True)
     saved = []
@@ -194,7 +195,7 @@ def results_with_two_runs():
         record = make_record(method=method)
         record.data["run_id"] = record.config.id_for(record.data.get("data_version"))
         model, _ = sequence_state(record.tasks)
-        saved.append(save_run(folder, record.data, {"model": model}))
+        saved.append(save_run(folder, record.data, {"model": model}, Record))
     return folder, saved
 
 

@@ -95,9 +95,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _dask_args(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--workers", type=int, default=None,
-                       help="run in N local processes through Dask (one torch thread each)")
+                       help="run in N local processes (one torch thread each)")
     group.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="send the runs to an existing Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--dask", action="store_true",
+                   help="run the --workers processes as a Dask LocalCluster (needs lungcl[dask])")
 
 
 def _base_settings(args: argparse.Namespace) -> dict:
@@ -142,11 +144,11 @@ def _grid_report(total: int):
 
 def _run_many(configs: list, args: argparse.Namespace) -> int:
     from ..experiments import execute_grid, records_table
-    from ..experiments.runner import unique_configs
+    from ..runs.executor import unique_configs
 
     configs = unique_configs(configs)
     outcome = execute_grid(configs, args.results, workers=args.workers, scheduler=args.scheduler,
-                           progress=not args.quiet, report=_grid_report(len(configs)))
+                           progress=not args.quiet, report=_grid_report(len(configs)), dask=args.dask)
     if outcome.records:
         table = records_table(outcome.records)
         cols = [c for c in ("order", "method", "strength", "fold", "seed", "average_accuracy",
@@ -206,6 +208,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     base = default_config(args.profile, tasks=_task_spec(args), method=method, fold=args.fold, seed=args.seed,
                           **_base_settings(args))
     record = tune(base, values, args.criterion, args.results, workers=args.workers, scheduler=args.scheduler,
+                  dask=args.dask,
                   progress=not args.quiet, report=None if args.json else _grid_report(len(values or [0] * 7)))
     if args.json:
         print(json.dumps(record, indent=1, sort_keys=True))

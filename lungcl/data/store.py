@@ -138,6 +138,18 @@ def read_manifest(folder: Path) -> dict | None:
     return manifest
 
 
+def store_digest(data_dir: str | Path, source: str, profile: str) -> str | None:
+    """The digest of the store's manifest: a rebuilt store has another (None: no readable store).
+
+    What records (their provenance's ``manifest_sha256``) and the book's chapter stamps are checked against.
+    """
+    try:
+        manifest = read_manifest(store_folder(data_dir, source, profile))
+    except LungclError:
+        return None
+    return None if manifest is None else manifest.get("digest")
+
+
 def write_manifest(folder: Path, manifest: dict) -> None:
     body = {k: v for k, v in manifest.items() if k != "digest"}
     manifest["digest"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

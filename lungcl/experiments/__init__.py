@@ -14,10 +14,11 @@ from __future__ import annotations
 import pandas as pd
 
 from ..orders import order_label
+from ..runs.executor import GridOutcome, unique_configs
+from ..runs.folder import ResultsFolder
 from .config import RunConfig, default_config, parse_overrides
-from .records import Record, ResultsFolder, load_record
-from .runner import (GridOutcome, execute_grid, grid_configs, run, run_grid, sweep_configs,
-                     unique_configs)
+from .records import Record, load_record
+from .runner import execute_grid, grid_configs, run, run_grid, sweep_configs
 from .tune import tune
 
 

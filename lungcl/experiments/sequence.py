@@ -24,9 +24,10 @@ from ..models.resnet import build_resnet
 from ..orders import order_label
 from .config import RunConfig
 from .evaluation import Evaluator
-from .records import RECORD_SCHEMA, host_info, package_versions
-from .trainer import (StageContext, consolidate, deterministic, resolve_device, stage_seed,
-                      torch_threads, train_stage)
+from ..runs.determinism import deterministic, torch_threads
+from ..runs.folder import host_info, package_versions
+from .records import RECORD_SCHEMA
+from .trainer import StageContext, consolidate, resolve_device, stage_seed, train_stage
 
 OnStage = Callable[[dict], None]
 

@@ -60,3 +60,20 @@ def test_a_grid_reports_a_bad_record_and_goes_on(smoke_store, data_dir, tmp_path
     first.path.write_text("{")
     outcome = execute(SEQUENCES, [config], tmp_path, progress=False)
     assert config.run_id in outcome.errors and "corrupt record" in outcome.errors[config.run_id]
+
+
+def test_typed_stages_and_summaries_write_the_record_json_they_read():
+    from lungcl.experiments.record_types import SequenceSummary, StageRecord
+    from lungcl.experiments.records import Record
+
+    data = json.loads((BEFORE / "sequence_ABC_ewc_smoke.json").read_text())
+    record = Record(data)
+    assert [s.to_dict() for s in record.stages()] == data["stages"]
+    assert [s.task for s in record.stages()] == record.tasks
+    for split in ("test", "val"):
+        for metric in ("accuracy", "balanced_accuracy"):
+            summary = record.summary_of(split, metric)
+            assert summary.to_dict() == data["summary"][split][metric]
+            assert set(summary.final) == set(record.tasks) and summary.mean_forgetting is not None
+    assert SequenceSummary.from_dict({"final": {"malignancy": 0.5}}).to_dict() == {"final": {"malignancy": 0.5}}
+    assert StageRecord.from_dict(data["stages"][0]) == record.stages()[0]

@@ -29,11 +29,11 @@ def records_table(records: list[Record], split: str = "test", metric: str = "acc
         c = r.config
         row = {"run_id": r.run_id, "kind": c.kind, "order": order_label(c.tasks), "method": c.method,
                "strength": c.strength, "fold": c.fold, "seed": c.seed}
-        s = r.summary[split][metric]
+        s = r.summary_of(split, metric)
         for key in ("average_accuracy", "mean_forgetting", "backward_transfer"):
-            if key in s:
-                row[key] = s[key]
-        row.update({f"final_{t}": v for t, v in s["final"].items()})
+            if getattr(s, key) is not None:
+                row[key] = getattr(s, key)
+        row.update({f"final_{t}": v for t, v in s.final.items()})
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -16,6 +16,7 @@ import pandas as pd
 from ..errors import LungclError
 from ..runs.folder import ResultsFolder, RunRecord, check_record_config, read_record_json, record_object
 from .config import UNHASHED, RunConfig
+from .record_types import SequenceSummary, StageRecord
 
 RECORD_SCHEMA = 1
 # keys that differ between two runs of the same configuration (clock, machine)
@@ -34,6 +35,14 @@ class Record(RunRecord[RunConfig]):
     def summary(self) -> dict:
         return self.data["summary"]
 
+    def summary_of(self, split: str = "test", metric: str = "accuracy") -> SequenceSummary:
+        """``metric`` on ``split`` summarised over the run (average, forgetting, BWT, final values)."""
+        return SequenceSummary.from_dict(self.data["summary"][split][metric])
+
+    def stages(self) -> list[StageRecord]:
+        """The run's stages in order, typed."""
+        return [StageRecord.from_dict(s) for s in self.data["stages"]]
+
     def accuracy_matrix(self, split: str = "test", metric: str = "accuracy") -> pd.DataFrame:
         """R[stage, task]: ``metric`` of every task (columns) after each stage (rows)."""
         values = self.data["matrices"][split][metric]
@@ -43,13 +52,13 @@ class Record(RunRecord[RunConfig]):
     def stage_metrics(self) -> pd.DataFrame:
         """One row per (stage, task, split) with every binary metric at the stage's best checkpoint."""
         rows = []
-        for s in self.data["stages"]:
-            for task in [t for t in self.tasks if t in s["metrics"]]:
-                for split, m in sorted(s["metrics"][task].items(), key=lambda kv: kv[0] != "val"):
+        for s in self.stages():
+            for task in [t for t in self.tasks if t in s.metrics]:
+                for split, m in sorted(s.metrics[task].items(), key=lambda kv: kv[0] != "val"):
                     flat = {k: v for k, v in m.items() if not isinstance(v, dict)}
                     for name, ci in m.get("ci", {}).items():
                         flat[f"{name}_ci_low"], flat[f"{name}_ci_high"] = ci
-                    rows.append({"stage": s["stage"], "trained": s["task"], "task": task,
+                    rows.append({"stage": s.stage, "trained": s.task, "task": task,
                                  "split": split, **flat})
         return pd.DataFrame(rows)
 

@@ -18,7 +18,7 @@ from ..data.tasks import resolve_tasks
 from ..fisher import FISHER_KINDS
 from ..methods import PENALISED, check_method, check_strength
 from ..orders import order_label
-from ..profiles import PROFILES, SEQUENCE_STRENGTH, SEQUENCE_TRAINING, check_profile
+from ..profiles import DEFAULT_PROFILE, PROFILES, SEQUENCE_STRENGTH, SEQUENCE_TRAINING, check_profile
 
 # bump when a change to the training code changes the numbers a config produces
 CONFIG_VERSION = 2  # 2: the proximal step scaled by 1/(1 - momentum) (the stated lambda)
@@ -38,7 +38,7 @@ class RunConfig(ConfigDict):
 
     paths = UNHASHED
 
-    profile: str = "cpu"
+    profile: str = DEFAULT_PROFILE
     source: str = "phantom"
     tasks: tuple[str, ...] = ("malignancy", "lobulation", "calcification")
     kind: str = "sequence"  # "sequence" (continual) or "single_task" (each task alone, from scratch)
@@ -184,7 +184,7 @@ def default_strength(profile: str, method: str) -> float:
     return SEQUENCE_STRENGTH[check_profile(profile)].get(method, 0.0)
 
 
-def default_config(profile: str = "cpu", **overrides: Any) -> RunConfig:
+def default_config(profile: str = DEFAULT_PROFILE, **overrides: Any) -> RunConfig:
     """The profile's configuration with ``overrides``; lambda defaults per method unless given."""
     check_profile(profile)
     values = configs.merge_settings(RunConfig, {"profile": profile, **training_settings(profile)}, overrides)

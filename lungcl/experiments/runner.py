@@ -14,6 +14,7 @@ from typing import Iterable
 
 from ..errors import LungclError
 from ..methods import check_strength
+from ..profiles import DEFAULT_PROFILE
 from ..runs.engine import DEFAULT_RESULTS, RunKind, compute
 from ..runs.executor import GridOutcome, Report, execute, records_or_raise
 from ..runs.folder import load_checkpoint, save_checkpoint
@@ -106,7 +107,7 @@ def parse_floats(spec: str, what: str) -> list[float]:
 
 
 def grid_configs(orders: list[str], methods: list[str], folds: list[int], seeds: list[int],
-                 profile: str = "cpu", strengths: dict[str, float] | None = None,
+                 profile: str = DEFAULT_PROFILE, strengths: dict[str, float] | None = None,
                  **overrides) -> list[RunConfig]:
     """orders x methods x folds x seeds, each from the profile with ``overrides``."""
     out = []

@@ -14,7 +14,7 @@ from ..runs import config as configs
 from ..runs.config import ConfigDict, StoreRef
 from ..runs.config import check as _check
 from ..data.tasks import resolve_tasks
-from ..profiles import MTL_TRAINING, check_profile
+from ..profiles import DEFAULT_PROFILE, MTL_TRAINING, check_profile
 
 # bump when a change to the training code changes the numbers a config produces
 MTL_CONFIG_VERSION = 1
@@ -30,7 +30,7 @@ class MTLConfig(ConfigDict):
 
     paths = UNHASHED
 
-    profile: str = "cpu"
+    profile: str = DEFAULT_PROFILE
     dataset: str = "lidc"  # "lidc" (the patch store) or "derm7pt" (a reader's release folder)
     source: str = "phantom"  # LIDC patch source
     tasks: tuple[str, ...] = ("all",)  # "all" = the nine characteristics (LIDC) or the eight Derm7pt columns
@@ -125,7 +125,7 @@ def canonical_json(config: MTLConfig) -> str:
                                                            "pipeline_version": PIPELINE_VERSION})
 
 
-def default_mtl_config(profile: str = "cpu", **overrides: Any) -> MTLConfig:
+def default_mtl_config(profile: str = DEFAULT_PROFILE, **overrides: Any) -> MTLConfig:
     """The profile's configuration with ``overrides`` (``None`` values are ignored unless the field allows None)."""
     check_profile(profile)
     return MTLConfig(**configs.merge_settings(MTLConfig, {"profile": profile, **MTL_TRAINING[profile]}, overrides))

@@ -77,3 +77,20 @@ def test_typed_stages_and_summaries_write_the_record_json_they_read():
             assert set(summary.final) == set(record.tasks) and summary.mean_forgetting is not None
     assert SequenceSummary.from_dict({"final": {"malignancy": 0.5}}).to_dict() == {"final": {"malignancy": 0.5}}
     assert StageRecord.from_dict(data["stages"][0]) == record.stages()[0]
+
+
+def test_a_sequence_record_of_another_patch_store_is_recomputed(smoke_store, data_dir, tmp_path, capsys):
+    from lungcl.data.store import store_digest
+
+    config = default_config("smoke", data_dir=str(data_dir), tasks="A", epochs=1, max_steps_per_epoch=1)
+    first = run(config, tmp_path, progress=False)
+    written = first.path.stat().st_mtime_ns
+    run(config, tmp_path, progress=False)
+    assert first.path.stat().st_mtime_ns == written  # current: loaded, not written again
+    data = json.loads(first.path.read_text())
+    data["provenance"]["manifest_sha256"] = "0" * 64  # as if the store had been rebuilt since
+    first.path.write_text(json.dumps(data))
+    again = run(config, tmp_path, progress=False)
+    assert again.data["provenance"]["manifest_sha256"] == store_digest(data_dir, "phantom", "smoke")
+    assert "another patch store" in capsys.readouterr().err
+    assert comparable(again.data) == comparable(first.data)

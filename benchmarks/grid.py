@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from lungcl.experiments import load_record
-from lungcl.experiments.records import ResultsFolder
+from lungcl.runs.folder import ResultsFolder
 
 GRIDS = {"abc": ("ABC", 10), "all": ("all", 30)}
 

@@ -56,7 +56,8 @@ def fresh_data_dir(tmp: Path, name: str) -> Path:
 
 def write_dicom_scans(root: Path, n_scans: int, profile: str) -> int:
     """Synthetic full-size LIDC series for the first ``n_scans`` scans of the profile."""
-    from lungcl.data.dicom_writer import synthetic_volume, write_series
+    sys.path.insert(0, str(REPO / "tests"))  # the synthetic DICOM writer is test support
+    from dicom_writer import synthetic_volume, write_series
     from lungcl.data.nodules import load_nodule_table, load_scan_table
     from lungcl.data.prepare import select_nodules
     from lungcl.profiles import data_settings

@@ -79,13 +79,11 @@ def _tree_digest(folder: Path, patterns: tuple[str, ...]) -> str:
 
 
 def _store_digest(data_dir: Path, source: str, profile: str) -> str | None:
-    """The patch store manifest's digest, so re-prepared data re-executes the chapters."""
-    from .data.store import store_folder
+    """The patch store's digest (the one run records are checked against), so re-prepared data
+    re-executes the chapters."""
+    from .data.store import store_digest
 
-    manifest = store_folder(data_dir, source, profile) / "manifest.json"
-    if not manifest.exists():
-        return None
-    return hashlib.sha256(manifest.read_bytes()).hexdigest()
+    return store_digest(data_dir, source, profile)
 
 
 def execution_stamp(chapter: Chapter, parameters: dict, package_digest: str,

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from .chapter_context import ChapterContext
 from .errors import LungclError
 from .experiments import GridOutcome, RunConfig, default_config, execute_grid, grid_configs
-from .experiments.config import METHOD_NAMES
+from .methods import METHODS as METHOD_NAMES
 
 THESIS_METHODS = ("sgd", "l2", "ewc")
 # the analysis chapter's default sweep (its parameters cell repeats them; a test checks they agree), so that

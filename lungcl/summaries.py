@@ -15,28 +15,16 @@ import pandas as pd
 import torch
 
 from . import metrics as M
-from .data.tasks import THESIS_LETTERS, THESIS_ORDERS
 from .errors import LungclError
+from .methods import METHOD_LABELS
+from .methods.ewc import EWCMethod
+from .orders import order_label, order_tasks
 
 STAGE_METRICS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "auc")
-METHOD_LABELS = {"sgd": "SGD", "l2": "L2", "ewc": "EWC", "online_ewc": "online EWC", "joint": "joint",
-                 "single_task": "single task"}
 METRIC_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "sensitivity": "sensitivity",
                  "specificity": "specificity", "auc": "AUC"}
 QUANTITY_LABELS = {"average_accuracy": "average final accuracy", "mean_forgetting": "mean forgetting",
                    "backward_transfer": "backward transfer (BWT)"}
-_NAME_LETTER = {name: letter for letter, name in THESIS_LETTERS.items()}
-
-
-def order_label(tasks: Sequence[str]) -> str:
-    """``ABC`` when the tasks are the thesis's three in some order, else the names joined by commas."""
-    letters = "".join(_NAME_LETTER.get(t, "?") for t in tasks)
-    return letters if letters in THESIS_ORDERS else ",".join(tasks)
-
-
-def order_tasks(order: str) -> list[str]:
-    """The task names of an order label (the inverse of :func:`order_label`)."""
-    return [THESIS_LETTERS[c] for c in order] if order in THESIS_ORDERS else order.split(",")
 
 
 def _record_keys(record) -> dict:
@@ -229,13 +217,9 @@ def layer_labels(names: Iterable[str]) -> dict[str, str]:
 def fisher_layer_table(method_state: Mapping[str, torch.Tensor]) -> pd.DataFrame:
     """From an EWC checkpoint's method state (``fisher/<task>/<param>``): per task and layer, the
     Fisher mass (sum), its share of the task's total, the mean per weight and the number of weights."""
-    rows = []
-    for key, f in method_state.items():
-        parts = key.split("/", 2)
-        if parts[0] != "fisher" or len(parts) != 3:
-            continue
-        rows.append({"task": parts[1], "param": parts[2], "layer": layer_of(parts[2]),
-                     "mass": float(f.double().sum()), "n": int(f.numel())})
+    fishers = EWCMethod.from_state(method_state).fishers
+    rows = [{"task": task, "param": name, "layer": layer_of(name), "mass": float(f.double().sum()),
+             "n": int(f.numel())} for task, fisher in fishers.items() for name, f in fisher.items()]
     if not rows:
         raise LungclError("no Fisher diagonals in this method state (is it an EWC run?)")
     t = pd.DataFrame(rows)
@@ -249,11 +233,7 @@ def fisher_layer_table(method_state: Mapping[str, torch.Tensor]) -> pd.DataFrame
 
 def ewc_anchor(method_state: Mapping[str, torch.Tensor], task: str) -> dict[str, torch.Tensor]:
     """The weights EWC remembered for ``task`` (``anchor/<task>/<param>``): the network right after it."""
-    prefix = f"anchor/{task}/"
-    anchor = {k[len(prefix):]: v for k, v in method_state.items() if k.startswith(prefix)}
-    if not anchor:
-        raise LungclError(f"no EWC anchor for task {task!r} in this method state")
-    return anchor
+    return EWCMethod.from_state(method_state).anchor(task)
 
 
 def layer_drift_table(models: Mapping[str, Mapping[str, torch.Tensor]],

@@ -20,8 +20,9 @@ from . import metrics as M
 from . import summaries as S
 from .data.tasks import THESIS_LETTERS, THESIS_ORDERS
 from .errors import LungclError
+from .methods import THESIS_METHODS
+from .orders import thesis_order
 
-THESIS_METHODS = ("sgd", "l2", "ewc")
 THESIS_METRICS = ("accuracy", "sensitivity", "specificity")
 _COLUMNS = ("order", "thesis_table", "method", "task", "trained_through", "accuracy", "sensitivity",
             "specificity")
@@ -54,15 +55,6 @@ def thesis_results() -> pd.DataFrame:
         df[m] = df[m] / 100.0
     return df[["order", "thesis_table", "method", "task", "task_letter", "trained", "trained_letter", "stage",
                *THESIS_METRICS]]
-
-
-def thesis_order(tasks: Sequence[str] | str) -> str | None:
-    """``"ABC"`` etc. when ``tasks`` (names, or an order such as "CBA") are the thesis's three, else None."""
-    if isinstance(tasks, str):
-        tasks = [THESIS_LETTERS.get(c, c) for c in tasks] if set(tasks) <= set(THESIS_LETTERS) \
-            else tasks.split(",")
-    order = S.order_label(list(tasks))
-    return order if order in THESIS_ORDERS else None
 
 
 def thesis_matrix(order: str, method: str, metric: str = "accuracy") -> pd.DataFrame:

@@ -17,10 +17,11 @@ import pytest
 
 from lungcl.data import dicom as dicom_module
 from lungcl.data.dicom import DicomSource, SliceHeader, order_slices
-from lungcl.data.dicom_writer import (delete_slice, duplicate_slice, series_folder, slice_files,
+from dicom_writer import (delete_slice, duplicate_slice, series_folder, slice_files,
                                       synthetic_volume, truncate_file, write_series, write_xray)
 from lungcl.data.geometry import crop_isotropic
-from lungcl.data.sources import ScanError, make_source
+from lungcl.data.patch_source import ScanError
+from lungcl.data.sources import make_source
 from lungcl.errors import LungclError
 from lungcl.profiles import data_settings
 

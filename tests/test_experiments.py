@@ -12,7 +12,8 @@ from lungcl.errors import LungclError
 from lungcl.experiments import (Record, default_config, execute_grid, load_record, records_table, run,
                                 run_grid)
 from lungcl.experiments import sequence
-from lungcl.experiments.records import RECORD_SCHEMA, RESULTS_MARKER, ResultsFolder, load_checkpoint
+from lungcl.experiments.records import RECORD_SCHEMA
+from lungcl.runs.folder import RESULTS_MARKER, ResultsFolder, load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -214,13 +215,16 @@ def test_two_processes_never_compute_the_same_run(smoke, tmp_path):
 
 
 @pytest.mark.slow
-def test_dask_grid_gives_the_same_records_as_serial(smoke, tmp_path):
-    pytest.importorskip("distributed")
+def test_parallel_grids_give_the_same_records_as_serial(smoke, tmp_path):
+    """--workers 2: two local processes; with dask, a Dask LocalCluster; the records are the same."""
     configs = [smoke(method=m) for m in ("sgd", "ewc")]
     serial = run_grid(configs, tmp_path / "serial", progress=False)
-    dask = run_grid(configs, tmp_path / "dask", workers=2, progress=False)
-    assert [r.comparable() for r in dask] == [r.comparable() for r in serial]
-    assert all(r.data["environment"]["pid"] != serial[0].data["environment"]["pid"] for r in dask)
+    local = run_grid(configs, tmp_path / "local", workers=2, progress=False)
+    assert [r.comparable() for r in local] == [r.comparable() for r in serial]
+    assert all(r.data["environment"]["pid"] != serial[0].data["environment"]["pid"] for r in local)
+    pytest.importorskip("distributed")
+    dask = execute_grid(configs, tmp_path / "dask", workers=2, dask=True, progress=False)
+    assert dask.ok and [r.comparable() for r in dask.records] == [r.comparable() for r in serial]
 
 
 def test_paper_profile_builds_and_trains_on_cpu_at_toy_size():

@@ -56,12 +56,13 @@ def test_record_and_shard_writes_on_a_full_disk(small_disk):
 
     from lungcl.data.store import patch_bytes
     from lungcl.atomic import atomic_write_bytes
-    from lungcl.experiments.records import ResultsFolder, load_record, save_run
+    from lungcl.experiments.records import Record, load_record
+    from lungcl.runs.folder import ResultsFolder, save_run
 
     results = ResultsFolder(small_disk / "results").check(create=True)
     first = make_record(method="sgd")
     first.data["run_id"] = first.config.id_for(first.data.get("data_version"))
-    save_run(results, first.data, {"model": {}})
+    save_run(results, first.data, {"model": {}}, Record)
     shard = small_disk / "patches" / "n1.npz"
     atomic_write_bytes(shard, patch_bytes(np.zeros((8, 8, 8)), np.zeros((8, 8, 8), bool), {"a": 1}))
     fill(small_disk)
@@ -70,8 +71,8 @@ def test_record_and_shard_writes_on_a_full_disk(small_disk):
     second = make_record(method="l2")
     second.data["run_id"] = second.config.id_for(second.data.get("data_version"))
     rng = np.random.default_rng(0)
-    for write in (lambda: save_run(results, second.data, {"model": {"w": rng.random(20000)}}),
-                  lambda: save_run(results, dict(first.data, note="x" * 300000), {"model": {}}),
+    for write in (lambda: save_run(results, second.data, {"model": {"w": rng.random(20000)}}, Record),
+                  lambda: save_run(results, dict(first.data, note="x" * 300000), {"model": {}}, Record),
                   lambda: atomic_write_bytes(shard, patch_bytes(rng.normal(size=(32, 32, 32)) * 1000,
                                                                 np.ones((32, 32, 32), bool), {"a": 2}))):
         with pytest.raises(LungclError) as info:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from lungcl.atomic import npz_bytes
-from lungcl.data.sources import ScanError
+from lungcl.data.patch_source import ScanError
 from lungcl.errors import LungclError
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -186,7 +186,8 @@ def test_split_json(split_file, nodules, how):
 def results_with_two_runs():
     from synthetic_records import make_record, sequence_state
 
-    from lungcl.experiments.records import ResultsFolder, save_run
+    from lungcl.experiments.records import Record
+    from lungcl.runs.folder import ResultsFolder, save_run
 
     folder = ResultsFolder(tempfile.mkdtemp()).check(create=True)
     saved = []
@@ -194,7 +195,7 @@ def results_with_two_runs():
         record = make_record(method=method)
         record.data["run_id"] = record.config.id_for(record.data.get("data_version"))
         model, _ = sequence_state(record.tasks)
-        saved.append(save_run(folder, record.data, {"model": model}))
+        saved.append(save_run(folder, record.data, {"model": model}, Record))
     return folder, saved
 
 
@@ -252,7 +253,7 @@ SCAN = 616  # a smoke-profile scan with few slices
 @pytest.fixture(scope="module")
 def dicom_series(tmp_path_factory, nodule_cache):
     """(root, scan row, nodule rows, series folder) of one synthetic LIDC series, written once."""
-    from lungcl.data.dicom_writer import synthetic_volume, write_series
+    from dicom_writer import synthetic_volume, write_series
     from lungcl.data.nodules import load_nodule_table, load_scan_table
 
     scans = load_scan_table(nodule_cache.parent).set_index("scan_id")
@@ -290,7 +291,7 @@ def _near_nodule(folder: Path, scan: dict, nodules: list[dict], fraction: float)
 @given(fraction=st.floats(0, 0.999), how=damage())
 @SLOW
 def test_dicom_slice_bytes(dicom_series, nodule_cache, fraction, how):
-    from lungcl.data.dicom_writer import slice_files
+    from dicom_writer import slice_files
 
     root, scan, nodules, folder = dicom_series
     path = slice_files(folder)[_near_nodule(folder, scan, nodules, fraction)]
@@ -316,7 +317,7 @@ def test_dicom_series_faults(dicom_series, nodule_cache, fraction, kind):
     from pydicom.encaps import encapsulate
     from pydicom.uid import JPEG2000Lossless
 
-    from lungcl.data.dicom_writer import duplicate_slice, slice_files
+    from dicom_writer import duplicate_slice, slice_files
 
     root, scan, nodules, folder = dicom_series
     path = slice_files(folder)[_near_nodule(folder, scan, nodules, fraction)]
@@ -363,7 +364,7 @@ def test_rescale_slope_and_pixel_padding(dicom_series, slope, intercept, pad, ra
     import pydicom
 
     from lungcl.data.dicom import AIR_HU, slice_hu
-    from lungcl.data.dicom_writer import slice_files
+    from dicom_writer import slice_files
 
     _, _, _, folder = dicom_series
     ds = pydicom.dcmread(slice_files(folder)[0])

@@ -91,22 +91,22 @@ def test_bad_input_is_one_line(extra, message, tmp_path, capsys):
 
 def test_a_record_of_another_patch_store_is_recomputed(smoke_store, data_dir, tmp_path, monkeypatch, capsys):
     import lungcl.mtl.train as train
+    from lungcl.data.store import store_digest
     from lungcl.mtl.config import default_mtl_config
-    from lungcl.mtl.record import mtl_folder
 
     config = default_mtl_config("smoke", data_dir=str(data_dir), tasks="malignancy,texture", epochs=1,
                                 steps_per_epoch=1)
     first = train.run_mtl(config, tmp_path, progress=False)
-    assert first.data["provenance"]["manifest_sha256"] == train.store_digest(config)
+    assert first.data["provenance"]["manifest_sha256"] == store_digest(data_dir, "phantom", "smoke")
     calls = []
     real = train.train_mtl
     monkeypatch.setattr(train, "train_mtl", lambda *a, **k: calls.append(1) or real(*a, **k))
     train.run_mtl(config, tmp_path, progress=False)
     assert calls == []  # same store: loaded
-    path = mtl_folder(tmp_path).record_path(config.run_id)
+    path = train.MULTITASK.folder(tmp_path).record_path(config.run_id)
     data = json.loads(path.read_text())
     data["provenance"]["manifest_sha256"] = "0" * 64  # as if the store had been rebuilt since
     path.write_text(json.dumps(data))
     again = train.run_mtl(config, tmp_path, progress=False)
-    assert calls == [1] and again.data["provenance"]["manifest_sha256"] == train.store_digest(config)
+    assert calls == [1] and again.data["provenance"]["manifest_sha256"] == store_digest(data_dir, "phantom", "smoke")
     assert "another patch store" in capsys.readouterr().err

@@ -152,7 +152,7 @@ def test_fisher_tables_and_figure():
     assert len(fig.axes) == 3
     assert len(plots.fisher_per_layer(fisher).axes) == 2
     with pytest.raises(LungclError, match="no Fisher"):
-        summaries.fisher_layer_table({"anchor/x/y": anchor["trunk.0.weight"]})
+        summaries.fisher_layer_table({"task/0/malignancy": anchor["trunk.0.weight"].new_tensor(0)})  # SGD
     with pytest.raises(LungclError, match="no EWC anchor"):
         summaries.ewc_anchor(method, "texture")
 

@@ -110,7 +110,7 @@ def test_skip_reasons_group_by_kind():
 @pytest.fixture(scope="module")
 def two_roots(tmp_path_factory, nodule_cache):
     """Two downloads: one holding smoke scan A only, the other scan B only."""
-    from lungcl.data.dicom_writer import synthetic_volume, write_series
+    from dicom_writer import synthetic_volume, write_series
 
     scans = load_scan_table(nodule_cache.parent).set_index("scan_id")
     table = load_nodule_table(nodule_cache.parent, build=False)

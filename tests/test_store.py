@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 
-from lungcl.data.dicom_writer import synthetic_volume, write_series
+from dicom_writer import synthetic_volume, write_series
 from lungcl.data.nodules import load_scan_table
 from lungcl.data.prepare import ScanJob, prepare_store, run_scan_job, select_nodules
 from lungcl.data.store import open_store, read_patch, store_folder

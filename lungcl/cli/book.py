@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..profiles import PROFILES
+from ..profiles import DEFAULT_PROFILE, PROFILES
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "book", help="build the HTML book (papermill executes the chapters, then jupyter-book renders)",
         description="Execute every chapter notebook with the profile's parameters (skipping chapters "
                     "whose source and parameters did not change) and render _build/html.")
-    p.add_argument("--profile", choices=PROFILES, default="cpu",
+    p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE,
                    help="experiment size: smoke (minutes), cpu (the default book), paper (thesis scale)")
     p.add_argument("--source", choices=("phantom", "dicom"), default="phantom",
                    help="patch source the chapters read: the built-in phantom or a prepared LIDC-IDRI "

@@ -6,13 +6,14 @@ import argparse
 import json
 from typing import Any, Callable
 
-from ..profiles import PROFILES
+from ..profiles import DEFAULT_PROFILE, PROFILES
 
 
 def add_run_options(p: argparse.ArgumentParser, set_example: str,
                     source_help: str = "phantom (default) or dicom") -> None:
     """--profile, --source, --set KEY=VALUE (repeatable), --results, --data-dir and --quiet."""
-    p.add_argument("--profile", default="cpu", choices=PROFILES, help="smoke, cpu (default) or paper")
+    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILES,
+                   help=f"{', '.join(PROFILES)} (default {DEFAULT_PROFILE})")
     p.add_argument("--source", default="phantom", help=source_help)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help=f"override any setting, e.g. {set_example} (repeatable)")

@@ -7,12 +7,12 @@ import json
 import os
 
 from ..data.sources import DEFAULT_MIN_SHARE, SOURCES
-from ..profiles import PROFILES, check_profile
+from ..profiles import DEFAULT_PROFILE, PROFILES, check_profile
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
     """Options every command that reads the data shares."""
-    p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")
+    p.add_argument("--profile", default=DEFAULT_PROFILE, help=f"one of {', '.join(PROFILES)} (default {DEFAULT_PROFILE})")
     p.add_argument("--source", default="phantom", help=f"one of {', '.join(SOURCES)} (default phantom)")
     p.add_argument("--data-dir", default="data", help="where the nodule table and stores live (default ./data)")
 

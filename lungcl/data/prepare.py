@@ -29,7 +29,8 @@ from ..profiles import DataSettings, data_settings
 from ..pylidc_compat import pylidc_version
 from .geometry import consensus_mask, crop_isotropic, paste
 from .nodules import ReaderMasks, load_nodule_table, load_scan_table
-from .sources import DEFAULT_MIN_SHARE, ScanError, make_source, source_version
+from .patch_source import ScanError
+from .sources import DEFAULT_MIN_SHARE, make_source, source_version
 from .store import (PatchStore, check_data_dir, is_compatible, new_manifest, open_store, patch_bytes,
                     read_manifest, read_patch, sha256_file, store_folder, write_manifest)
 

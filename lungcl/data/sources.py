@@ -7,39 +7,15 @@ provenance. Everything after that is shared (``lungcl.data.prepare``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from ..errors import LungclError
-from ..profiles import DataSettings
-from .geometry import NativeRegion
-from .nodules import ReaderMasks
+from .patch_source import PatchSource
+
+__all__ = ["SOURCES", "DEFAULT_MIN_SHARE", "make_source", "source_version"]
 
 SOURCES = ("phantom", "dicom")
 DEFAULT_MIN_SHARE = 0.5  # a store with fewer of the asked nodules than this is not a finished store
-
-
-class ScanError(Exception):
-    """One scan could not be read; it is reported and skipped, the others go on."""
-
-
-@dataclass
-class RenderedNodule:
-    """A nodule's HU region in its scan's grid, and where the values came from."""
-
-    nodule_id: str
-    region: NativeRegion
-    provenance: dict = field(default_factory=dict)
-
-
-class PatchSource(Protocol):
-    name: str
-
-    def render_scan(self, scan: dict, nodules: list[dict], masks: ReaderMasks,
-                    settings: DataSettings) -> list[RenderedNodule]:
-        """One region per nodule of ``scan``; raise ScanError if the scan cannot be read."""
-        ...
 
 
 def source_version(name: str) -> str:

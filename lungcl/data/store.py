@@ -138,6 +138,30 @@ def read_manifest(folder: Path) -> dict | None:
     return manifest
 
 
+def store_digest(data_dir: str | Path, source: str, profile: str) -> str | None:
+    """The digest of the store's manifest: a rebuilt store has another (None: no readable store).
+
+    What records (their provenance's ``manifest_sha256``) and the book's chapter stamps are checked
+    against. Remembered per manifest file state, as a grid asks once per run (the cpu manifest is MBs).
+    """
+    path = store_folder(data_dir, source, profile) / "manifest.json"
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _DIGESTS:
+        try:
+            manifest = read_manifest(path.parent)
+        except LungclError:
+            manifest = None
+        _DIGESTS[key] = None if manifest is None else manifest.get("digest")
+    return _DIGESTS[key]
+
+
+_DIGESTS: dict[tuple[str, int, int], str | None] = {}
+
+
 def write_manifest(folder: Path, manifest: dict) -> None:
     body = {k: v for k, v in manifest.items() if k != "digest"}
     manifest["digest"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

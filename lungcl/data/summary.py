@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .datasets import load_task_data
@@ -42,13 +41,3 @@ def summary_table(summary: dict) -> pd.DataFrame:
                          "negative": s["negative"], "dropped": s["dropped"],
                          "patients": len(s["patients"])})
     return pd.DataFrame(rows)
-
-
-def positive_rate(summary: dict) -> dict[str, float]:
-    """Fraction of positives per task over all parts (for a quick look at imbalance)."""
-    rates = {}
-    for task, info in summary["tasks"].items():
-        pos = sum(s["positive"] for s in info["splits"].values())
-        neg = sum(s["negative"] for s in info["splits"].values())
-        rates[task] = float(pos / (pos + neg)) if pos + neg else np.nan
-    return rates

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .config import RunConfig, default_config, order_name, parse_overrides
-from .records import Record, ResultsFolder, load_record
-from .runner import (GridOutcome, execute_grid, grid_configs, run, run_grid, sweep_configs,
-                     unique_configs)
+from ..orders import order_label
+from ..runs.executor import GridOutcome, unique_configs
+from ..runs.folder import ResultsFolder
+from .config import RunConfig, default_config, parse_overrides
+from .records import Record, load_record
+from .runner import execute_grid, grid_configs, run, run_grid, sweep_configs
 from .tune import tune
 
 
@@ -25,17 +27,17 @@ def records_table(records: list[Record], split: str = "test", metric: str = "acc
     rows = []
     for r in records:
         c = r.config
-        row = {"run_id": r.run_id, "kind": c.kind, "order": order_name(c.tasks), "method": c.method,
+        row = {"run_id": r.run_id, "kind": c.kind, "order": order_label(c.tasks), "method": c.method,
                "strength": c.strength, "fold": c.fold, "seed": c.seed}
-        s = r.summary[split][metric]
+        s = r.summary_of(split, metric)
         for key in ("average_accuracy", "mean_forgetting", "backward_transfer"):
-            if key in s:
-                row[key] = s[key]
-        row.update({f"final_{t}": v for t, v in s["final"].items()})
+            if getattr(s, key) is not None:
+                row[key] = getattr(s, key)
+        row.update({f"final_{t}": v for t, v in s.final.items()})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 __all__ = ["RunConfig", "Record", "ResultsFolder", "GridOutcome", "default_config", "parse_overrides",
            "run", "run_grid", "execute_grid", "grid_configs", "sweep_configs", "unique_configs",
-           "load_record", "records_table", "order_name", "tune"]
+           "load_record", "records_table", "tune"]

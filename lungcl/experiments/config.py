@@ -11,17 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .. import configs
-from ..configs import ConfigDict
-from ..configs import check as _check
+from ..runs import config as configs
+from ..runs.config import ConfigDict, StoreRef
+from ..runs.config import check as _check
 from ..data.tasks import resolve_tasks
 from ..fisher import FISHER_KINDS
-from ..profiles import PROFILES, check_profile
+from ..methods import PENALISED, check_method, check_strength
+from ..orders import order_label
+from ..profiles import DEFAULT_PROFILE, PROFILES, SEQUENCE_STRENGTH, SEQUENCE_TRAINING, check_profile
 
 # bump when a change to the training code changes the numbers a config produces
 CONFIG_VERSION = 2  # 2: the proximal step scaled by 1/(1 - momentum) (the stated lambda)
 KINDS = ("sequence", "single_task")
-METHOD_NAMES = ("sgd", "l2", "ewc", "online_ewc", "joint")
 DEPTHS = (10, 18, 34, 50, 101)
 # fields that say where files are, not what is computed: left out of the run id
 UNHASHED = ("data_dir", "lidc_root")
@@ -35,7 +36,9 @@ PENALTY_STEPS = ("gradient", "proximal")
 class RunConfig(ConfigDict):
     """Everything that decides a run's numbers (plus where its data lives)."""
 
-    profile: str = "cpu"
+    paths = UNHASHED
+
+    profile: str = DEFAULT_PROFILE
     source: str = "phantom"
     tasks: tuple[str, ...] = ("malignancy", "lobulation", "calcification")
     kind: str = "sequence"  # "sequence" (continual) or "single_task" (each task alone, from scratch)
@@ -77,11 +80,10 @@ class RunConfig(ConfigDict):
         else:
             object.__setattr__(self, "tasks", tuple(t.name for t in resolve_tasks(",".join(self.tasks))))
         _check(self.kind in KINDS, f"unknown run kind {self.kind!r}; choose one of {', '.join(KINDS)}")
-        _check(self.method in METHOD_NAMES,
-               f"unknown method {self.method!r}; choose one of {', '.join(METHOD_NAMES)}")
+        check_method(self.method)
         _check(self.kind == "sequence" or self.method == "sgd",
                "single-task baselines train each task alone from scratch: use method sgd")
-        _check(self.strength >= 0, f"lambda (strength) must be >= 0, got {self.strength:g}")
+        check_strength(self.strength)
         _check(self.penalty_step in PENALTY_STEPS,
                f"penalty_step must be one of {', '.join(PENALTY_STEPS)}, got {self.penalty_step!r}")
         # settings a method does not use are normalised, so they cannot split one run into two ids
@@ -122,6 +124,10 @@ class RunConfig(ConfigDict):
         return super().from_dict(d)
 
     @property
+    def store(self) -> StoreRef:
+        return StoreRef(self.data_dir, self.source, self.profile, self.lidc_root)
+
+    @property
     def in_channels(self) -> int:
         return 1 + 2 * self.context_slices
 
@@ -142,10 +148,10 @@ class RunConfig(ConfigDict):
     @property
     def label(self) -> str:
         """A short human name: order, method, lambda, fold, seed."""
-        order = order_name(self.tasks)
+        order = order_label(self.tasks)
         if self.kind == "single_task":
             return f"single-task {order} fold{self.fold} seed{self.seed}"
-        lam = f" λ={self.strength:g}" if self.method in ("l2", "ewc", "online_ewc") else ""
+        lam = f" λ={self.strength:g}" if self.method in PENALISED else ""
         bn = " frozen-BN" if self.freeze_bn_stats else ""
         return f"{order} {self.method}{lam}{bn} fold{self.fold} seed{self.seed}"
 
@@ -168,60 +174,17 @@ def data_version(source: str) -> str:
     return f"{source_version(source)}/store{STORE_VERSION}/pipe{PIPELINE_VERSION}"
 
 
-LETTERS = {"malignancy": "A", "lobulation": "B", "calcification": "C"}
-
-
-def order_name(tasks: tuple[str, ...] | list[str]) -> str:
-    """``ABC`` for the thesis's tasks, else the names joined by commas."""
-    if all(t in LETTERS for t in tasks):
-        return "".join(LETTERS[t] for t in tasks)
-    return ",".join(tasks)
-
-
-# ---------------------------------------------------------------- profiles' training settings
-
-_TRAINING: dict[str, dict[str, Any]] = {
-    # seconds: a tiny network, one short epoch; for tests and CI
-    "smoke": dict(depth=10, width=8, epochs=1, max_steps_per_epoch=4, batch_size=16, lr=0.05,
-                  eval_every=2, fisher_samples=32, n_boot=50, penalty_step="proximal"),
-    # the book's default: each stage trains until its validation loss has not improved for `patience`
-    # evaluations (150 steps), capped at 12 epochs of <= 50 steps (an "epoch" is capped: the up-sampled
-    # training sets repeat their minority class). lr 0.002: at 0.005-0.02 the validation loss jumps so
-    # much between evaluations that its minimum is an early outlier (see benchmarks/single_task_budget.py)
-    "cpu": dict(depth=10, width=16, epochs=12, max_steps_per_epoch=50, batch_size=32, lr=0.002,
-                eval_every=25, patience=6, fisher_samples=200, n_boot=1000, penalty_step="proximal"),
-    # the thesis's scale, for a GPU: ResNet-101 on 64 px patches
-    "paper": dict(depth=101, width=64, epochs=30, batch_size=32, lr=0.01, eval_every=100,
-                  fisher_samples=1000, n_boot=1000, device="auto", penalty_step="proximal"),
-}
-
-# default lambda per method and profile (used when no --lambda is given). Every profile applies the
-# penalty as a proximal step (trainer.ProximalPull), stable at any lambda: explicit SGD steps on
-# lambda/2 F (theta - theta*)^2 diverge once lr * lambda * max(F) > 2 (1 + momentum). The values are
-# starting points for ``lungcl tune`` (lambda chosen on the validation split) on a GPU. Since CONFIG_VERSION 2 the proximal
-# step applies the stated lambda (before, with momentum 0.9, it acted like lambda / 10).
-_STRENGTH: dict[str, dict[str, float]] = {
-    "smoke": {"l2": 1.0, "ewc": 10.0, "online_ewc": 10.0},
-    # ewc: ``lungcl tune --order ABC --method ewc`` (fold 0, seed 0, CONFIG_VERSION 2) picked 1e4 on
-    # validation: mean final val balanced accuracy 64.3 / 62.1 / 67.7 / 68.6 / 70.5 / 69.4 / 68.9 % at
-    # lambda 1e0..1e6, measured on the EARLIER cpu budget (2 epochs x 50 steps, lr 0.005); not yet re-run
-    # on the converged budget above. l2 and online_ewc are not tuned yet.
-    "cpu": {"l2": 1.0, "ewc": 1e4, "online_ewc": 10.0},
-    "paper": {"l2": 1.0, "ewc": 10.0, "online_ewc": 10.0},
-}
-
-
 def training_settings(profile: str) -> dict[str, Any]:
     """The training fields a profile sets (the rest keep the dataclass defaults)."""
-    return dict(_TRAINING[check_profile(profile)])
+    return dict(SEQUENCE_TRAINING[check_profile(profile)])
 
 
 def default_strength(profile: str, method: str) -> float:
     """The profile's lambda for ``method`` (0 for methods without a penalty)."""
-    return _STRENGTH[check_profile(profile)].get(method, 0.0)
+    return SEQUENCE_STRENGTH[check_profile(profile)].get(method, 0.0)
 
 
-def default_config(profile: str = "cpu", **overrides: Any) -> RunConfig:
+def default_config(profile: str = DEFAULT_PROFILE, **overrides: Any) -> RunConfig:
     """The profile's configuration with ``overrides``; lambda defaults per method unless given."""
     check_profile(profile)
     values = configs.merge_settings(RunConfig, {"profile": profile, **training_settings(profile)}, overrides)
@@ -249,5 +212,5 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 __all__ = ["RunConfig", "default_config", "parse_overrides", "parse_value", "training_settings",
-           "default_strength", "canonical_json", "order_name", "PROFILES", "KINDS", "METHOD_NAMES",
+           "default_strength", "canonical_json", "PROFILES", "KINDS",
            "CONFIG_VERSION"]

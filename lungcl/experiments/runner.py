@@ -1,34 +1,37 @@
-"""Runs, grids and lambda sweeps over the results folder: compute what is missing, load the rest.
+"""Continual-learning runs, grids and lambda sweeps through the run engine (:mod:`lungcl.runs`).
 
-A finished run is its record on disk; asking for it again loads it. A grid is a
-list of independent configurations, deduplicated by run id, computed serially
-or through Dask (:mod:`lungcl.experiments.distributed`); one failing run is
-reported and the others go on. An interrupted run resumes at its last finished
-stage.
+A finished run is its record on disk; asking for it again loads it. This module
+gives the engine the sequences' :data:`SEQUENCES` kind (record class, loader,
+``train``: resuming an interrupted run at its last finished stage from
+``partial.pt``) and builds the grids' configurations.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
-from ..data.tasks import THESIS_ORDERS, resolve_tasks
 from ..errors import LungclError
+from ..methods import check_strength
+from ..profiles import DEFAULT_PROFILE
+from ..runs.engine import DEFAULT_RESULTS, RunKind, compute
+from ..runs.executor import GridOutcome, Report, execute, records_or_raise
+from ..runs.folder import load_checkpoint, save_checkpoint
 from .config import RunConfig, default_config
-from .records import (Record, ResultsFolder, RunBusy, load_checkpoint, load_record, save_checkpoint,
-                      save_run)
-
-DEFAULT_RESULTS = "results"
+from .records import Record, load_record
 
 
-def prepare_data(config: RunConfig, progress: bool = True, workers: int = 2) -> None:
-    """The patch store the run reads (built when missing, at once when present)."""
-    from ..data.prepare import prepare_store
+def train_sequence(config: RunConfig, run_dir: Path, progress: bool, threads: int | None) -> tuple[dict, dict]:
+    """Train ``config`` (resuming from ``partial.pt`` if an interrupted run left one); save each stage there."""
+    from .sequence import train_run
 
-    prepare_store(config.data_dir, source=config.source, profile=config.profile,
-                  lidc_root=config.lidc_root, workers=workers, progress=progress)
+    partial_path = run_dir / "partial.pt"
+    return train_run(config, progress=progress, resume=_read_partial(partial_path, config), threads=threads,
+                     on_stage=lambda state: save_checkpoint(partial_path, state))
+
+
+SEQUENCES = RunKind(name="sequence", subfolder="", record_type=Record, load=load_record, train=train_sequence)
 
 
 def run(config: RunConfig, results: str | Path = DEFAULT_RESULTS, progress: bool = True,
@@ -36,23 +39,10 @@ def run(config: RunConfig, results: str | Path = DEFAULT_RESULTS, progress: bool
     """The record of ``config``: loaded if finished, else computed (resuming a partial run) and saved.
 
     ``threads``: torch threads for the training (CPU numbers are bit-identical only for equal counts).
-    A run another process is computing raises :class:`RunBusy`, or with ``wait`` is waited for.
+    A run another process is computing raises :class:`~lungcl.runs.folder.RunBusy`, or with ``wait``
+    is waited for.
     """
-    folder = ResultsFolder(results).check(create=True)
-    if folder.is_finished(config.run_id):
-        return load_record(config.run_id, folder.root)
-    if prepare:
-        prepare_data(config, progress)
-    from .sequence import train_run
-
-    with folder.lock(config.run_id, wait=wait):
-        if folder.is_finished(config.run_id):  # finished by another process while we waited
-            return load_record(config.run_id, folder.root)
-        partial_path = folder.run_dir(config.run_id) / "partial.pt"
-        resume = _read_partial(partial_path, config)
-        data, checkpoint = train_run(config, progress=progress, resume=resume, threads=threads,
-                                     on_stage=lambda state: save_checkpoint(partial_path, state))
-        return save_run(folder, data, checkpoint)
+    return compute(SEQUENCES, config, results, progress=progress, prepare=prepare, threads=threads, wait=wait)
 
 
 def _read_partial(path: Path, config: RunConfig) -> dict | None:
@@ -69,130 +59,23 @@ def _read_partial(path: Path, config: RunConfig) -> dict | None:
     return state
 
 
-# ---------------------------------------------------------------- grids
-
-@dataclass
-class GridOutcome:
-    """What a grid did: the records (in the order asked), what was computed, loaded or failed."""
-
-    records: list[Record] = field(default_factory=list)
-    computed: list[str] = field(default_factory=list)
-    loaded: list[str] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)  # run id -> one-line message
-    configs: dict[str, RunConfig] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-
-Report = Callable[[str, RunConfig, str], None]  # (status, config, message or record path)
-
-
-def unique_configs(configs: Iterable[RunConfig]) -> list[RunConfig]:
-    """The configurations with repeated run ids dropped (first kept)."""
-    seen: dict[str, RunConfig] = {}
-    for c in configs:
-        seen.setdefault(c.run_id, c)
-    return list(seen.values())
-
-
 def execute_grid(configs: Iterable[RunConfig], results: str | Path = DEFAULT_RESULTS,
                  workers: int | None = None, scheduler: str | None = None, progress: bool = True,
-                 report: Report | None = None) -> GridOutcome:
-    """Every run of the grid, skipping finished ones; failures are collected, the rest go on."""
-    configs = unique_configs(configs)
-    folder = ResultsFolder(results).check(create=True)
-    outcome = GridOutcome(configs={c.run_id: c for c in configs})
-    report = report or (lambda status, config, msg: None)
-    todo = []
-    for c in configs:
-        if folder.is_finished(c.run_id):
-            try:
-                load_record(c.run_id, folder.root)
-                outcome.loaded.append(c.run_id)
-                report("done", c, str(folder.record_path(c.run_id)))
-            except LungclError as exc:
-                outcome.errors[c.run_id] = str(exc)
-                report("error", c, str(exc))
-        else:
-            todo.append(c)
-    for key in {(c.data_dir, c.source, c.profile, c.lidc_root) for c in todo}:
-        prepare_data(next(c for c in todo if (c.data_dir, c.source, c.profile, c.lidc_root) == key),
-                     progress)
-    if workers or scheduler:
-        from .distributed import run_on_dask
+                 report: Report | None = None, dask: bool = False) -> GridOutcome:
+    """Every run of the grid, skipping finished ones; failures are collected, the rest go on.
 
-        stream = run_on_dask(todo, folder.root, workers=workers, scheduler=scheduler)
-    else:
-        stream = _run_serially(todo, folder.root, progress, report)
-    for config, error in stream:
-        if error is _BY_OTHER:
-            outcome.loaded.append(config.run_id)
-            report("done", config, str(folder.record_path(config.run_id)))
-        elif error is None:
-            outcome.computed.append(config.run_id)
-            report("computed", config, str(folder.record_path(config.run_id)))
-        else:
-            outcome.errors[config.run_id] = error
-            report("error", config, error)
-    for c in configs:
-        if c.run_id not in outcome.errors:
-            outcome.records.append(load_record(c.run_id, folder.root))
-    return outcome
-
-
-_BY_OTHER = "finished by another process"  # a stream's "error" for a run another grid computed
-
-
-def _run_serially(configs: list[RunConfig], results: Path, progress: bool, report: Report):
-    """Each run in turn; runs another process holds are skipped, then waited for at the end."""
-    busy = []
-    for c in configs:
-        try:
-            run(c, results, progress=progress, prepare=False)
-            yield c, None
-        except RunBusy:
-            busy.append(c)
-        except LungclError as exc:
-            yield c, str(exc)
-    folder = ResultsFolder(results)
-    for c in busy:
-        report("waiting", c, "another process is computing it")
-        try:
-            with folder.lock(c.run_id, wait=True):
-                finished = folder.is_finished(c.run_id)
-            if finished:
-                load_record(c.run_id, results)
-                yield c, _BY_OTHER
-            else:  # the other process stopped without finishing it: compute it here
-                run(c, results, progress=progress, prepare=False, wait=True)
-                yield c, None
-        except LungclError as exc:
-            yield c, str(exc)
+    ``workers`` > 1: that many local processes (a Dask LocalCluster with ``dask``); ``scheduler``:
+    an existing Dask cluster.
+    """
+    return execute(SEQUENCES, configs, results, workers=workers, scheduler=scheduler, dask=dask,
+                   progress=progress, report=report)
 
 
 def run_grid(configs: Iterable[RunConfig], results: str | Path = DEFAULT_RESULTS,
              workers: int | None = None, scheduler: str | None = None, progress: bool = True) -> list[Record]:
     """The records of every configuration (computed when missing); any failure -> LungclError at the end."""
-    outcome = execute_grid(configs, results, workers=workers, scheduler=scheduler, progress=progress)
-    if outcome.errors:
-        first = next(iter(outcome.errors.values()))
-        raise LungclError(f"{len(outcome.errors)} run(s) of the grid failed, e.g.: {first}")
-    return outcome.records
-
-
-def parse_orders(spec: str) -> list[str]:
-    """``all`` -> the six thesis orders; else comma-separated orders such as ``ABC,BAC``."""
-    if spec.strip() == "all":
-        return list(THESIS_ORDERS)
-    orders = [o.strip() for o in spec.split(",") if o.strip()]
-    if not orders:
-        raise LungclError("no order given; use e.g. --orders all or --orders ABC,BAC")
-    for o in orders:
-        if len(resolve_tasks(o)) < 1:
-            raise LungclError(f"order {o!r} has no task")
-    return orders
+    return records_or_raise(execute_grid(configs, results, workers=workers, scheduler=scheduler,
+                                         progress=progress))
 
 
 def parse_int_range(spec: str, what: str) -> list[int]:
@@ -224,7 +107,7 @@ def parse_floats(spec: str, what: str) -> list[float]:
 
 
 def grid_configs(orders: list[str], methods: list[str], folds: list[int], seeds: list[int],
-                 profile: str = "cpu", strengths: dict[str, float] | None = None,
+                 profile: str = DEFAULT_PROFILE, strengths: dict[str, float] | None = None,
                  **overrides) -> list[RunConfig]:
     """orders x methods x folds x seeds, each from the profile with ``overrides``."""
     out = []
@@ -241,6 +124,5 @@ def grid_configs(orders: list[str], methods: list[str], folds: list[int], seeds:
 def sweep_configs(base: RunConfig, values: list[float]) -> list[RunConfig]:
     """``base`` at each lambda in ``values``."""
     for v in values:
-        if v < 0:
-            raise LungclError(f"lambda must be >= 0, got {v:g}")
+        check_strength(v)
     return [base.replace(strength=float(v)) for v in values]

@@ -21,11 +21,14 @@ from ..data.tasks import resolve_tasks
 from ..errors import LungclError
 from ..methods import make_method
 from ..models.resnet import build_resnet
-from .config import RunConfig, order_name
+from ..orders import order_label
+from .config import RunConfig
 from .evaluation import Evaluator
-from .records import RECORD_SCHEMA, host_info, package_versions
-from .trainer import (StageContext, consolidate, deterministic, resolve_device, stage_seed,
-                      torch_threads, train_stage)
+from ..runs.determinism import deterministic, torch_threads
+from ..runs.folder import host_info, package_versions
+from .record_types import SequenceSummary, StageRecord
+from .records import RECORD_SCHEMA
+from .trainer import StageContext, consolidate, resolve_device, stage_seed, train_stage
 
 OnStage = Callable[[dict], None]
 
@@ -104,7 +107,7 @@ def _sequence(config, splits, evaluator, device, progress, state, resume, on_sta
                        progress, global_step=sum(s["steps"] for s in state["stages"]))
     for stage in range(state["next_stage"], len(tasks)):
         task = tasks[stage]
-        train_tasks = tasks[:stage + 1] if config.method == "joint" else [task]
+        train_tasks = tasks[:stage + 1] if method.mixes_seen_tasks else [task]
         result = train_stage(ctx, stage, task, train_tasks, tasks)
         consolidate_s = consolidate(ctx, task)
         t0 = time.perf_counter()
@@ -143,10 +146,10 @@ def _single_task(config, splits, evaluator, device, progress, state, resume, on_
 
 
 def _finish_stage(state, stage, task, train_tasks, result, metrics, consolidate_s, report_s) -> None:
-    state["stages"].append({"stage": stage, "task": task, "trained_tasks": list(train_tasks),
-                            "steps": result.steps, "epochs": result.epochs,
-                            "best_stage_step": result.best_step, "best_val_loss": result.best_val_loss,
-                            "stopped_early": result.stopped_early, "metrics": metrics})
+    state["stages"].append(StageRecord(stage=stage, task=task, trained_tasks=list(train_tasks),
+                                       steps=result.steps, epochs=result.epochs,
+                                       best_stage_step=result.best_step, best_val_loss=result.best_val_loss,
+                                       stopped_early=result.stopped_early, metrics=metrics).to_dict())
     state["timings"]["stages"].append({**result.timings, "consolidate_s": consolidate_s,
                                        "report_s": report_s})
     state["next_stage"] = stage + 1
@@ -160,11 +163,11 @@ def _summary(R: np.ndarray, tasks: list[str]) -> dict:
     """Average final accuracy, forgetting and BWT of R. (Forward transfer needs the single-task
     runs: :func:`lungcl.summaries.forward_transfer_table`.)"""
     forgetting = M.forgetting(R)
-    return {"average_accuracy": float(M.average_accuracy(R)),
-            "forgetting": {t: float(f) for t, f in zip(tasks[:-1], forgetting[:-1])},
-            "mean_forgetting": float(np.mean(forgetting[:-1])) if len(tasks) > 1 else 0.0,
-            "backward_transfer": float(M.backward_transfer(R)) if len(tasks) > 1 else 0.0,
-            "final": {t: float(v) for t, v in zip(tasks, R[-1])}}
+    return SequenceSummary(average_accuracy=float(M.average_accuracy(R)),
+                           forgetting={t: float(f) for t, f in zip(tasks[:-1], forgetting[:-1])},
+                           mean_forgetting=float(np.mean(forgetting[:-1])) if len(tasks) > 1 else 0.0,
+                           backward_transfer=float(M.backward_transfer(R)) if len(tasks) > 1 else 0.0,
+                           final={t: float(v) for t, v in zip(tasks, R[-1])}).to_dict()
 
 
 def _record_data(config: RunConfig, splits: dict, evaluator: Evaluator, state: dict,
@@ -176,14 +179,15 @@ def _record_data(config: RunConfig, splits: dict, evaluator: Evaluator, state: d
         summary = {split: {m: _summary(np.array(matrices[split][m], dtype=float), tasks)
                            for m in ("accuracy", "balanced_accuracy")} for split in ("test", "val")}
     else:
-        summary = {split: {m: {"final": {s["task"]: s["metrics"][s["task"]][split][m] for s in state["stages"]}}
+        summary = {split: {m: SequenceSummary(final={s["task"]: s["metrics"][s["task"]][split][m]
+                                                     for s in state["stages"]}).to_dict()
                            for m in ("accuracy", "balanced_accuracy")} for split in ("test", "val")}
     curves = {k: [row[k] for row in state["curves"]] for k in (state["curves"][0] if state["curves"] else {})}
     provenance = next(iter(splits.values())).provenance
     return {"schema": RECORD_SCHEMA, "run_id": config.run_id, "data_version": config.data_version,
             "label": config.label,
             "config": config.to_dict(), "kind": config.kind, "method": config.method,
-            "tasks": tasks, "order": order_name(tasks), "seed": config.seed,
+            "tasks": tasks, "order": order_label(tasks), "seed": config.seed,
             "initial": state["initial"], "stages": state["stages"], "matrices": matrices,
             "summary": summary, "curves": curves, "data": evaluator.counts(splits),
             "provenance": provenance, "timings": state["timings"],

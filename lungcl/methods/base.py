@@ -18,6 +18,13 @@ from ..fisher import task_parameter_names
 Batches = Iterable[tuple[Tensor, Tensor]]
 
 
+def check_strength(value: float) -> float:
+    """``value`` as a penalty strength lambda: a number >= 0 (nan refused), else LungclError."""
+    if not value >= 0:  # also rejects nan
+        raise LungclError(f"lambda must be >= 0 (the penalty strength), got {value:g}")
+    return float(value)
+
+
 class ContinualMethod:
     """Plain sequential fine-tuning (SGD): no penalty, nothing to consolidate."""
 
@@ -25,9 +32,7 @@ class ContinualMethod:
     mixes_seen_tasks = False  # True: the trainer trains on every task seen so far (joint)
 
     def __init__(self, strength: float = 0.0):
-        if not strength >= 0:  # also rejects nan
-            raise LungclError(f"the regularisation strength must be >= 0, got {strength}")
-        self.strength = float(strength)
+        self.strength = check_strength(strength)
         self.consolidated: list[str] = []  # tasks consolidated so far, in order
 
     def penalty(self, model: nn.Module) -> Tensor:

@@ -57,6 +57,19 @@ class EWCMethod(FisherMethod):
         self.anchors[task] = snapshot(model, fisher)
         self._rebuild()
 
+    @classmethod
+    def from_state(cls, state: dict[str, Tensor]) -> "EWCMethod":
+        """The method a checkpoint's method state describes (its Fishers and anchors; no strength)."""
+        method = cls()
+        method.load_state_dict(dict(state))
+        return method
+
+    def anchor(self, task: str) -> dict[str, Tensor]:
+        """The weights remembered for ``task``: the network right after its stage."""
+        if task not in self.anchors:
+            raise LungclError(f"no EWC anchor for task {task!r} in this method state")
+        return self.anchors[task]
+
     def _terms(self):
         return [(self.fishers[t], self.anchors[t]) for t in self.consolidated if t in self.fishers]
 

@@ -8,15 +8,14 @@ networks (one branch each, so nothing to share).
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 import pandas as pd
 
+from ..runs.executor import execute, records_or_raise
 from .config import MTLConfig
 from .record import MTLRecord
-from .train import run_mtl
+from .train import MULTITASK
 
 
 def comparison_configs(base: MTLConfig, include_sgd: bool = True) -> dict[str, MTLConfig]:
@@ -37,22 +36,9 @@ def comparison_configs(base: MTLConfig, include_sgd: bool = True) -> dict[str, M
 
 def run_all(configs: Sequence[MTLConfig], results: str, workers: int = 2) -> list[MTLRecord]:
     """The records of ``configs``, in order: finished runs loaded, the others trained ``workers`` at a
-    time in separate processes (one torch thread each; ``workers`` 1: here, one after the other)."""
-    from ..data.prepare import prepare_store
-
-    for store in {(c.data_dir, c.source, c.profile) for c in configs if c.dataset == "lidc"}:
-        prepare_store(*store, progress=False)  # once, here: workers must not race to build it
-    if workers <= 1 or len(configs) <= 1:
-        return [run_mtl(c, results, progress=False, prepare=False) for c in configs]
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        return list(pool.map(_run_in_worker, configs, [str(results)] * len(configs)))
-
-
-def _run_in_worker(config: MTLConfig, results: str) -> MTLRecord:
-    import torch
-
-    torch.set_num_threads(1)
-    return run_mtl(config, results, progress=False, prepare=False)
+    time in local processes (one torch thread each; ``workers`` 1: here, one after the other).
+    Any failure -> one LungclError once the others are done."""
+    return records_or_raise(execute(MULTITASK, configs, results, workers=workers, progress=False))
 
 
 def metric_table(records: Mapping[str, MTLRecord], metric: str = "balanced_accuracy",

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .. import configs
-from ..configs import ConfigDict
-from ..configs import check as _check
+from ..runs import config as configs
+from ..runs.config import ConfigDict, StoreRef
+from ..runs.config import check as _check
 from ..data.tasks import resolve_tasks
-from ..profiles import check_profile
+from ..profiles import DEFAULT_PROFILE, MTL_TRAINING, check_profile
 
 # bump when a change to the training code changes the numbers a config produces
 MTL_CONFIG_VERSION = 1
@@ -28,7 +28,9 @@ UNHASHED = ("data_dir", "derm7pt_root")
 class MTLConfig(ConfigDict):
     """Everything that decides a multi-task run's numbers (plus where its data lives)."""
 
-    profile: str = "cpu"
+    paths = UNHASHED
+
+    profile: str = DEFAULT_PROFILE
     dataset: str = "lidc"  # "lidc" (the patch store) or "derm7pt" (a reader's release folder)
     source: str = "phantom"  # LIDC patch source
     tasks: tuple[str, ...] = ("all",)  # "all" = the nine characteristics (LIDC) or the eight Derm7pt columns
@@ -98,6 +100,10 @@ class MTLConfig(ConfigDict):
         return tuple(t.name for t in resolve_tasks(text))
 
     @property
+    def store(self) -> StoreRef | None:
+        return StoreRef(self.data_dir, self.source, self.profile) if self.dataset == "lidc" else None
+
+    @property
     def run_id(self) -> str:
         """sha256 of the canonical JSON of every hashed field (16 hex digits)."""
         return configs.hash_id(canonical_json(self))
@@ -119,20 +125,10 @@ def canonical_json(config: MTLConfig) -> str:
                                                            "pipeline_version": PIPELINE_VERSION})
 
 
-_TRAINING: dict[str, dict[str, Any]] = {
-    # seconds: tiny branches, a few steps; tests and CI
-    "smoke": dict(width=4, trunk_width=8, epochs=2, steps_per_epoch=3, k_per_label=1, image_px=32),
-    # the book's default on a 2-core CPU (see the closing note of issue 7 for the timing)
-    "cpu": dict(width=8, trunk_width=16, epochs=6, k_per_label=2, image_px=64),
-    # a GPU: wider branches, longer
-    "paper": dict(width=32, trunk_width=64, depth=18, epochs=60, k_per_label=4, image_px=224),
-}
-
-
-def default_mtl_config(profile: str = "cpu", **overrides: Any) -> MTLConfig:
+def default_mtl_config(profile: str = DEFAULT_PROFILE, **overrides: Any) -> MTLConfig:
     """The profile's configuration with ``overrides`` (``None`` values are ignored unless the field allows None)."""
     check_profile(profile)
-    return MTLConfig(**configs.merge_settings(MTLConfig, {"profile": profile, **_TRAINING[profile]}, overrides))
+    return MTLConfig(**configs.merge_settings(MTLConfig, {"profile": profile, **MTL_TRAINING[profile]}, overrides))
 
 
 def parse_mtl_overrides(items: list[str] | None) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Multi-task run records: ``<results>/mtl/runs/<run id>/record.json`` + ``model.pt``, cached by config hash.
 
 The results folder, its version marker, the per-run lock and the atomic
-checkpoint writing are the continual-learning records' (``lungcl.experiments.records``);
-multi-task runs live in their own ``mtl/`` sub-folder because their record has
-another shape (no stages, no accuracy matrix; sharing matrices instead).
+checkpoint writing are the run engine's (:mod:`lungcl.runs`); multi-task runs
+live in their own ``mtl/`` sub-folder because their record has another shape
+(no stages, no accuracy matrix; sharing matrices instead).
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import LungclError
-from ..experiments.records import (ResultsFolder, RunRecord, check_record_config, read_record_json, record_object,
-                                   save_run)
+from ..runs.folder import ResultsFolder, RunRecord, check_record_config, read_record_json, record_object
 from .config import MTLConfig
 
 MTL_RECORD_SCHEMA = 1
@@ -49,17 +48,6 @@ class MTLRecord(RunRecord[MTLConfig]):
                               f"so no sharing matrix")
         m = s["overall"] if stage is None else s["per_stage"][stage]
         return pd.DataFrame(np.array(m, dtype=float), index=self.tasks, columns=self.tasks)
-
-
-def mtl_folder(results: str | Path) -> ResultsFolder:
-    """The ``mtl`` part of a results folder (the folder itself is checked and marked as lungcl's)."""
-    root = ResultsFolder(results).check(create=True).root
-    return ResultsFolder(root / "mtl")
-
-
-def save_mtl_run(folder: ResultsFolder, data: dict, checkpoint: dict) -> MTLRecord:
-    """Write the checkpoint, then the record (its presence means the run is finished)."""
-    return save_run(folder, data, checkpoint, MTLRecord)
 
 
 def validate_mtl_record(data: object, path: Path) -> dict:

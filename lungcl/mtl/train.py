@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import math
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -29,34 +28,18 @@ from tqdm.auto import tqdm
 from ..errors import LungclError
 from ..metrics import binary_metrics, bootstrap_ci
 from ..models.gated import GatedMultiTaskNet, count_parameters, stage_widths
+from ..models.hard_sharing import HardSharingNet
+from ..profiles import MTL_BOOTSTRAP
+from ..runs.determinism import deterministic, torch_threads
+from ..runs.engine import RunKind, compute
+from ..runs.folder import host_info, package_versions
 from .config import MTLConfig
 from .data import MultiTaskData, MultiTaskSet, load_derm7pt_multitask, load_lidc_multitask
 from .loss import MaskedMultiTaskFocalLoss
-from .record import MTL_RECORD_SCHEMA, MTLRecord, load_mtl_record, mtl_folder, save_mtl_run
+from .record import MTL_RECORD_SCHEMA, MTLRecord, load_mtl_record
 from .sampler import MISSING, LabelBalancedBatchSampler, repeat_weights
 
 EVAL_BATCH = 256
-N_BOOT = {"smoke": 50, "cpu": 1000, "paper": 1000}
-
-
-class HardSharingNet(nn.Module):
-    """The plain multi-head baseline: one shared pre-activation ResNet trunk (``build_resnet``), T heads.
-
-    ``build_resnet`` gives every head the same class count, so heads get the largest
-    one and task t reads its first ``n_classes[t]`` logits (the others get no gradient).
-    """
-
-    def __init__(self, n_classes: list[int], tasks: list[str], depth: int, width: int, in_channels: int):
-        super().__init__()
-        from ..models.resnet import build_resnet
-
-        self.n_classes, self.task_names = list(n_classes), list(tasks)
-        self.net = build_resnet(depth, tasks, in_channels=in_channels, width=width,
-                                num_classes=max(n_classes), small_input=True)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        f = self.net.features(x)
-        return [self.net.heads[t](f)[:, :k] for t, k in zip(self.task_names, self.n_classes)]
 
 
 def build_model(config: MTLConfig, n_classes: list[int], in_channels: int) -> nn.Module:
@@ -158,8 +141,6 @@ def _sharing(model: nn.Module) -> dict | None:
 
 def train_mtl(config: MTLConfig, data: MultiTaskData | None = None, progress: bool = True) -> tuple[dict, dict]:
     """Train ``config``'s network; return (record data, checkpoint)."""
-    from ..experiments.trainer import deterministic
-
     started = time.perf_counter()
     data = data if data is not None else load_data(config)
     tasks = list(config.tasks)
@@ -205,7 +186,7 @@ def train_mtl(config: MTLConfig, data: MultiTaskData | None = None, progress: bo
 
     best_epoch, best_val_loss, state = best
     model.load_state_dict(state)
-    n_boot = N_BOOT[config.profile]
+    n_boot = MTL_BOOTSTRAP[config.profile]
     metrics: dict[str, dict] = {task: {} for task in tasks}
     for split in ("val", "test"):
         ds = getattr(data, split)
@@ -236,49 +217,21 @@ def train_mtl(config: MTLConfig, data: MultiTaskData | None = None, progress: bo
     return _jsonable(record), {"model": model.state_dict(), "config": config.to_dict()}
 
 
+def train_multitask(config: MTLConfig, run_dir: Path, progress: bool, threads: int | None) -> tuple[dict, dict]:
+    """The engine's ``train``: :func:`train_mtl` with ``threads`` torch threads (None: torch's setting)."""
+    with torch_threads(threads):
+        return train_mtl(config, progress=progress)
+
+
+MULTITASK = RunKind(name="mtl", subfolder="mtl", record_type=MTLRecord, load=load_mtl_record,
+                    train=train_multitask)
+
+
 def run_mtl(config: MTLConfig, results: str | Path = "results", progress: bool = True,
-            prepare: bool = True) -> MTLRecord:
-    """The record of ``config``: loaded if finished, else trained and saved (LIDC store prepared if missing).
-
-    A finished LIDC record whose patch store has since been rebuilt (another manifest digest)
-    is stale: it is computed again and replaced, with a note on stderr.
-    """
-    folder = mtl_folder(results)
-    if folder.is_finished(config.run_id):
-        record = load_mtl_record(config.run_id, results)
-        if not _stale(record, config):
-            return record
-        print(f"lungcl: record {config.run_id} was computed on another patch store; computing it again",
-              file=sys.stderr)
-    if prepare and config.dataset == "lidc":
-        from ..data.prepare import prepare_store
-
-        prepare_store(config.data_dir, source=config.source, profile=config.profile, progress=progress)
-    with folder.lock(config.run_id):
-        if folder.is_finished(config.run_id):
-            record = load_mtl_record(config.run_id, results)
-            if not _stale(record, config):
-                return record
-        data, checkpoint = train_mtl(config, progress=progress)
-        return save_mtl_run(folder, data, checkpoint)
-
-
-def store_digest(config: MTLConfig) -> str | None:
-    """The manifest digest of the LIDC patch store ``config`` reads (None: no store, or not LIDC)."""
-    if config.dataset != "lidc":
-        return None
-    from ..data.store import read_manifest, store_folder
-
-    try:
-        manifest = read_manifest(store_folder(config.data_dir, config.source, config.profile))
-    except LungclError:
-        return None
-    return None if manifest is None else manifest.get("digest")
-
-
-def _stale(record: MTLRecord, config: MTLConfig) -> bool:
-    current = store_digest(config)
-    return current is not None and record.data.get("provenance", {}).get("manifest_sha256") != current
+            prepare: bool = True, threads: int | None = None) -> MTLRecord:
+    """The record of ``config``: loaded if finished (and computed on today's patch store), else trained
+    and saved (the LIDC store prepared if missing); see :func:`lungcl.runs.engine.compute`."""
+    return compute(MULTITASK, config, results, progress=progress, prepare=prepare, threads=threads)
 
 
 def single_task_configs(config: MTLConfig) -> list[MTLConfig]:
@@ -292,8 +245,6 @@ def single_task_configs(config: MTLConfig) -> list[MTLConfig]:
 
 
 def _environment() -> dict:
-    from ..experiments.records import host_info, package_versions
-
     return {"versions": package_versions(), **host_info("cpu")}
 
 
@@ -310,5 +261,5 @@ def _jsonable(obj):
     return obj
 
 
-__all__ = ["HardSharingNet", "build_model", "load_data", "evaluate", "task_metrics", "train_mtl", "run_mtl",
+__all__ = ["MULTITASK", "build_model", "load_data", "evaluate", "task_metrics", "train_mtl", "train_multitask", "run_mtl",
            "single_task_configs", "Evaluation", "LungclError"]

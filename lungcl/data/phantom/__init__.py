@@ -21,7 +21,7 @@ import numpy as np
 from ...profiles import DataSettings
 from ..geometry import NativeRegion, paste
 from ..nodules import CHARACTERISTICS, ReaderMasks
-from ..sources import RenderedNodule, ScanError
+from ..patch_source import RenderedNodule, ScanError
 from .anatomy import SOFT_TISSUE_HU, Grid, add_tubes, background
 from .nodule import NoduleLook, draw_look, render_nodule
 from .scanner import Scanner, blur, blur_sigma_vox, correlated_noise, draw_scanner

@@ -12,7 +12,6 @@ helpers damage a series the ways real downloads break.
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 from typing import Iterable
 
@@ -22,7 +21,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (ComputedRadiographyImageStorage, CTImageStorage, ExplicitVRLittleEndian,
                          generate_uid)
 
-from ..atomic import atomic_write
+from lungcl.atomic import atomic_write
 
 
 def _digits(text: str, n: int = 5) -> str:
@@ -190,8 +189,3 @@ def duplicate_slice(folder: str | Path, k: int, instance_number: int, z_shift_mm
     target = Path(folder) / f"copy-{instance_number}.dcm"
     atomic_write(target, lambda p: ds.save_as(p, enforce_file_format=True))
     return target
-
-
-def copy_series(folder: str | Path, destination: str | Path) -> Path:
-    """A copy of a series folder (tests damage the copy, not a shared fixture)."""
-    return Path(shutil.copytree(folder, destination))

@@ -2,9 +2,10 @@
 
 ``RunConfig`` (continual learning) and ``MTLConfig`` (multi-task) are both frozen
 dataclasses with a ``tasks`` tuple. This module holds the parts that do not depend
-on which one: the dict round trip (:class:`ConfigDict`), the canonical JSON and its
-hash, the profile-plus-overrides merge, and ``--set key=value`` parsing by the
-field's type.
+on which one: the dict round trip (:class:`ConfigDict`), the patch store a run reads
+(:class:`StoreRef`), the canonical JSON and its hash, the profile-plus-overrides merge,
+and ``--set key=value`` parsing by the field's type. The profiles' tables are in
+:mod:`lungcl.profiles`.
 """
 
 from __future__ import annotations
@@ -13,15 +14,41 @@ import dataclasses
 import hashlib
 import json
 import typing
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Mapping, TypeVar
 
-from .errors import LungclError
+from ..errors import LungclError
 
 C = TypeVar("C", bound="ConfigDict")
 
 
+@dataclass(frozen=True)
+class StoreRef:
+    """The patch store a run reads: prepared once before a run or a grid, and the data its record is checked against."""
+
+    data_dir: str
+    source: str
+    profile: str
+    lidc_root: str | None = None
+
+
 class ConfigDict:
-    """Mixin for a frozen config dataclass: ``to_dict`` / ``from_dict`` (tuples as JSON lists) and ``replace``."""
+    """Mixin for a frozen config dataclass: ``to_dict`` / ``from_dict`` (tuples as JSON lists) and ``replace``.
+
+    A run configuration also names the fields that are paths (``paths``: not hashed; made absolute
+    for workers elsewhere) and the patch store it reads (``store``; None: no store).
+    """
+
+    paths: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def store(self) -> StoreRef | None:
+        return None
+
+    def with_absolute_paths(self: C) -> C:
+        """The paths made absolute, so a worker started elsewhere finds the same files."""
+        return self.replace(**{n: str(Path(getattr(self, n)).resolve()) for n in self.paths if getattr(self, n)})
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)  # type: ignore[call-overload]
@@ -116,5 +143,5 @@ def parse_overrides(cls: type, items: list[str] | None, tuple_value: Callable[[s
     return out
 
 
-__all__ = ["ConfigDict", "check", "canonical_json", "hash_id", "merge_settings", "parse_value",
+__all__ = ["ConfigDict", "StoreRef", "check", "canonical_json", "hash_id", "merge_settings", "parse_value",
            "parse_overrides"]

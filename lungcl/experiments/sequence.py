@@ -22,7 +22,7 @@ from ..errors import LungclError
 from ..methods import make_method
 from ..models.resnet import build_resnet
 from .config import RunConfig, order_name
-from .evaluation import Evaluator
+from .evaluation import SPLITS, Evaluator
 from .records import RECORD_SCHEMA, host_info, package_versions
 from .trainer import (StageContext, consolidate, deterministic, resolve_device, stage_seed,
                       torch_threads, train_stage)
@@ -98,6 +98,7 @@ def _sequence(config, splits, evaluator, device, progress, state, resume, on_sta
         method.load_state_dict(resume["method"])
         state["resumed_from_stage"] = state["next_stage"]
     if state["initial"] is None:  # the untrained network's scores (kept in the record)
+        evaluator.predict_many(model, [(t, s) for t in tasks for s in SPLITS])  # one trunk pass for all
         state["initial"] = {t: evaluator.report(model, t, config.n_boot, config.seed, with_ci=False)
                             for t in tasks}
     ctx = StageContext(config, model, method, splits, evaluator, device, state["curves"].append,

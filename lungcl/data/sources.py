@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import LungclError
-from ..profiles import DataSettings
-from .geometry import NativeRegion
-from .nodules import ReaderMasks
+
+if TYPE_CHECKING:  # annotations only: the CLI imports SOURCES without scipy and pandas
+    from ..profiles import DataSettings
+    from .geometry import NativeRegion
+    from .nodules import ReaderMasks
 
 SOURCES = ("phantom", "dicom")
 DEFAULT_MIN_SHARE = 0.5  # a store with fewer of the asked nodules than this is not a finished store

@@ -155,7 +155,8 @@ def abc_run(profile: str, data_dir: str) -> dict:
         first = next(float(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("FIRST_STEP"))
         record = read_record_json(Path(done.stdout.strip().splitlines()[-1]))
     stages = record["timings"]["stages"]
-    train_s = sum(s["train_s"] for s in stages)
+    # training seconds of the steps kept (steps run ahead of an early stop are discarded)
+    train_s = sum(s["train_s"] * s["steps"] / (s["steps"] + s.get("discarded_steps", 0)) for s in stages)
     return {"abc_run_s": wall, "startup_s": first - t0, "train_s": train_s,
             "eval_s": sum(s["eval_s"] for s in stages), "non_training_share": 1.0 - train_s / wall}
 

@@ -116,3 +116,33 @@ def test_smoke_run_record_equals_the_per_task_evaluation(smoke_store, data_dir, 
     per_task, _ = train_run(config, progress=False)
     for key in ("initial", "stages", "matrices", "summary", "curves", "data"):
         assert pooled[key] == per_task[key], key
+
+
+def _comparable(data: dict) -> dict:
+    return {k: data[k] for k in ("initial", "stages", "matrices", "summary", "curves", "data")}
+
+
+def test_evaluation_overlapping_training_gives_the_sequential_record(smoke_store, data_dir, monkeypatch):
+    """Evaluations on a second thread (slowed down, so that training runs ahead and the steps
+    after an early stop are discarded) give the record of evaluating at each step in turn."""
+    import time
+
+    from lungcl.experiments import sequence
+
+    config = default_config("smoke", tasks="ABC", method="ewc", data_dir=str(data_dir), epochs=6,
+                            patience=1, lr=0.2)
+    monkeypatch.setattr(sequence, "spare_core", lambda: False)
+    in_turn, _ = train_run(config, progress=False)
+    assert any(s["stopped_early"] for s in in_turn["stages"])  # the discarding path is exercised
+
+    real = Evaluator.curve_point
+
+    def slow(self, model, tasks):
+        time.sleep(0.05)
+        return real(self, model, tasks)
+
+    monkeypatch.setattr(Evaluator, "curve_point", slow)
+    monkeypatch.setattr(sequence, "spare_core", lambda: True)
+    overlapped, _ = train_run(config, progress=False)
+    assert _comparable(overlapped) == _comparable(in_turn)
+    assert sum(t["discarded_steps"] for t in overlapped["timings"]["stages"]) > 0

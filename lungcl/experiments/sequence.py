@@ -24,7 +24,7 @@ from ..models.resnet import build_resnet
 from .config import RunConfig, order_name
 from .evaluation import SPLITS, Evaluator
 from .records import RECORD_SCHEMA, host_info, package_versions
-from .trainer import (StageContext, consolidate, deterministic, resolve_device, stage_seed,
+from .trainer import (StageContext, consolidate, deterministic, resolve_device, spare_core, stage_seed,
                       torch_threads, train_stage)
 
 OnStage = Callable[[dict], None]
@@ -102,7 +102,8 @@ def _sequence(config, splits, evaluator, device, progress, state, resume, on_sta
         state["initial"] = {t: evaluator.report(model, t, config.n_boot, config.seed, with_ci=False)
                             for t in tasks}
     ctx = StageContext(config, model, method, splits, evaluator, device, state["curves"].append,
-                       progress, global_step=sum(s["steps"] for s in state["stages"]))
+                       progress, global_step=sum(s["steps"] for s in state["stages"]),
+                       overlap_eval=_overlap(device))
     for stage in range(state["next_stage"], len(tasks)):
         task = tasks[stage]
         train_tasks = tasks[:stage + 1] if config.method == "joint" else [task]
@@ -131,7 +132,8 @@ def _single_task(config, splits, evaluator, device, progress, state, resume, on_
         method = build_method(config)
         state["initial"][task] = evaluator.report(model, task, config.n_boot, config.seed, with_ci=False)
         ctx = StageContext(config, model, method, splits, evaluator, device, state["curves"].append,
-                           progress, global_step=sum(s["steps"] for s in state["stages"]))
+                           progress, global_step=sum(s["steps"] for s in state["stages"]),
+                           overlap_eval=_overlap(device))
         result = train_stage(ctx, stage, task, [task], [task])
         t0 = time.perf_counter()
         metrics = {task: evaluator.report(model, task, config.n_boot, stage_seed(config.seed, stage),
@@ -141,6 +143,11 @@ def _single_task(config, splits, evaluator, device, progress, state, resume, on_
         if on_stage is not None and stage + 1 < len(tasks):
             on_stage({"model": models, "method": {}, "progress": json.dumps(state), "run_id": config.run_id})
     return models
+
+
+def _overlap(device: torch.device) -> bool:
+    """Evaluation on a second thread when a CPU run has a core to spare (same numbers either way)."""
+    return device.type == "cpu" and spare_core()
 
 
 def _finish_stage(state, stage, task, train_tasks, result, metrics, consolidate_s, report_s) -> None:

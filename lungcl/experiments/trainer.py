@@ -8,6 +8,10 @@ current task are kept in memory and restored at the stage's end (the thesis's
 rule). Then the method consolidates (e.g. EWC's Fisher on the un-augmented
 training set) and every task is measured. Each stage reseeds from (seed,
 stage), so a run resumed at a stage gives the same numbers as an unbroken one.
+When the process has a core to spare, each evaluation scores a snapshot of the
+weights on a second thread while training runs on; the trainer takes the results
+in step order and acts on each as if it had waited for it (steps run ahead of an
+early stop are discarded), so the numbers are those of evaluating in turn.
 """
 
 from __future__ import annotations

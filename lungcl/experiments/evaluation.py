@@ -82,7 +82,7 @@ class Evaluator:
     """Validation and test predictions of any task, from tensors built once."""
 
     def __init__(self, splits: dict[str, TaskSplits], device: torch.device, batch_size: int = 128,
-                 amp: bool = False, remember: int = 64):
+                 amp: bool = False, remember: int = 512):
         self.sets = {(t, s): materialise(getattr(sp, s)) for t, sp in splits.items() for s in SPLITS}
         self.pools = {s: pool_patches([self.sets[(t, s)] for t in splits],
                                       [getattr(sp, s).nodule_ids for sp in splits.values()])

@@ -7,6 +7,7 @@ finished stage (the runner saves it); ``resume`` continues from such a state.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from datetime import datetime, timezone
@@ -22,7 +23,7 @@ from ..errors import LungclError
 from ..methods import make_method
 from ..models.resnet import build_resnet
 from .config import RunConfig, order_name
-from .evaluation import SPLITS, Evaluator
+from .evaluation import Evaluator
 from .records import RECORD_SCHEMA, host_info, package_versions
 from .trainer import (StageContext, consolidate, deterministic, resolve_device, spare_core, stage_seed,
                       torch_threads, train_stage)
@@ -97,10 +98,9 @@ def _sequence(config, splits, evaluator, device, progress, state, resume, on_sta
         model.load_state_dict(resume["model"])
         method.load_state_dict(resume["method"])
         state["resumed_from_stage"] = state["next_stage"]
-    if state["initial"] is None:  # the untrained network's scores (kept in the record)
-        evaluator.predict_many(model, [(t, s) for t in tasks for s in SPLITS])  # one trunk pass for all
-        state["initial"] = {t: evaluator.report(model, t, config.n_boot, config.seed, with_ci=False)
-                            for t in tasks}
+    # the untrained network's scores (kept in the record), reported after the first stage: that
+    # stage's starting evaluation scores these weights off the critical path and is remembered
+    untrained = copy.deepcopy(model) if state["initial"] is None else None
     ctx = StageContext(config, model, method, splits, evaluator, device, state["curves"].append,
                        progress, global_step=sum(s["steps"] for s in state["stages"]),
                        overlap_eval=_overlap(device))
@@ -108,6 +108,10 @@ def _sequence(config, splits, evaluator, device, progress, state, resume, on_sta
         task = tasks[stage]
         train_tasks = tasks[:stage + 1] if config.method == "joint" else [task]
         result = train_stage(ctx, stage, task, train_tasks, tasks)
+        if untrained is not None:
+            state["initial"] = {t: evaluator.report(untrained, t, config.n_boot, config.seed, with_ci=False)
+                                for t in tasks}
+            untrained = None
         consolidate_s = consolidate(ctx, task)
         t0 = time.perf_counter()
         metrics = {t: evaluator.report(model, t, config.n_boot, stage_seed(config.seed, stage),
@@ -129,12 +133,13 @@ def _single_task(config, splits, evaluator, device, progress, state, resume, on_
     for stage in range(state["next_stage"], len(tasks)):
         task = tasks[stage]
         model = build_model(config, [task]).to(device)
+        untrained = copy.deepcopy(model)  # reported after the stage (its starting evaluation is remembered)
         method = build_method(config)
-        state["initial"][task] = evaluator.report(model, task, config.n_boot, config.seed, with_ci=False)
         ctx = StageContext(config, model, method, splits, evaluator, device, state["curves"].append,
                            progress, global_step=sum(s["steps"] for s in state["stages"]),
                            overlap_eval=_overlap(device))
         result = train_stage(ctx, stage, task, [task], [task])
+        state["initial"][task] = evaluator.report(untrained, task, config.n_boot, config.seed, with_ci=False)
         t0 = time.perf_counter()
         metrics = {task: evaluator.report(model, task, config.n_boot, stage_seed(config.seed, stage),
                                           with_ci=True)}

@@ -250,7 +250,7 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
     optimizer = make_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay)
     autocast, scaler = _amp(ctx)
     proximal = ProximalPull(method, model, cfg.lr, cfg.momentum) if cfg.penalty_step == "proximal" else None
-    timings: dict[str, Any] = {"train_s": 0.0, "eval_s": 0.0}
+    timings: dict[str, Any] = {"train_s": 0.0, "eval_s": 0.0, "eval_wait_s": 0.0, "discarded_steps": 0}
 
     def diverged(step: int, why: str) -> LungclError:
         bar.close()
@@ -275,10 +275,9 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
 
     bar = tqdm(total=total, desc=f"stage {stage + 1} {task} ({cfg.method})", unit="step",
                disable=not ctx.progress, leave=False)
-    record(score(model, 0), 0, ctx.global_step)  # where the stage starts (the previous stage's best checkpoint)
     best = {"loss": math.inf, "step": 0, "state": None, "since": 0}
-    pending: _Pending | None = None
     background = ThreadPoolExecutor(1, thread_name_prefix="lungcl-eval") if ctx.overlap_eval else None
+    pending: _Pending | None = None
 
     def settle() -> bool:
         """Act on the pending evaluation exactly as if it had run at its step: curves, best
@@ -290,6 +289,8 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
         timings["eval_wait_s"] += time.perf_counter() - t0
         val_loss = record(point, done.step, done.global_step)
         bar.set_postfix(val=f"{val_loss:.3f}")
+        if done.step == 0:
+            return False
         if val_loss < best["loss"]:
             best.update(loss=val_loss, step=done.step, since=0, state=done.net.state_dict())
         else:
@@ -305,8 +306,11 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
     stopped = False
     train_mode(model, freeze_norm_stats=cfg.freeze_bn_stats and stage > 0)
     t_train, bad_steps = time.perf_counter(), 0
-    timings.update(eval_wait_s=0.0, discarded_steps=0)
     try:
+        # where the stage starts (the previous stage's best checkpoint): recorded, not a candidate
+        pending = _submit(background, score, model, 0, ctx.global_step)
+        if total == 0:
+            settle()
         for step in range(1, total + 1):
             if pending is not None and pending.point.done() and settle():
                 stopped = True

@@ -25,8 +25,9 @@ from ..models.resnet import build_resnet
 from .config import RunConfig, order_name
 from .evaluation import Evaluator
 from .records import RECORD_SCHEMA, host_info, package_versions
-from .trainer import (StageContext, consolidate, deterministic, resolve_device, spare_core, stage_seed,
-                      torch_threads, train_stage)
+from .overlap import spare_core
+from .trainer import (StageContext, consolidate, deterministic, resolve_device, stage_seed, torch_threads,
+                      train_stage)
 
 OnStage = Callable[[dict], None]
 

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 import math
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -35,6 +34,7 @@ from ..data.batches import PatchBatches
 from ..data.datasets import PatchDataset, TaskSplits
 from ..errors import LungclError
 from .evaluation import Diverged, Evaluator
+from .overlap import Pending, submit
 
 STAGE_SEED_STRIDE = 1_000_003
 
@@ -134,41 +134,6 @@ class StageContext:
     progress: bool = True
     global_step: int = 0
     overlap_eval: bool = False  # evaluate weight snapshots on a second thread while training goes on
-
-
-def spare_core() -> bool:
-    """Whether this process may use a core beyond torch's threads (then evaluation overlaps training)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return cores > torch.get_num_threads()
-
-
-@dataclass
-class _Pending:
-    """An evaluation of the weights at ``step``: ``net`` is their snapshot, ``point`` its curve point."""
-
-    step: int
-    global_step: int
-    net: nn.Module
-    point: Future
-
-
-def _submit(background: ThreadPoolExecutor | None, score: Callable[[nn.Module, int], list[dict]],
-            model: nn.Module, step: int, global_step: int) -> _Pending:
-    """Snapshot the weights and score them: on ``background`` while training goes on, or now. The
-    numbers are the same either way (inference on a copy); the trainer acts on them in step order."""
-    net = copy.deepcopy(model)
-    net.zero_grad(set_to_none=True)
-    if background is not None:
-        return _Pending(step, global_step, net, background.submit(score, net, step))
-    done: Future = Future()
-    try:
-        done.set_result(score(net, step))
-    except Exception as exc:  # raised where the trainer takes the result, as from the thread
-        done.set_exception(exc)
-    return _Pending(step, global_step, net, done)
 
 
 def _amp(ctx: StageContext) -> tuple[contextlib.AbstractContextManager, Any]:
@@ -277,7 +242,7 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
                disable=not ctx.progress, leave=False)
     best = {"loss": math.inf, "step": 0, "state": None, "since": 0}
     background = ThreadPoolExecutor(1, thread_name_prefix="lungcl-eval") if ctx.overlap_eval else None
-    pending: _Pending | None = None
+    pending: Pending | None = None
 
     def settle() -> bool:
         """Act on the pending evaluation exactly as if it had run at its step: curves, best
@@ -308,7 +273,7 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
     t_train, bad_steps = time.perf_counter(), 0
     try:
         # where the stage starts (the previous stage's best checkpoint): recorded, not a candidate
-        pending = _submit(background, score, model, 0, ctx.global_step)
+        pending = submit(background, score, model, 0, ctx.global_step)
         if total == 0:
             settle()
         for step in range(1, total + 1):
@@ -330,7 +295,7 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
                 if pending is not None and settle():
                     stopped = True
                     break
-                pending = _submit(background, score, model, step, ctx.global_step)
+                pending = submit(background, score, model, step, ctx.global_step)
                 if step == total and settle():
                     stopped = True
                 t_train = time.perf_counter()

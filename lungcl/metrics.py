@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score, confusion_matrix, roc_auc_score
 
 from .errors import LungclError
 
@@ -52,14 +51,9 @@ def binary_metrics(y_true, prob_pos, threshold: float = 0.5) -> dict:
     Balanced accuracy with one class present is the recall of that class (scikit-learn's rule).
     """
     y, p = _check_binary(y_true, prob_pos)
-    pred = (p >= threshold).astype(np.int64)
-    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, pred, labels=[0, 1]).ravel())
-    out = _from_counts(tp, tn, fp, fn)
-    if 0 < y.sum() < y.size:
-        out["balanced_accuracy"] = float(balanced_accuracy_score(y, pred))
-        out["auc"] = float(roc_auc_score(y, p))
-    else:
-        out["auc"] = float("nan")
+    tp, tn, fp, fn = _counts(y, p >= threshold)
+    out = _from_counts(tp, tn, fp, fn)  # balanced accuracy: scikit-learn's (the same divisions)
+    out["auc"] = _auc(y, p)
     out.update(tp=tp, tn=tn, fp=fp, fn=fn, n=int(y.size))
     return out
 
@@ -135,12 +129,26 @@ def patient_resamples(patient_ids, n_boot: int, seed: int = 0) -> Iterator[np.nd
         yield np.concatenate([groups[g] for g in rng.integers(0, len(groups), len(groups))])
 
 
-def _metric(y: np.ndarray, p: np.ndarray, pred: np.ndarray, metric: str) -> float:
-    if metric == "auc":
-        return float(roc_auc_score(y, p)) if 0 < y.sum() < y.size else float("nan")
+def _counts(y: np.ndarray, pred: np.ndarray) -> tuple[int, int, int, int]:
+    """(tp, tn, fp, fn) of boolean predictions against 0/1 labels."""
     tp = int(np.sum(pred & (y == 1)))
     tn = int(np.sum(~pred & (y == 0)))
-    return _from_counts(tp, tn, int(np.sum(pred & (y == 0))), int(np.sum(~pred & (y == 1))))[metric]
+    return tp, tn, int(np.sum(pred & (y == 0))), int(np.sum(~pred & (y == 1)))
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    """scikit-learn's ROC AUC; nan unless both classes are present."""
+    if not 0 < y.sum() < y.size:
+        return float("nan")
+    from sklearn.metrics import roc_auc_score  # imported here: scikit-learn costs ~1 s of start-up
+
+    return float(roc_auc_score(y, p))
+
+
+def _metric(y: np.ndarray, p: np.ndarray, pred: np.ndarray, metric: str) -> float:
+    if metric == "auc":
+        return _auc(y, p)
+    return _from_counts(*_counts(y, pred))[metric]
 
 
 def bootstrap_ci(y_true, prob_pos, patient_ids, metric: str = "accuracy", n_boot: int = 1000,

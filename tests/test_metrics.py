@@ -110,3 +110,22 @@ def test_mean_ci():
     assert one[0] == 0.7 and math.isnan(one[1]) and math.isnan(one[2])
     assert mean_ci([1.0, float("nan"), 3.0])[0] == 2.0
     assert all(math.isnan(v) for v in mean_ci([]))
+
+
+def test_counts_and_balanced_accuracy_equal_scikit_learn_exactly():
+    """binary_metrics counts by numpy; its numbers are scikit-learn's to the last bit."""
+    from sklearn.metrics import balanced_accuracy_score, confusion_matrix, roc_auc_score
+
+    rng = np.random.default_rng(0)
+    for n in [2, 3, 7, 50, 441] * 20:
+        y = rng.integers(0, 2, n)
+        p = rng.random(n).round(int(rng.integers(1, 4)))  # ties and p == 0.5 on the threshold
+        m = binary_metrics(y, p)
+        pred = (p >= 0.5).astype(int)
+        tn, fp, fn, tp = confusion_matrix(y, pred, labels=[0, 1]).ravel().tolist()
+        assert (m["tn"], m["fp"], m["fn"], m["tp"]) == (tn, fp, fn, tp)
+        if 0 < y.sum() < n:
+            assert m["balanced_accuracy"] == balanced_accuracy_score(y, pred)
+            assert m["auc"] == roc_auc_score(y, p)
+        else:
+            assert math.isnan(m["auc"])

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ..errors import LungclError
-from .patch_source import PatchSource
+
+if TYPE_CHECKING:  # annotations only: the CLI imports SOURCES without scipy and pandas
+    from .patch_source import PatchSource
 
 __all__ = ["SOURCES", "DEFAULT_MIN_SHARE", "make_source", "source_version"]
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 
 from ..atomic import atomic_write_json
 from ..errors import LungclError
@@ -69,6 +68,8 @@ def make_split(nodules: pd.DataFrame, seed: int = 0) -> PatientSplit:
     if len(set(groups)) < 6 * 2:
         raise LungclError(f"only {len(set(groups))} patients: too few for a 1/6 test split and 5 folds")
     y = _strata(nodules)
+    from sklearn.model_selection import StratifiedGroupKFold  # here: only a new split needs scikit-learn
+
     with warnings.catch_warnings():  # rare joint strata (fewer members than folds) are expected
         warnings.filterwarnings("ignore", message="The least populated class")
         outer = StratifiedGroupKFold(n_splits=6, shuffle=True, random_state=seed)

@@ -1,8 +1,13 @@
 """Evaluating every task on validation and test, fast enough to do every few steps.
 
 The un-augmented validation and test patches are deterministic, so they are
-stacked into tensors once per run (by slicing the in-memory patches); an
-evaluation is then a few batched forward passes per task under inference mode.
+stacked into tensors once per run (by slicing the in-memory patches). The tasks
+share one patient split and their sets are largely the same nodules, so each
+split's distinct patches form one pool: an evaluation runs the shared trunk ONCE
+per pooled patch and applies every asked task's head to its rows' features
+(inference is per-sample, so the numbers are those of one forward pass per task;
+tests/test_evaluation.py checks equality). Networks without a shared trunk fall
+back to one forward pass per task.
 Predictions are remembered by a fingerprint of the network's state: the
 report at a stage's best checkpoint and the next stage's starting point are the
 weights of an evaluation already done, so they cost no forward pass.
@@ -14,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -22,6 +28,7 @@ from torch import Tensor, nn
 
 from ..data.datasets import TaskSplits
 from ..errors import LungclError
+from ..models.resnet import PreActResNet
 from .. import metrics as M
 
 SPLITS = ("val", "test")
@@ -35,11 +42,13 @@ class Diverged(LungclError):
 
 @dataclass
 class EvalSet:
-    """One task's split, materialised: patches, labels, patients."""
+    """One task's split, materialised: patches, labels, patients, and each item's row in the
+    split's pool of distinct patches."""
 
     x: Tensor
     y: np.ndarray
     patient_ids: np.ndarray
+    rows: Tensor | None = None
 
 
 def materialise(dataset) -> EvalSet:
@@ -50,12 +59,34 @@ def materialise(dataset) -> EvalSet:
                    np.asarray(dataset.patient_ids))
 
 
+def pool_patches(sets: list[EvalSet], nodule_ids: list[np.ndarray]) -> Tensor:
+    """The distinct patches of ``sets`` stacked (a nodule in several sets with the same patch is
+    one row; tasks whose splits share no nodule give the concatenation); sets each ``rows``."""
+    rows_of: dict = {}
+    patches: list[Tensor] = []
+    for s, ids in zip(sets, nodule_ids):
+        rows = []
+        for nodule, x in zip(np.asarray(ids).tolist(), s.x):
+            same = rows_of.setdefault(nodule, [])
+            row = next((r for r in same if torch.equal(patches[r], x)), None)
+            if row is None:
+                row = len(patches)
+                patches.append(x)
+                same.append(row)
+            rows.append(row)
+        s.rows = torch.as_tensor(rows, dtype=torch.int64)
+    return torch.stack(patches) if patches else torch.zeros(0)
+
+
 class Evaluator:
     """Validation and test predictions of any task, from tensors built once."""
 
     def __init__(self, splits: dict[str, TaskSplits], device: torch.device, batch_size: int = 128,
-                 amp: bool = False, remember: int = 64):
+                 amp: bool = False, remember: int = 512):
         self.sets = {(t, s): materialise(getattr(sp, s)) for t, sp in splits.items() for s in SPLITS}
+        self.pools = {s: pool_patches([self.sets[(t, s)] for t in splits],
+                                      [getattr(sp, s).nodule_ids for sp in splits.values()])
+                      for s in SPLITS}
         self.device, self.batch_size = device, batch_size
         self.amp = amp and device.type == "cuda"
         self._seen: OrderedDict[tuple, tuple[float, np.ndarray]] = OrderedDict()
@@ -64,39 +95,79 @@ class Evaluator:
     def predict(self, model: nn.Module, task: str, split: str) -> tuple[float, np.ndarray]:
         """(mean cross-entropy, probability of the positive class per nodule); a network state
         already evaluated is answered from memory (the same numbers: inference is deterministic)."""
+        return self.predict_many(model, [(task, split)])[(task, split)]
+
+    def predict_many(self, model: nn.Module, pairs: list[tuple[str, str]]
+                     ) -> dict[tuple[str, str], tuple[float, np.ndarray]]:
+        """:meth:`predict` of every (task, split) in ``pairs``, with one trunk pass per pooled patch
+        for those not remembered."""
         model.eval()
-        key = (state_fingerprint(model), task, split)
-        if key not in self._seen:
-            self._seen[key] = self._forward(model, task, split)
+        state = state_fingerprint(model)
+        missing = [p for p in dict.fromkeys(pairs) if (state, *p) not in self._seen]
+        if missing:
+            for pair, result in self._forward(model, missing).items():
+                self._seen[(state, *pair)] = result
             while len(self._seen) > self._remember:
                 self._seen.popitem(last=False)
-        loss, prob = self._seen[key]
-        return loss, prob.copy()
+        return {p: (self._seen[(state, *p)][0], self._seen[(state, *p)][1].copy()) for p in pairs}
 
     @torch.inference_mode()
-    def _forward(self, model: nn.Module, task: str, split: str) -> tuple[float, np.ndarray]:
-        s = self.sets[(task, split)]
+    def _forward(self, model: nn.Module, pairs: list[tuple[str, str]]
+                 ) -> dict[tuple[str, str], tuple[float, np.ndarray]]:
         model.eval()
-        losses, probs = [], []
-        y = torch.as_tensor(s.y)
-        for i in range(0, len(s.x), self.batch_size):
-            xb = s.x[i:i + self.batch_size].to(self.device)
+        shared = isinstance(model, PreActResNet)  # one trunk, a linear head per task
+        features = {split: self._pooled_features(model, split, [t for t, s in pairs if s == split])
+                    for split in SPLITS if shared and any(s == split for _, s in pairs)}
+        out = {}
+        for task, split in pairs:
+            s = self.sets[(task, split)]
+            if shared:
+                f = features[split][0][features[split][1][s.rows]]
+
+                def logits_at(rows: slice, f: Tensor = f, task: str = task) -> Tensor:
+                    return model.classify(f[rows], task)
+            else:
+                def logits_at(rows: slice, s: EvalSet = s, task: str = task) -> Tensor:
+                    return model(s.x[rows].to(self.device), task)
+            out[(task, split)] = self._score(logits_at, s.y, task)
+        return out
+
+    def _pooled_features(self, model: PreActResNet, split: str, tasks: list[str]) -> tuple[Tensor, Tensor]:
+        """(trunk features of the pooled patches ``tasks`` need, pool row -> feature row)."""
+        pool = self.pools[split]
+        rows = torch.unique(torch.cat([self.sets[(t, split)].rows for t in tasks]))
+        where = torch.full((len(pool),), -1, dtype=torch.int64)
+        where[rows] = torch.arange(len(rows))
+        x = pool[rows]
+        feats = []
+        for i in range(0, len(x), self.batch_size):
             with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-                logits = model(xb, task).float()
+                feats.append(model.features(x[i:i + self.batch_size].to(self.device)))
+        return torch.cat(feats), where.to(self.device)
+
+    def _score(self, logits_at: Callable[[slice], Tensor], y_all: np.ndarray, task: str
+               ) -> tuple[float, np.ndarray]:
+        """Mean cross-entropy and positive-class probabilities, from the logits of each batch."""
+        losses, probs = [], []
+        y = torch.as_tensor(y_all)
+        for i in range(0, len(y_all), self.batch_size):
+            rows = slice(i, i + self.batch_size)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                logits = logits_at(rows).float()
             if not torch.isfinite(logits).all():
                 raise Diverged(f"the network's {task} outputs are not finite")
-            yb = y[i:i + self.batch_size].to(self.device)
-            losses.append(F.cross_entropy(logits, yb, reduction="sum").double().cpu())
+            losses.append(F.cross_entropy(logits, y[rows].to(self.device), reduction="sum").double().cpu())
             probs.append(torch.softmax(logits, dim=1)[:, 1].cpu())
-        loss = float(torch.stack(losses).sum() / len(s.y))
+        loss = float(torch.stack(losses).sum() / len(y_all))
         return loss, torch.cat(probs).numpy().astype(np.float64)
 
     def curve_point(self, model: nn.Module, tasks: list[str]) -> list[dict]:
         """Loss, accuracy, balanced accuracy and AUC of each task on val and test."""
         rows = []
+        predictions = self.predict_many(model, [(task, split) for task in tasks for split in SPLITS])
         for task in tasks:
             for split in SPLITS:
-                loss, prob = self.predict(model, task, split)
+                loss, prob = predictions[(task, split)]
                 m = M.binary_metrics(self.sets[(task, split)].y, prob)
                 rows.append({"task": task, "split": split, "loss": loss,
                              **{k: _num(m[k]) for k in CURVE_METRICS}})
@@ -105,8 +176,9 @@ class Evaluator:
     def report(self, model: nn.Module, task: str, n_boot: int, seed: int, with_ci: bool) -> dict:
         """Every binary metric on val and test; bootstrap CIs over test patients when ``with_ci``."""
         out = {}
+        predictions = self.predict_many(model, [(task, split) for split in SPLITS])
         for split in SPLITS:
-            loss, prob = self.predict(model, task, split)
+            loss, prob = predictions[(task, split)]
             s = self.sets[(task, split)]
             m = {k: _num(v) for k, v in M.binary_metrics(s.y, prob).items()}
             m["loss"] = loss

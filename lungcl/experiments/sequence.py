@@ -7,6 +7,7 @@ finished stage (the runner saves it); ``resume`` continues from such a state.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from datetime import datetime, timezone
@@ -29,6 +30,7 @@ from ..runs.folder import host_info, package_versions
 from .record_types import SequenceSummary, StageRecord
 from .records import RECORD_SCHEMA
 from .trainer import StageContext, consolidate, resolve_device, stage_seed, train_stage
+from .overlap import spare_core
 
 OnStage = Callable[[dict], None]
 
@@ -100,15 +102,20 @@ def _sequence(config, splits, evaluator, device, progress, state, resume, on_sta
         model.load_state_dict(resume["model"])
         method.load_state_dict(resume["method"])
         state["resumed_from_stage"] = state["next_stage"]
-    if state["initial"] is None:  # the untrained network's scores (kept in the record)
-        state["initial"] = {t: evaluator.report(model, t, config.n_boot, config.seed, with_ci=False)
-                            for t in tasks}
+    # the untrained network's scores (kept in the record), reported after the first stage: that
+    # stage's starting evaluation scores these weights off the critical path and is remembered
+    untrained = copy.deepcopy(model) if state["initial"] is None else None
     ctx = StageContext(config, model, method, splits, evaluator, device, state["curves"].append,
-                       progress, global_step=sum(s["steps"] for s in state["stages"]))
+                       progress, global_step=sum(s["steps"] for s in state["stages"]),
+                       overlap_eval=_overlap(device))
     for stage in range(state["next_stage"], len(tasks)):
         task = tasks[stage]
         train_tasks = tasks[:stage + 1] if method.mixes_seen_tasks else [task]
         result = train_stage(ctx, stage, task, train_tasks, tasks)
+        if untrained is not None:
+            state["initial"] = {t: evaluator.report(untrained, t, config.n_boot, config.seed, with_ci=False)
+                                for t in tasks}
+            untrained = None
         consolidate_s = consolidate(ctx, task)
         t0 = time.perf_counter()
         metrics = {t: evaluator.report(model, t, config.n_boot, stage_seed(config.seed, stage),
@@ -130,11 +137,13 @@ def _single_task(config, splits, evaluator, device, progress, state, resume, on_
     for stage in range(state["next_stage"], len(tasks)):
         task = tasks[stage]
         model = build_model(config, [task]).to(device)
+        untrained = copy.deepcopy(model)  # reported after the stage (its starting evaluation is remembered)
         method = build_method(config)
-        state["initial"][task] = evaluator.report(model, task, config.n_boot, config.seed, with_ci=False)
         ctx = StageContext(config, model, method, splits, evaluator, device, state["curves"].append,
-                           progress, global_step=sum(s["steps"] for s in state["stages"]))
+                           progress, global_step=sum(s["steps"] for s in state["stages"]),
+                           overlap_eval=_overlap(device))
         result = train_stage(ctx, stage, task, [task], [task])
+        state["initial"][task] = evaluator.report(untrained, task, config.n_boot, config.seed, with_ci=False)
         t0 = time.perf_counter()
         metrics = {task: evaluator.report(model, task, config.n_boot, stage_seed(config.seed, stage),
                                           with_ci=True)}
@@ -143,6 +152,11 @@ def _single_task(config, splits, evaluator, device, progress, state, resume, on_
         if on_stage is not None and stage + 1 < len(tasks):
             on_stage({"model": models, "method": {}, "progress": json.dumps(state), "run_id": config.run_id})
     return models
+
+
+def _overlap(device: torch.device) -> bool:
+    """Evaluation on a second thread when a CPU run has a core to spare (same numbers either way)."""
+    return device.type == "cpu" and spare_core()
 
 
 def _finish_stage(state, stage, task, train_tasks, result, metrics, consolidate_s, report_s) -> None:

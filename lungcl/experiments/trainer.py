@@ -8,6 +8,10 @@ current task are kept in memory and restored at the stage's end (the thesis's
 rule). Then the method consolidates (e.g. EWC's Fisher on the un-augmented
 training set) and every task is measured. Each stage reseeds from (seed,
 stage), so a run resumed at a stage gives the same numbers as an unbroken one.
+When the process has a core to spare, each evaluation scores a snapshot of the
+weights on a second thread while training runs on; the trainer takes the results
+in step order and acts on each as if it had waited for it (steps run ahead of an
+early stop are discarded), so the numbers are those of evaluating in turn.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import copy
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -29,6 +34,7 @@ from ..data.batches import PatchBatches
 from ..data.datasets import PatchDataset, TaskSplits
 from ..errors import LungclError
 from .evaluation import Diverged, Evaluator
+from .overlap import Pending, submit
 
 STAGE_SEED_STRIDE = 1_000_003
 
@@ -101,6 +107,7 @@ class StageContext:
     curve: Callable[[dict], None]  # receives one curve point (dict of columns)
     progress: bool = True
     global_step: int = 0
+    overlap_eval: bool = False  # evaluate weight snapshots on a second thread while training goes on
 
 
 def _amp(ctx: StageContext) -> tuple[contextlib.AbstractContextManager, Any]:
@@ -182,61 +189,101 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
     optimizer = make_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay)
     autocast, scaler = _amp(ctx)
     proximal = ProximalPull(method, model, cfg.lr, cfg.momentum) if cfg.penalty_step == "proximal" else None
-    timings = {"train_s": 0.0, "eval_s": 0.0}
+    timings: dict[str, Any] = {"train_s": 0.0, "eval_s": 0.0, "eval_wait_s": 0.0, "discarded_steps": 0}
 
     def diverged(step: int, why: str) -> LungclError:
         bar.close()
         return LungclError(f"training diverged in stage {stage + 1} ({task}) at step {step}: {why}; lower lr "
                            f"or lambda (now lr={cfg.lr:g}, lambda={cfg.strength:g})")
 
-    def evaluate(stage_step: int) -> float:
+    def score(net: nn.Module, stage_step: int) -> list[dict]:
+        """Every task on val and test at ``net``'s weights (a snapshot's, on the evaluation thread)."""
         t0 = time.perf_counter()
         try:
-            point = ctx.evaluator.curve_point(model, eval_tasks)
+            return ctx.evaluator.curve_point(net, eval_tasks)
         except Diverged as exc:
             raise diverged(stage_step, str(exc)) from exc
+        finally:
+            timings["eval_s"] += time.perf_counter() - t0
+
+    def record(point: list[dict], stage_step: int, global_step: int) -> float:
         for row in point:
-            ctx.curve({"stage": stage, "trained": task, "step": ctx.global_step, "stage_step": stage_step,
+            ctx.curve({"stage": stage, "trained": task, "step": global_step, "stage_step": stage_step,
                        "epoch": stage_step / per_epoch, **row})
-        val = float(np.mean([r["loss"] for r in point if r["split"] == "val" and r["task"] in train_tasks]))
-        timings["eval_s"] += time.perf_counter() - t0
-        return val
+        return float(np.mean([r["loss"] for r in point if r["split"] == "val" and r["task"] in train_tasks]))
 
     bar = tqdm(total=total, desc=f"stage {stage + 1} {task} ({cfg.method})", unit="step",
                disable=not ctx.progress, leave=False)
-    evaluate(0)  # where the stage starts (the previous stage's best checkpoint)
-    best_loss, best_step, best_state, since_best, stopped = math.inf, 0, None, 0, False
+    best = {"loss": math.inf, "step": 0, "state": None, "since": 0}
+    background = ThreadPoolExecutor(1, thread_name_prefix="lungcl-eval") if ctx.overlap_eval else None
+    pending: Pending | None = None
+
+    def settle() -> bool:
+        """Act on the pending evaluation exactly as if it had run at its step: curves, best
+        checkpoint, early stopping. True when the stage stops there (later steps are discarded)."""
+        nonlocal pending, total
+        t0 = time.perf_counter()
+        done, pending = pending, None
+        point = done.point.result()
+        timings["eval_wait_s"] += time.perf_counter() - t0
+        val_loss = record(point, done.step, done.global_step)
+        bar.set_postfix(val=f"{val_loss:.3f}")
+        if done.step == 0:
+            return False
+        if val_loss < best["loss"]:
+            best.update(loss=val_loss, step=done.step, since=0, state=done.net.state_dict())
+        else:
+            best["since"] += 1
+        if not (cfg.patience and best["since"] >= cfg.patience):
+            return False
+        if best["state"] is None:  # no better point at all: the weights of the stopping step
+            best["state"] = done.net.state_dict()
+        timings["discarded_steps"] = ctx.global_step - done.global_step
+        total, ctx.global_step = done.step, done.global_step
+        return True
+
+    stopped = False
     train_mode(model, freeze_norm_stats=cfg.freeze_bn_stats and stage > 0)
     t_train, bad_steps = time.perf_counter(), 0
-    for step in range(1, total + 1):
-        loss = _train_step(model, method, optimizer, streams, train_tasks, autocast, scaler, ctx.device,
-                           proximal)
-        bad_steps = 0 if math.isfinite(loss) else bad_steps + 1
-        if bad_steps > (10 if scaler.is_enabled() else 0):  # AMP's scaler skips a few overflowing steps
-            raise diverged(step, f"the loss is {loss}")
-        ctx.global_step += 1
-        bar.update(1)
-        if step % eval_every == 0 or step == total:
-            timings["train_s"] += time.perf_counter() - t_train
-            val_loss = evaluate(step)
-            train_mode(model, freeze_norm_stats=cfg.freeze_bn_stats and stage > 0)
-            bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_loss:.3f}")
-            if val_loss < best_loss:
-                best_loss, best_step, since_best = val_loss, step, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                since_best += 1
-            t_train = time.perf_counter()
-            if cfg.patience and since_best >= cfg.patience:
+    try:
+        # where the stage starts (the previous stage's best checkpoint): recorded, not a candidate
+        pending = submit(background, score, model, 0, ctx.global_step)
+        if total == 0:
+            settle()
+        for step in range(1, total + 1):
+            if pending is not None and pending.point.done() and settle():
                 stopped = True
-                total = step
                 break
+            loss = _train_step(model, method, optimizer, streams, train_tasks, autocast, scaler, ctx.device,
+                               proximal)
+            bad_steps = 0 if math.isfinite(loss) else bad_steps + 1
+            if bad_steps > (10 if scaler.is_enabled() else 0):  # AMP's scaler skips a few overflowing steps
+                if pending is not None and settle():  # the stage had stopped before this step
+                    stopped = True
+                    break
+                raise diverged(step, f"the loss is {loss}")
+            ctx.global_step += 1
+            bar.update(1)
+            if step % eval_every == 0 or step == total:
+                timings["train_s"] += time.perf_counter() - t_train
+                if pending is not None and settle():
+                    stopped = True
+                    break
+                pending = submit(background, score, model, step, ctx.global_step)
+                if step == total and settle():
+                    stopped = True
+                t_train = time.perf_counter()
+    finally:
+        if background is not None:
+            background.shutdown(wait=True, cancel_futures=True)
+    best_loss, best_step, best_state = best["loss"], best["step"], best["state"]
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     timings["steps"] = total
-    timings["samples_per_s"] = total * cfg.batch_size * len(train_tasks) / max(timings["train_s"], 1e-9)
+    ran = total + timings["discarded_steps"]  # train_s also timed the steps run ahead of a stop
+    timings["samples_per_s"] = ran * cfg.batch_size * len(train_tasks) / max(timings["train_s"], 1e-9)
     return StageResult(steps=total, epochs=total / per_epoch, best_step=best_step,
                        best_val_loss=best_loss, stopped_early=stopped, timings=timings)
 

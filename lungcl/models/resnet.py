@@ -155,9 +155,18 @@ class PreActResNet(nn.Module):
 
     def forward(self, x: Tensor, task: str) -> Tensor:
         """Logits (N, num_classes) of ``task``'s head."""
+        self._check_task(task)
+        return self.heads[task](self.features(x))
+
+    def classify(self, features: Tensor, task: str) -> Tensor:
+        """Logits of ``task``'s head from trunk features (N, F): evaluation runs the trunk once
+        for every task's head."""
+        self._check_task(task)
+        return self.heads[task](features)
+
+    def _check_task(self, task: str) -> None:
         if task not in self.heads:
             raise LungclError(f"this network has no head for task {task!r}; it has {', '.join(self.tasks)}")
-        return self.heads[task](self.features(x))
 
     def head_names(self) -> list[str]:
         """The tasks with a head, in order (their parameters are ``heads.<task>.*``)."""

@@ -240,10 +240,10 @@ def read_record_json(path: Path) -> Any:
 def package_versions() -> dict[str, str]:
     """Versions of what decides the numbers: python, torch, monai, numpy, lungcl."""
     import platform
+    from importlib.metadata import version
 
-    import monai
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "monai": monai.__version__,
+    # monai's installed version without importing it (its import costs seconds at every run's end)
+    return {"python": platform.python_version(), "torch": torch.__version__, "monai": version("monai"),
             "numpy": np.__version__, "lungcl": __version__}
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Iterator
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -292,22 +293,45 @@ def _accumulate_batched(model: nn.Module, task: str, names: list[str], named: di
         total[n] += g.detach().pow(2)
 
 
-def compare_fishers(reference: dict[str, Tensor], variants: dict[str, dict[str, Tensor]]) -> list[dict]:
-    """Layer by layer, how far each variant lies from ``reference`` (e.g. the exact Fisher):
-    rows {variant, parameter, numel, relative_distance = ||F_v - F_ref|| / ||F_ref||,
-    scale = sum F_v / sum F_ref}, one per (variant, parameter tensor) of the reference."""
+def compare_fishers(reference: dict[str, Tensor], variants: dict[str, dict[str, Tensor]],
+                    by: str = "parameter") -> list[dict]:
+    """How far each variant lies from ``reference`` (e.g. the exact Fisher), per parameter tensor
+    (``by="parameter"``) or per layer (``by="layer"``: the module owning it, its tensors joined).
+    Rows {variant, parameter (the tensor or layer name), numel, relative_distance = ||F_v - F_ref||_2 /
+    ||F_ref||_2, relative_l1 (the same in L1), correlation (Pearson, across the weights),
+    scale = sum F_v / sum F_ref}; nan where the reference is all zero (or constant, for correlation)."""
+    if by not in ("parameter", "layer"):
+        raise LungclError(f"compare Fishers by 'parameter' or 'layer', not {by!r}")
+    groups: dict[str, list[str]] = {}
+    for name in reference:
+        groups.setdefault(name.rsplit(".", 1)[0] if by == "layer" and "." in name else name, []).append(name)
     rows = []
     for variant, fisher in variants.items():
         missing = [n for n in reference if n not in fisher]
         if missing:
             raise LungclError(f"Fisher {variant!r} lacks parameter {missing[0]!r}")
-        for name, ref in reference.items():
-            ref64, var64 = ref.detach().double().cpu(), fisher[name].detach().double().cpu()
-            norm = float(ref64.norm())
-            rows.append({"variant": variant, "parameter": name, "numel": ref.numel(),
-                         "relative_distance": float((var64 - ref64).norm()) / norm if norm > 0 else float("nan"),
-                         "scale": float(var64.sum() / ref64.sum()) if float(ref64.sum()) > 0 else float("nan")})
+        for group, names in groups.items():
+            ref = torch.cat([reference[n].detach().double().cpu().flatten() for n in names])
+            var = torch.cat([fisher[n].detach().double().cpu().flatten() for n in names])
+            l2, l1, total = float(ref.norm()), float(ref.abs().sum()), float(ref.sum())
+            spread = float(ref.std() * var.std()) if len(ref) > 1 else 0.0
+            rows.append({"variant": variant, "parameter": group, "numel": len(ref),
+                         "relative_distance": float((var - ref).norm()) / l2 if l2 > 0 else float("nan"),
+                         "relative_l1": float((var - ref).abs().sum()) / l1 if l1 > 0 else float("nan"),
+                         "correlation": float(torch.corrcoef(torch.stack([ref, var]))[0, 1]) if spread > 0
+                         else float("nan"),
+                         "scale": float(var.sum()) / total if total > 0 else float("nan")})
     return rows
+
+
+def fisher_variant_table(model: nn.Module, task: str, loader: Iterable, n_samples: int, seed: int = 0,
+                         by: str = "layer") -> pd.DataFrame:
+    """The sampled, empirical and batched Fishers of ``task`` against the exact one, on the same first
+    ``n_samples`` samples of ``loader`` (give it the task's un-augmented training data, in a fixed
+    order), as one table of :func:`compare_fishers` rows, per layer (or per parameter tensor)."""
+    fishers = {kind: fisher_diagonal(model, task, loader, n_samples, kind=kind, seed=seed) for kind in FISHER_KINDS}
+    exact = fishers.pop("exact")
+    return pd.DataFrame(compare_fishers(exact, fishers, by=by)).rename(columns={"parameter": by})
 
 
 def _accumulate_loop(model: nn.Module, task: str, names: list[str], named: dict[str, nn.Parameter],
@@ -322,4 +346,4 @@ def _accumulate_loop(model: nn.Module, task: str, names: list[str], named: dict[
             total[n] += g.pow(2)
 
 
-__all__ = ["FISHER_KINDS", "compare_fishers", "fisher_diagonal", "task_parameter_names"]
+__all__ = ["FISHER_KINDS", "compare_fishers", "fisher_diagonal", "fisher_variant_table", "task_parameter_names"]

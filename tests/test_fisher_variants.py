@@ -62,6 +62,6 @@ def test_variant_figure_has_distance_and_correlation_panels():
     n_layers = table.layer.nunique()
     assert len(dist.patches) == len(corr.patches) == 3 * n_layers
     assert [t.get_text() for t in dist.get_yticklabels()] == list(dict.fromkeys(table.layer))
-    assert len(corr.get_legend().get_texts()) == 3
+    assert len(fig.legends) == 1 and len(fig.legends[0].get_texts()) == 3
     with pytest.raises(LungclError, match="no Fisher comparison"):
         plots.fisher_variant_distance(table.iloc[:0])

@@ -136,6 +136,7 @@ def fisher_variant_distance(table: pd.DataFrame) -> Figure:
     axes[1].set_title("correlation with the exact Fisher", fontsize=10)
     axes[0].set_yticks(y, layers, fontsize=8)
     axes[0].invert_yaxis()
-    axes[1].legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(variants), frameon=False, fontsize=8.5)
+    fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))
     return fig

@@ -123,7 +123,7 @@ def main() -> None:
     print("| path | wall s | CPU s | CPU ms / sample | speed-up vs loop (wall) | (CPU) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, (wall, cpu) in (("loop (oracle)", t_loop), ("vmap (torch.func)", t_vmap),
-                              ("exact (vmap of grad(z1 - z0), weighted p(1-p))", t_exact),
+                              ("exact (per-layer rebuild, one fwd + one bwd to layer outputs)", t_exact),
                               ("batched fwd+bwd, no per-sample grads (bound)", t_batched)):
         print(f"| {name} | {wall:.2f} | {cpu:.2f} | {1000 * cpu / args.samples:.2f} | "
               f"{t_loop[0] / wall:.1f}x | {t_loop[1] / cpu:.1f}x |")

@@ -8,7 +8,7 @@ are filled. Values are fractions, drawn as percent.
 - :mod:`.curves`: accuracy curves during training
 - :mod:`.matrices`: accuracy-matrix heat maps, metric bars per stage, single-task bars
 - :mod:`.transfer`: transfer bars, order comparison, position effect
-- :mod:`.diagnostics`: the lambda trade-off, the Fisher per layer
+- :mod:`.diagnostics`: the lambda trade-off, the Fisher per layer, Fisher variants against the exact one
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from ..errors import LungclError  # noqa: F401
 from ..summaries import METHOD_LABELS, METRIC_LABELS, quantity_label  # noqa: F401
 from ..thesis import THESIS_METHODS, thesis_matrix, thesis_order  # noqa: F401
 from .curves import accuracy_curves, training_curves
-from .diagnostics import fisher_per_layer, lambda_tradeoff
+from .diagnostics import fisher_per_layer, fisher_variant_distance, lambda_tradeoff
 from .matrices import matrix_heatmaps, metric_bars, single_task_bars
 from .style import METHOD_COLORS, THESIS_STYLE, short_name  # noqa: F401
 from .transfer import order_comparison, position_effect, transfer_bars
 
 __all__ = ["METHOD_COLORS", "accuracy_curves", "training_curves", "matrix_heatmaps", "metric_bars",
            "single_task_bars", "transfer_bars", "order_comparison", "position_effect", "lambda_tradeoff",
-           "fisher_per_layer"]
+           "fisher_per_layer", "fisher_variant_distance"]

@@ -11,6 +11,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..errors import LungclError
 from .style import _color, _label, _method_order, _percent_axis
 
 # ---------------------------------------------------------------- the lambda sweep
@@ -104,4 +105,38 @@ def fisher_per_layer(fisher: pd.DataFrame, drift: pd.DataFrame | None = None) ->
         ax.set_xlabel("||theta - theta*|| / ||theta*||", fontsize=8)
         ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+FISHER_VARIANT_LABELS = {"sampled": "sampled label", "empirical": "empirical (true label)",
+                         "batched": "batched (squared batch mean)"}
+
+
+def fisher_variant_distance(table: pd.DataFrame) -> Figure:
+    """Per layer, how far each Fisher variant lies from the exact one (from
+    :func:`lungcl.fisher.fisher_variant_table`): relative L2 distance (log scale) and correlation."""
+    key = "layer" if "layer" in table.columns else "parameter"
+    if table.empty or key not in table.columns:
+        raise LungclError("no Fisher comparison rows to plot")
+    layers = list(dict.fromkeys(table[key]))
+    variants = list(dict.fromkeys(table.variant))
+    palette = sns.color_palette("colorblind", len(variants))
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 0.22 * len(layers) * len(variants) ** 0.5 + 1.8), sharey=True)
+    y = np.arange(len(layers))
+    h = 0.8 / len(variants)
+    for k, variant in enumerate(variants):
+        d = table[table.variant == variant].set_index(key).reindex(layers)
+        for ax, column in zip(axes, ("relative_distance", "correlation")):
+            ax.barh(y + (k - (len(variants) - 1) / 2) * h, d[column], height=h, color=palette[k],
+                    label=FISHER_VARIANT_LABELS.get(variant, variant))
+    axes[0].set_xscale("log")
+    axes[0].axvline(1.0, color="0.4", lw=0.8, ls=":")
+    axes[0].set_title("||F_variant - F_exact|| / ||F_exact||", fontsize=10)
+    axes[1].set_xlim(min(0.0, float(table.correlation.min()) - 0.05), 1.0)
+    axes[1].set_title("correlation with the exact Fisher", fontsize=10)
+    axes[0].set_yticks(y, layers, fontsize=8)
+    axes[0].invert_yaxis()
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(variants), frameon=False, fontsize=8.5)
+    fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))
     return fig

@@ -1,0 +1,18 @@
+"""What the book's chapters compute: record look-ups, number formats, findings and the sentences that
+report them, each a function of records or tables, tested in ``tests/test_chapters.py``.
+
+The chapters only tell: they call these functions and show the tables, figures and text they return.
+This is the chapters' runtime; the build that executes and renders them (:mod:`lungcl.book`) does not
+import it.
+
+- :mod:`.records`: :func:`find` one record by its settings
+- :mod:`.formats`: :func:`pct`, :func:`pts` and the other number formats of the prose
+- :mod:`.dataset`: the data chapter's tables and sentences
+"""
+
+from __future__ import annotations
+
+from .formats import pct, pts
+from .records import find
+
+__all__ = ["find", "pct", "pts"]

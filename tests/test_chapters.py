@@ -99,3 +99,83 @@ def test_data_split_view_and_provenance() -> None:
             "settings": {"crop_mm": 48, "patch_px": 32}, "pylidc_version": "0.2.3", "manifest_sha256": "ab" * 32}
     shown = dataset.provenance_table(prov).iloc[:, 0]
     assert shown["crop (mm) / patch (px)"] == "48 / 32" and shown["store checksum"] == "ab" * 8
+
+
+# ---------------------------------------------------------------- 05 analysis
+
+def _sweep(old: float, new: float) -> np.ndarray:
+    """A 3-task accuracy matrix whose last row ends at ``old`` on the earlier tasks and ``new`` on the last."""
+    return np.array([[0.8, 0.5, 0.5], [0.7, 0.8, 0.5], [old, old, new]])
+
+
+def test_analysis_lambda_sentences_report_the_sweep_and_the_validation_choice() -> None:
+    from lungcl import summaries
+    from lungcl.chapter import analysis
+
+    records = [make_record("ewc", strength=s, R=_sweep(old, new)) for s, old, new in
+               ((1.0, 0.6, 0.8), (10.0, 0.7, 0.6))] + [make_record("sgd", R=_sweep(0.5, 0.9))]
+    tradeoff = summaries.tradeoff_table(records)
+    view = analysis.tradeoff_view(tradeoff)
+    assert view.loc[("EWC", "10"), "earlier tasks"] == pytest.approx(0.7)
+    assert view.loc[("SGD", "0"), "last task"] == pytest.approx(0.9)
+    val = pd.DataFrame({"method": ["ewc", "ewc"], "strength": [1.0, 10.0], "all": [0.55, 0.65]})
+    text = analysis.lambda_sentences(tradeoff, val, l2_default=0.5, ewc_default=1.0)
+    assert text.startswith("- **EWC**: from lambda 1 to 10, the earlier tasks go from 60.0 % to 70.0 %")
+    assert "the last task from 80.0 % to 60.0 %" in text
+    assert "balanced accuracy 65.0 %), lambda 10 gives a test mean over all tasks of 66.7 %" in text
+    assert "(the default the other chapters use is 1)." in text
+    assert "L2" not in text  # one lambda or none: nothing to say
+    assert analysis.lambda_sentences(tradeoff, val.iloc[:0], 0.5, 1.0) == ""
+
+
+def test_analysis_default_runs_and_first_stage() -> None:
+    from lungcl.chapter import analysis
+
+    records = [make_record("sgd"), make_record("ewc", strength=1.0), make_record("ewc", strength=10.0),
+               make_record("l2", strength=0.5), make_record("joint")]
+    picked = analysis.default_runs(records, l2_default=0.5, ewc_default=1.0)
+    assert [r.config.method for r in picked] == ["sgd", "ewc", "l2", "joint"]
+    assert [r.config.method for r in analysis.default_runs(records, 0.5, 1.0, methods=("ewc",))] == ["ewc"]
+    assert analysis.same_first_stage(records, 0.5, 1.0, fold=0)
+    other = make_record("l2", strength=0.5)
+    other.data["curves"]["loss"] = [0.9] * len(other.data["curves"]["loss"])
+    assert not analysis.same_first_stage(records[:3] + [other], 0.5, 1.0, fold=0)
+
+
+def _bn_table(updated: list[float], frozen: list[float]) -> pd.DataFrame:
+    rows = [{"BatchNorm statistics": bn, "method": m, "mean forgetting": f, "average final accuracy": 0.7}
+            for bn, values in (("updated (as above)", updated), ("frozen after stage 1", frozen))
+            for m, f in zip(["SGD", "L2", "EWC"], values)]
+    return pd.DataFrame(rows).set_index(["BatchNorm statistics", "method"])
+
+
+def test_analysis_batchnorm_sentence_branches_on_the_drop() -> None:
+    from lungcl.chapter import analysis
+
+    large = analysis.batchnorm_sentence(_bn_table([0.20, 0.15, 0.10], [0.05, 0.05, 0.08]))
+    assert large.startswith("Freezing the statistics changes the mean forgetting by SGD 20.0 -> 5.0 points, "
+                            "L2 15.0 -> 5.0 points, EWC 10.0 -> 8.0 points.")
+    assert "For most methods that is a large drop" in large
+    small = analysis.batchnorm_sentence(_bn_table([0.20, 0.15, 0.10], [0.10, 0.14, 0.09]))
+    assert "That is no large drop for most methods" in small and "large drop:" not in small
+
+
+def test_analysis_batchnorm_table_and_reference_notes() -> None:
+    from lungcl import summaries
+    from lungcl.chapter import analysis
+
+    updated = [make_record("sgd", R=_sweep(0.5, 0.9))]
+    frozen = [make_record("sgd", R=_sweep(0.7, 0.9))]
+    table = analysis.batchnorm_table(updated, frozen, last_task="calcification")
+    assert table.loc[("frozen after stage 1", "SGD"), "earlier tasks' final accuracy"] == pytest.approx(0.7)
+    assert table.loc[("updated (as above)", "SGD"), "mean forgetting"] > \
+        table.loc[("frozen after stage 1", "SGD"), "mean forgetting"]
+    transfer = summaries.transfer_table([make_record("sgd", R=_sweep(0.5, 0.9)),
+                                         make_record("joint", R=_sweep(0.8, 0.9))])
+    notes = analysis.reference_notes(transfer, online_gamma=0.9)
+    tv = transfer.set_index(["method", "quantity"]).value
+    gap = tv[("joint", "average_accuracy")] - tv[("sgd", "average_accuracy")]
+    assert notes == (f"Joint training ends +{100 * gap:.1f} points above SGD in average final accuracy: the room "
+                     "left for a sequential method to improve.")
+    assert "Online EWC" not in notes
+    assert analysis.reference_notes(transfer[transfer.method == "sgd"], 0.9) == ""

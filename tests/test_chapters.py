@@ -179,3 +179,53 @@ def test_analysis_batchnorm_table_and_reference_notes() -> None:
                      "left for a sequential method to improve.")
     assert "Online EWC" not in notes
     assert analysis.reference_notes(transfer[transfer.method == "sgd"], 0.9) == ""
+
+
+# ---------------------------------------------------------------- 06 multi-task
+
+def test_multitask_best_setting_is_chosen_on_validation() -> None:
+    from lungcl.chapter import multitask
+
+    test = pd.DataFrame({"gated": [0.7, 0.8], "hard": [0.9, 0.9]}, index=["malignancy", "lobulation"])
+    val = pd.DataFrame({"gated": [0.8, 0.8], "hard": [0.6, 0.7]}, index=test.index)
+    text = multitask.best_setting_sentence(test, val)
+    assert text.startswith("Mean over tasks (test): gated 0.750, hard 0.900.")
+    assert "the best setting is **gated** (validation mean 0.800, test mean 0.750)" in text
+
+
+def test_multitask_sharing_sentences() -> None:
+    from lungcl.chapter import multitask
+
+    sharing = pd.DataFrame([[1.0, 0.2, 0.1], [0.3, 1.0, 0.0], [0.05, 0.4, 1.0]],
+                           index=["a", "b", "c"], columns=["a", "b", "c"])
+    text = multitask.sharing_sentence(sharing)
+    assert "Off the diagonal the matrix ranges from 0 to 0.4:" in text
+    history = pd.DataFrame({"setting": ["x", "x", "y", "y", "z"], "epoch": [0, 1, 0, 1, 0],
+                            "borrowed share": [0.1, 0.2, 0.3, 0.1, 0.5]})
+    grows = multitask.growing_sentence(history)
+    assert grows.startswith("The borrowed share still grows in the last epoch for 1 of the 3 settings (x)")
+    assert multitask.growing_sentence(history[history.setting != "x"]) is None
+
+
+def test_multitask_sgd_sentence_only_when_it_can_say_something() -> None:
+    from lungcl.chapter import multitask
+
+    summary = pd.DataFrame({"mean_borrowed": [0.0012, 0.034]}, index=[multitask.SGD_SETTING, "gated binary"])
+    text = multitask.sgd_sentence(summary, "gated binary", "adam", 100.0)
+    assert text.startswith("With plain SGD the tasks borrow 0.0012 of their input on average, against 0.034 "
+                           "with adam: a fusion that starts at 100 hardly moves")
+    assert multitask.sgd_sentence(summary, "gated binary", "sgd", 100.0) is None
+    assert multitask.sgd_sentence(summary, "gated binary", "adam", 1.0) is None
+    assert multitask.sgd_sentence(summary.iloc[1:], "gated binary", "adam", 100.0) is None
+
+
+def test_multitask_correlation_and_missing_orders() -> None:
+    from lungcl.chapter import multitask
+
+    link = pd.DataFrame({"sharing_mutual": [0.1, 0.2, 0.3, 0.4], "drop_first_after_second": [0.0, 0.1, 0.2, 0.3]})
+    assert multitask.correlation_sentence(link).startswith(
+        "Spearman's rank correlation over the 4 ordered pairs is 1.00 (p = 0.00).")
+    assert multitask.correlation_sentence(link.iloc[:2]) is None
+    assert multitask.missing_sequences_sentence(["ACB", "CBA"], "results").startswith(
+        "The SGD runs of order(s) ACB, CBA are not in `results/` yet")
+    assert multitask.missing_sequences_sentence([], "results") is None

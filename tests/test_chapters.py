@@ -229,3 +229,65 @@ def test_multitask_correlation_and_missing_orders() -> None:
     assert multitask.missing_sequences_sentence(["ACB", "CBA"], "results").startswith(
         "The SGD runs of order(s) ACB, CBA are not in `results/` yet")
     assert multitask.missing_sequences_sentence([], "results") is None
+
+
+# ---------------------------------------------------------------- 07 discussion
+
+def test_discussion_missing_runs_and_folds() -> None:
+    from lungcl.chapter import discussion
+
+    absent = [make_record("ewc", strength=1.0).config]
+    text = discussion.missing_runs_sentence(absent, "results")
+    assert text.startswith(f"**1 run(s) of the experiment chapters are not in `results/`** (e.g. {absent[0].label})")
+    assert discussion.missing_runs_sentence([], "results") is None
+    assert "with 3 seeds per method on ABC" in discussion.folds_and_seeds_note(3)
+    assert discussion.bullets(["a", "b"]) == "- a\n\n- b"
+
+
+def _final(method: str, strength: float | None, final_acc: float):
+    return make_record(method, strength=strength, R=np.array([[0.8, 0.5, 0.5], [0.7, 0.8, 0.5],
+                                                               [final_acc] * 3]))
+
+
+def test_discussion_final_accuracy_says_whether_joint_is_the_ceiling() -> None:
+    from lungcl.chapter import discussion
+
+    seq = [_final("sgd", None, 0.6), _final("ewc", 1.0, 0.7), _final("ewc", 10.0, 0.9), _final("joint", None, 0.8)]
+    text = discussion.final_accuracy_note(seq, l2_default=0.5, ewc_default=1.0)
+    assert text.startswith("**Average final accuracy on ABC**: SGD 60.0 %, EWC 70.0 %, joint 80.0 %.")
+    assert text.endswith("it ends above every sequential method.")
+    seq[1] = _final("ewc", 1.0, 0.85)
+    assert discussion.final_accuracy_note(seq, 0.5, 1.0).endswith(
+        "here it ends below EWC: with one run each, the ceiling is noisy.")
+    assert discussion.final_accuracy_note(seq[2:3], 0.5, 1.0) is None  # only a non-default lambda
+    lam = discussion.lambda_notes(seq)
+    assert lam == ["**EWC's lambda**: over the sweep (1, 10) the earlier tasks end between 85.0 and 90.0 % and "
+                   "the last task between 85.0 and 90.0 %."]
+
+
+def test_discussion_batchnorm_note_branches() -> None:
+    from lungcl.chapter import discussion
+
+    def runs(final_old: float) -> list:  # forgetting of the first two tasks: 0.8 - final_old
+        return [make_record(m, strength=s, R=np.array([[0.8, 0.5, 0.5], [0.8, 0.8, 0.5],
+                                                       [final_old, final_old, 0.8]]))
+                for m, s in (("sgd", None), ("l2", 0.5), ("ewc", 1.0))]
+
+    updated = runs(0.6)  # forgetting 20 points
+    drop = discussion.batchnorm_note(updated, [r for r in runs(0.75)], 0.5, 1.0)
+    assert drop.startswith("**BatchNorm's statistics**: with them frozen after the first stage, the mean "
+                           "forgetting is SGD 5.0 (updated: 20.0)")
+    assert "for most methods a drop of more than 5 points" in drop
+    assert "*raises* the forgetting" in discussion.batchnorm_note(updated, runs(0.4), 0.5, 1.0)
+    assert "no drop of more than 5 points" in discussion.batchnorm_note(updated, runs(0.62), 0.5, 1.0)
+    assert discussion.analysis_notes([], 0.5, 1.0) == "The analysis chapter's runs are not there yet."
+
+
+def test_discussion_imbalance_note_only_for_lopsided_tasks() -> None:
+    from lungcl.chapter import discussion
+
+    lopsided = make_record("sgd", positives=2)  # 2 of 40 test nodules positive
+    text = discussion.imbalance_note(lopsided)
+    assert text.startswith("**Class imbalance.** On our test sets, malignancy has 5% positive nodules "
+                           "(always answering *negative*: 95.0%)")
+    assert discussion.imbalance_note(make_record("sgd", positives=20)) is None

@@ -79,7 +79,7 @@ say(story.missing_runs_sentence(missing + missing_analysis, ctx.results_dir.name
 
 # %% tags=["hide-input"]
 if orders:
-    table, verdict_bullets = story.findings_page(orders)
+    table, verdict_bullets = story.verdicts_page(orders)
     display(table)
     display(Markdown(verdict_bullets))
     display(Markdown(story.COMPANY))

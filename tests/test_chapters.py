@@ -291,3 +291,47 @@ def test_discussion_imbalance_note_only_for_lopsided_tasks() -> None:
     assert text.startswith("**Class imbalance.** On our test sets, malignancy has 5% positive nodules "
                            "(always answering *negative*: 95.0%)")
     assert discussion.imbalance_note(make_record("sgd", positives=20)) is None
+
+
+# ---------------------------------------------------------------- 03 sequence ABC
+
+def test_sequence_majority_and_interval_sentences() -> None:
+    from lungcl.chapter import sequence
+
+    baseline = pd.DataFrame({"positive_share": [0.1, 0.45], "majority_accuracy": [0.9, 0.55]},
+                            index=["lobulation", "malignancy"])
+    text = sequence.majority_sentence(baseline)
+    assert ("on **lobulation** only 10% of the test nodules are positive, so answering *negative* every time "
+            "already scores 90.0%.") in text and "malignancy" not in text
+    assert sequence.majority_sentence(baseline.iloc[1:]) is None
+    no_ci = pd.DataFrame({"ci_low": [np.nan], "ci": ["t over runs"]})
+    assert sequence.interval_sentence(no_ci).startswith("These summaries have no interval here")
+    assert sequence.interval_sentence(no_ci.assign(ci_low=0.1)) == "Intervals: t over runs."
+
+
+def test_sequence_findings_need_the_three_methods() -> None:
+    from lungcl.chapter import sequence
+
+    table, text = sequence.findings_section([make_record("sgd")])
+    assert table is None and text == sequence.NEEDS_THREE
+    records = [make_record(m, strength=s, seed=k) for k in range(2)
+               for m, s in (("sgd", None), ("l2", 0.5), ("ewc", 1.0))]
+    table, text = sequence.findings_section(records)
+    html = table.to_html()
+    assert "The thesis&#x27;s findings on our runs" in html or "The thesis's findings on our runs" in html
+    assert text.startswith("A verdict reads the interval of the margin") and "\n\n- " in text
+
+
+def test_sequence_notes_branch_on_chance_level_and_order() -> None:
+    from lungcl.chapter import sequence
+
+    stage_table = pd.DataFrame({"metric": "balanced_accuracy", "stage": 2, "method": ["sgd", "sgd", "ewc"],
+                                "task": ["malignancy", "lobulation", "malignancy"], "value": [0.55, 0.7, 0.58]})
+    baseline = pd.DataFrame({"positive_share": [0.3]}, index=["malignancy"])
+    notes = sequence.sequence_notes(stage_table, baseline, "ABC", 3, n_folds=1, n_seeds=3)
+    first, second, third = notes.split("\n\n")
+    assert "below 60 % balanced accuracy" in first and "SGD: malignancy; EWC: malignancy." in first
+    assert second.startswith("In every row of the thesis's Tables 4.1-4.6") and "malignancy 30%" in second
+    assert "1 fold(s) with 3 seed(s)" in third
+    alone = sequence.sequence_notes(stage_table.assign(value=0.7), baseline, None, 3, 1, 1)
+    assert alone.startswith("Our numbers come from the phantom") and "\n\n" not in alone

@@ -11,7 +11,8 @@ import pandas as pd
 from .. import baselines, summaries, thesis, verdicts
 from ..summaries import METHOD_LABELS
 from .analysis import THESIS_THREE, default_runs, default_strengths
-from .formats import pct, pts
+from .formats import pct
+from .sequence import findings_page, findings_side_by_side
 
 COMPANY = (
     "We are not the first to find EWC harder to reproduce than to cite. Avalanche's "
@@ -35,16 +36,13 @@ def missing_runs_sentence(absent: Sequence, results_name: str) -> str | None:
             "below uses what is there.")
 
 
-def findings_page(orders: Sequence):
+def verdicts_page(orders: Sequence):
     """The thesis's findings on accuracy and balanced accuracy as a book table, and their verdict bullets."""
     findings = {m: verdicts.findings_table(orders, metric=m) for m in ("accuracy", "balanced_accuracy")}
-    view = pd.concat({summaries.METRIC_LABELS[m]: t[["runs", "margin", "ci_low", "ci_high", "verdict"]]
-                      for m, t in findings.items()}, axis=1)
+    view = findings_side_by_side(findings, ["runs", "margin", "ci_low", "ci_high", "verdict"])
     view[("thesis", "margin")] = findings["accuracy"]["thesis margin"]
-    table = summaries.page_table(
-        view, "The thesis's findings on all our runs: margin (points), its 95 % t-interval over runs, "
-              "verdict; the thesis's margin on the same orders",
-        {c: pts for c in view.columns if c[1] in ("margin", "ci_low", "ci_high")})
+    table = findings_page(view, "The thesis's findings on all our runs: margin (points), its 95 % t-interval "
+                                "over runs, verdict; the thesis's margin on the same orders")
     return table, bullets(verdicts.verdict_sentences(findings["accuracy"]))
 
 

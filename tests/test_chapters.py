@@ -335,3 +335,65 @@ def test_sequence_notes_branch_on_chance_level_and_order() -> None:
     assert "1 fold(s) with 3 seed(s)" in third
     alone = sequence.sequence_notes(stage_table.assign(value=0.7), baseline, None, 3, 1, 1)
     assert alone.startswith("Our numbers come from the phantom") and "\n\n" not in alone
+
+
+# ---------------------------------------------------------------- 02 single task
+
+def _single(**values: float) -> pd.DataFrame:
+    """One task's single-task row with intervals of +-0.05 around each metric."""
+    row = {"accuracy": 0.8, "balanced_accuracy": 0.75, "auc": 0.8, "specificity": 0.7, "thesis_mean": np.nan,
+           "thesis_min": np.nan, "thesis_max": np.nan, "thesis_runs": np.nan, **values}
+    for m in ("accuracy", "balanced_accuracy", "auc", "specificity"):
+        row[f"{m}_ci_low"], row[f"{m}_ci_high"] = row[m] - 0.05, row[m] + 0.05
+    return pd.DataFrame([row], index=["malignancy"])
+
+
+def test_single_task_sentences_branch_on_the_numbers() -> None:
+    from lungcl.chapter import single_task
+
+    baseline = pd.DataFrame({"majority_accuracy": [0.7], "positive_share": [0.3]}, index=["malignancy"])
+    fine = single_task.task_sentences(_single(), baseline)
+    assert fine.startswith("- **malignancy**: accuracy ") and "against 70.0 % for always answering" in fine
+    assert fine.endswith("balanced accuracy 75.0 %, AUC 80.0 %.")
+    threshold = single_task.task_sentences(_single(balanced_accuracy=0.55, auc=0.7), baseline)
+    assert "the decision threshold, not the ranking, is off." in threshold
+    flat = single_task.task_sentences(_single(balanced_accuracy=0.55, auc=0.6), baseline)
+    assert flat.endswith("The network barely separates the classes on this task.")
+    floor = single_task.task_sentences(_single(accuracy=0.65), baseline)
+    assert "it calls 30 % of the negative nodules positive, and with only 30 % positives" in floor
+    thesis = single_task.task_sentences(_single(thesis_mean=0.85), baseline)
+    assert thesis.endswith("The thesis: 85.0 % accuracy (-5.0 points for us).")
+
+
+def test_single_task_reference_verdicts() -> None:
+    from lungcl.chapter import single_task
+
+    single = _single()  # balanced accuracy 0.75, interval 0.70-0.80
+    readers = pd.DataFrame({"balanced_accuracy": [0.9], "auc": [0.95]}, index=["malignancy"])
+
+    def said(geo: float, rd: pd.DataFrame = readers) -> str:
+        return single_task.reference_verdicts(single, pd.DataFrame({"balanced_accuracy": [geo], "auc": [0.7]},
+                                                                   index=["malignancy"]), rd)
+
+    assert "does **not** beat the contour's geometry alone (85.0 %)" in said(0.85)
+    assert "beats the contour's geometry alone (60.0 %) beyond its interval" in said(0.6)
+    assert "not distinguishable from the contour's geometry alone (72.0 %)" in said(0.72)
+    assert said(0.6).endswith("the readers agree with each other at 90.0 %.")
+    assert said(0.6, readers.assign(balanced_accuracy=0.65)).endswith(", and the network is above that.")
+    compare = single_task.reference_comparison(single, readers, readers)
+    assert compare.loc["malignancy", "readers: AUC"] == "95.0"
+
+
+def test_single_task_view_and_thesis_level() -> None:
+    from lungcl.chapter import single_task
+
+    baseline = pd.DataFrame({"majority_accuracy": [0.7]}, index=["malignancy"])
+    assert single_task.thesis_level_sentence(_single()) is None
+    assert "thesis: accuracy learned first" not in single_task.single_view(_single(), baseline)
+    with_thesis = _single(thesis_mean=0.85, thesis_min=0.8, thesis_max=0.9, thesis_runs=6)
+    view = single_task.single_view(with_thesis, baseline)
+    assert view.loc["malignancy", "thesis: accuracy learned first"] == "85.0 (80.0-90.0, 6 runs)"
+    assert view.loc["malignancy", "majority class"] == "70.0"
+    assert single_task.thesis_level_sentence(with_thesis).startswith(
+        "The thesis's first-stage accuracies of one task differ by at most 10.0 points between its runs, and "
+        "lie between 80.0 % and 90.0 %")

@@ -397,3 +397,43 @@ def test_single_task_view_and_thesis_level() -> None:
     assert single_task.thesis_level_sentence(with_thesis).startswith(
         "The thesis's first-stage accuracies of one task differ by at most 10.0 points between its runs, and "
         "lie between 80.0 % and 90.0 %")
+
+
+# ---------------------------------------------------------------- the chapters tell
+
+MAX_CODE_LINES = 80
+
+
+def code_lines_outside_parameters(path) -> int:
+    """Lines of code a chapter runs besides its parameters cell.
+
+    Counted on the jupytext py:percent text as jupytext reads it: every code cell except the one tagged
+    ``parameters``; a line counts when it is neither blank nor a comment (``#`` after leading spaces).
+    Markdown cells (the prose) do not count.
+    """
+    import jupytext
+
+    notebook = jupytext.read(path)
+    return sum(1 for cell in notebook.cells
+               if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", [])
+               for line in cell.source.splitlines()
+               if line.strip() and not line.strip().startswith("#"))
+
+
+def test_code_line_count_reads_code_cells_only(tmp_path) -> None:
+    chapter = tmp_path / "99_x.py"
+    chapter.write_text('# %% [markdown]\n# prose\n# more prose\n\n# %% tags=["parameters"]\nprofile = "cpu"\n\n'
+                       '# %%\nimport math\n\n# a comment\nx = 1\n    # indented comment\n')
+    assert code_lines_outside_parameters(chapter) == 2
+
+
+def test_every_chapter_tells_in_at_most_80_lines_of_code() -> None:
+    """The package computes, the chapter tells: no chapter runs more than 80 lines of code besides its
+    parameters (see :func:`code_lines_outside_parameters` for how lines are counted)."""
+    from pathlib import Path
+
+    chapters = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.py"))
+    assert len(chapters) >= 8
+    counts = {p.stem: code_lines_outside_parameters(p) for p in chapters}
+    too_long = {name: n for name, n in counts.items() if n > MAX_CODE_LINES}
+    assert not too_long, f"chapters over {MAX_CODE_LINES} lines of code: {too_long}"

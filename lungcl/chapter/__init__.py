@@ -7,7 +7,11 @@ import it.
 
 - :mod:`.records`: :func:`find` one record by its settings
 - :mod:`.formats`: :func:`pct`, :func:`pts` and the other number formats of the prose
-- :mod:`.dataset`: the data chapter's tables and sentences
+- :mod:`.dataset` (01 data), :mod:`.single_task` (02), :mod:`.sequence` (03), :mod:`.orders` (04),
+  :mod:`.analysis` (05), :mod:`.multitask` (06), :mod:`.discussion` (07): each chapter's tables and sentences
+
+Figures stay in :mod:`lungcl.plots` (the data and multi-task chapters' in :mod:`lungcl.plots.dataset` and
+:mod:`lungcl.plots.multitask`).
 """
 
 from __future__ import annotations

@@ -399,6 +399,35 @@ def test_single_task_view_and_thesis_level() -> None:
         "lie between 80.0 % and 90.0 %")
 
 
+# ---------------------------------------------------------------- 04 task orders
+
+def test_orders_spread_sentences_read_the_range_against_one_run() -> None:
+    from lungcl.chapter import orders
+
+    spread = pd.DataFrame({"range": [0.02, 0.06, 0.2], "orders": 6, "min": 0.6, "max": [0.62, 0.66, 0.8],
+                           "median CI width": [0.04, 0.04, 0.04], "thesis range": [np.nan, 0.01, np.nan]},
+                          index=["SGD", "L2", "EWC"])
+    lines = orders.spread_sentences(spread).split("\n\n")
+    assert lines[0] == ("- **SGD**: the average final accuracy ranges over 2.0 points across 6 orders (from 60.0 % "
+                        "to 62.0 %), against a median interval width of 4.0 points for one order: the spread is "
+                        "smaller than the noise of one run.")
+    assert "comparable to the noise" in lines[1] and lines[1].endswith("; the thesis's ranges over 1.0 points.")
+    assert "larger than the noise" in lines[2]
+    no_ci = orders.spread_sentences(spread.assign(**{"median CI width": np.nan}).iloc[:1])
+    assert no_ci.endswith("(from 60.0 % to 62.0 %).")
+
+
+def test_orders_position_sentence() -> None:
+    from lungcl.chapter import orders
+
+    positions = pd.DataFrame({"method": ["sgd"] * 4 + ["ewc"] * 2, "task": ["a", "a", "b", "b", "a", "a"],
+                              "position": [1, 3, 1, 3, 1, 3], "value": [0.9, 0.7, 0.8, 0.8, 0.7, 0.72],
+                              "thesis": [np.nan] * 4 + [0.8, 0.9]})
+    text = orders.position_sentence(positions)
+    assert text.startswith("Learned last minus learned first, mean over the tasks: SGD -10.0 points; "
+                           "EWC +2.0 points (thesis +10.0). A positive number")
+
+
 # ---------------------------------------------------------------- the chapters tell
 
 MAX_CODE_LINES = 80

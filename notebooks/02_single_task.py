@@ -47,6 +47,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from lungcl import baselines, chapters, plots, summaries, thesis
+from lungcl.chapter import say
 from lungcl.chapter import single_task as story
 from lungcl.chapter_context import chapter_setup
 from lungcl.data.tasks import resolve_tasks
@@ -140,8 +141,7 @@ display(Markdown(story.reference_verdicts(single, geometry, readers)))
 
 # %% tags=["hide-input"]
 display(Markdown(story.task_sentences(single, baseline)))
-if story.has_thesis(single):
-    display(Markdown(story.thesis_level_sentence(single)))
+say(story.thesis_level_sentence(single))
 display(Markdown(story.STARTING_LEVEL))
 
 # %% [markdown]

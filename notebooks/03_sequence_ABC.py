@@ -54,7 +54,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from lungcl import chapters, plots, summaries, thesis
-from lungcl.chapter import pct
+from lungcl.chapter import pct, say
 from lungcl.chapter import sequence as story
 from lungcl.chapter_context import chapter_setup
 
@@ -93,8 +93,7 @@ display(summaries.settings_table(records).style.set_caption(
 baseline = summaries.majority_baseline(records[0])
 display(baseline.style.format({"positive_share": "{:.1%}", "majority_accuracy": "{:.1%}"})
         .set_caption(f"Test nodules per task ({records[0].data['provenance']['source']} patches)"))
-if story.majority_sentence(baseline):
-    display(Markdown(story.majority_sentence(baseline)))
+say(story.majority_sentence(baseline))
 
 # %% [markdown]
 # ## Every task during the whole sequence (Fig. 4.20-4.23)

@@ -51,19 +51,14 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from lungcl.chapter import multitask as story
+from lungcl.chapter import say
 from lungcl.chapter_context import chapter_setup
 from lungcl.mtl.compare import comparison_configs, metric_table, run_all, run_overview, single_task_column
 from lungcl.mtl.config import default_mtl_config
-from lungcl.mtl.sharing import forgetting_vs_sharing, plot_sharing, plot_sharing_grid, sharing_summary, short_names, top_pairs
+from lungcl.mtl.sharing import (forgetting_vs_sharing, plot_sharing, plot_sharing_grid, sharing_summary,
+                                short_names, top_pairs)
 from lungcl.mtl.train import single_task_configs
 from lungcl.plots import multitask as figures
-
-
-def say(text: str | None) -> None:
-    """Show a computed sentence, when there is one to say."""
-    if text:
-        display(Markdown(text))
-
 
 warnings.filterwarnings("ignore", category=UserWarning)
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)

@@ -36,14 +36,8 @@ from IPython.display import Markdown, display
 
 from lungcl import chapters, thesis
 from lungcl.chapter import discussion as story
+from lungcl.chapter import say
 from lungcl.chapter_context import chapter_setup
-
-
-def say(text: str | None) -> None:
-    """Show a computed sentence, when there is one to say."""
-    if text:
-        display(Markdown(text))
-
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
 every_order = chapters.sequence_configs(ctx, chapters.parse_orders("all"),

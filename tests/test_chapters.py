@@ -35,6 +35,19 @@ def test_find_says_when_no_record_or_several_match() -> None:
         find(records, colour="red")
 
 
+def test_say_shows_markdown_only_when_there_is_something_to_say(monkeypatch) -> None:
+    import IPython.display
+
+    from lungcl.chapter import say
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    say(None)
+    say("")
+    say("**EWC** forgets less.")
+    assert len(shown) == 1 and shown[0].data == "**EWC** forgets less."
+
+
 def test_number_formats() -> None:
     assert pct(0.8123) == "81.2"
     assert pct(0.8123, digits=0) == "81"

@@ -6,7 +6,8 @@ This is the chapters' runtime; the build that executes and renders them (:mod:`l
 import it.
 
 - :mod:`.records`: :func:`find` one record by its settings
-- :mod:`.formats`: :func:`pct`, :func:`pts` and the other number formats of the prose
+- :mod:`.formats`: :func:`pct`, :func:`pts`, the number formats of the prose
+- :mod:`.display`: :func:`say`, a computed sentence shown when there is one
 - :mod:`.dataset` (01 data), :mod:`.single_task` (02), :mod:`.sequence` (03), :mod:`.orders` (04),
   :mod:`.analysis` (05), :mod:`.multitask` (06), :mod:`.discussion` (07): each chapter's tables and sentences
 
@@ -16,7 +17,8 @@ Figures stay in :mod:`lungcl.plots` (the data and multi-task chapters' in :mod:`
 
 from __future__ import annotations
 
+from .display import say
 from .formats import pct, pts
 from .records import find
 
-__all__ = ["find", "pct", "pts"]
+__all__ = ["find", "pct", "pts", "say"]

@@ -48,7 +48,7 @@ workers = 2  # runs trained at once (one CPU core each)
 import warnings
 
 import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from lungcl.chapter import multitask as story
 from lungcl.chapter import say

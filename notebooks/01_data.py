@@ -39,15 +39,13 @@ seed = 0  # seed of the patient split and of the examples shown
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-import seaborn as sns
 from IPython.display import Markdown, display
 
+from lungcl.chapter import dataset as story
 from lungcl.chapter_context import chapter_setup
-from lungcl.data.nodules import (CHARACTERISTICS, load_nodule_table,
-                                 load_scan_table)
+from lungcl.data.nodules import load_nodule_table, load_scan_table
 from lungcl.data.prepare import select_nodules
-from lungcl.data.tasks import THESIS_LETTERS, resolve_tasks
+from lungcl.plots import dataset as figures
 from lungcl.profiles import data_settings
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
@@ -69,36 +67,11 @@ nodules = select_nodules(all_nodules, settings)  # the profile's patients
 # hold two marks by one reader that the clustering put together.
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Two histograms: how many radiologists read each nodule, and the distribution of nodule diameters in millimetres."}}
-def counts_of(table: pd.DataFrame) -> list[int]:
-    return [table.scan_id.nunique(), table.patient_id.nunique(), len(table),
-            int(table.n_readers.sum())]
-
-
-overview = pd.DataFrame(
-    {"all of LIDC": counts_of(all_nodules),
-     f"profile {ctx.profile}": counts_of(nodules)},
-    index=["scans with a nodule", "patients with a nodule",
-           "nodules (3 mm or more)", "reader marks"])
-display(overview.style.set_caption(
+display(story.overview_table(all_nodules, nodules, ctx.profile).style.set_caption(
     f"The {len(scans)} scans of the annotation database"))
-
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-n_readers = all_nodules.n_readers.clip(upper=5).value_counts().sort_index()
-axes[0].bar([str(k) if k < 5 else "5+" for k in n_readers.index],
-            n_readers.values, color="C0")
-axes[0].set(xlabel="readers who marked the nodule", ylabel="nodules",
-            title="Readers per nodule")
-sns.histplot(all_nodules.diameter_mm, bins=40, ax=axes[1], color="C2")
-axes[1].set(xlabel="diameter (mm, from the readers' outlines)",
-            ylabel="nodules", title="Nodule size")
-fig.tight_layout()
+figures.readers_and_sizes(all_nodules)
 plt.show()
-few = (all_nodules.n_readers <= 2).mean()
-display(Markdown(
-    f"{few:.0%} of the nodules were marked by only one or two of the four "
-    "readers: small or subtle findings the others did not call a nodule of "
-    "3 mm or more. Their consensus is one or two opinions, which matters for "
-    "how reliable a label is."))
+display(Markdown(story.few_readers_sentence(all_nodules)))
 
 # %% [markdown]
 # ## The nine characteristics
@@ -125,20 +98,7 @@ display(Markdown(
 # histograms count every individual rating.
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "A grid of bar charts, one per radiologist characteristic, counting every reader's rating from 1 to 5; the three tasks' characteristics are marked in bold."}}
-ratings = pd.concat([
-    pd.DataFrame({"characteristic": name, "rating": np.concatenate(
-        all_nodules[f"{name}_ratings"].to_numpy())})
-    for name in CHARACTERISTICS])
-grid = sns.FacetGrid(ratings, col="characteristic", col_wrap=3, height=2.0,
-                     aspect=1.5, sharey=False, col_order=list(CHARACTERISTICS))
-grid.map_dataframe(sns.countplot, x="rating", color="C0",
-                   order=[1, 2, 3, 4, 5, 6])
-letters = {v: k for k, v in THESIS_LETTERS.items()}
-for ax, name in zip(grid.axes.flat, CHARACTERISTICS):
-    title = name + (f"  (task {letters[name]})" if name in letters else "")
-    ax.set_title(title, fontweight="bold" if name in letters else "normal")
-grid.set_axis_labels("rating", "ratings")
-grid.figure.suptitle("Every reader's rating, per characteristic", y=1.02)
+figures.rating_grid(story.every_rating(all_nodules))
 plt.show()
 
 # %% [markdown]
@@ -155,39 +115,10 @@ plt.show()
 # (every ordered pair of readers of a nodule counts once).
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Left, horizontal bars of how often pairs of readers agree on each characteristic, exactly and within one point; right, a heat map counting pairs of malignancy ratings given to the same nodule."}}
-multi = all_nodules[all_nodules.n_readers >= 2]
-rows = []
-for name in CHARACTERISTICS:
-    spans = multi[f"{name}_ratings"].map(lambda r: max(r) - min(r))
-    rows.append({"characteristic": name, "identical": (spans == 0).mean(),
-                 "within one step": (spans <= 1).mean()})
-agreement = pd.DataFrame(rows).set_index("characteristic")
-
-pairs = np.array([(a, b) for r in multi["malignancy_ratings"]
-                  for i, a in enumerate(r) for j, b in enumerate(r) if i != j])
-pair_counts = pd.crosstab(pd.Series(pairs[:, 0], name="one reader"),
-                          pd.Series(pairs[:, 1], name="another reader"))
-
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8),
-                         gridspec_kw={"width_ratios": [1.5, 1]})
-agreement.plot.barh(ax=axes[0], color=["C0", "C1"])
-axes[0].set(xlabel=f"share of the {len(multi)} nodules with 2+ readers",
-            ylabel="", xlim=(0, 1), title="Reader agreement")
-axes[0].invert_yaxis()
-sns.heatmap(pair_counts, annot=True, fmt="d", cmap="Blues", cbar=False,
-            ax=axes[1])
-axes[1].set_title("Malignancy: pairs of readers")
-fig.tight_layout()
+agreement = story.reader_agreement(all_nodules)
+figures.agreement_figure(agreement, story.rating_pairs(all_nodules), len(story.multi_reader(all_nodules)))
 plt.show()
-m = agreement.loc["malignancy"]
-display(Markdown(
-    f"On malignancy, the readers of a nodule all give the same rating for "
-    f"{m['identical']:.0%} of the nodules, and stay within one step of each "
-    f"other for {m['within one step']:.0%}; for the other "
-    f"{1 - m['within one step']:.0%} they span two steps or more. Lobulation: "
-    f"{agreement.loc['lobulation', 'identical']:.0%} identical; "
-    f"calcification: {agreement.loc['calcification', 'identical']:.0%} "
-    "identical (mostly agreeing on \"absent\")."))
+display(Markdown(story.agreement_sentence(agreement)))
 
 # %% [markdown]
 # The readers disagree a good deal, and no label in this book is a ground
@@ -209,34 +140,12 @@ display(Markdown(
 # majority class: the number any real accuracy must be read against.
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Stacked horizontal bars per binary task: how many nodules are negative, positive, or dropped as undecided."}}
-tasks = resolve_tasks("all")
-rows = []
-for task in tasks:
-    labels = task.labels(nodules)
-    pos, neg = int((labels == 1).sum()), int((labels == 0).sum())
-    rows.append({"task": task.name + (f" ({task.letter})" if task.letter
-                                      else ""),
-                 "rule": task.rule.describe(), "positive": pos,
-                 "negative": neg, "dropped": int((labels < 0).sum()),
-                 "majority-class accuracy": max(pos, neg) / (pos + neg)})
-task_sizes = pd.DataFrame(rows).set_index("task")
+task_sizes = story.task_sizes(nodules)
 display(task_sizes.style.format({"majority-class accuracy": "{:.1%}"})
-        .set_caption(f"Binary tasks on the {len(nodules)} nodules of "
-                     f"profile {ctx.profile}"))
-
-ax = task_sizes[["negative", "positive", "dropped"]].plot.barh(
-    stacked=True, figsize=(8, 3.6), color=["C0", "C3", "0.8"])
-ax.invert_yaxis()
-ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
-ax.set(xlabel="nodules", ylabel="", title="What each task keeps")
+        .set_caption(f"Binary tasks on the {len(nodules)} nodules of profile {ctx.profile}"))
+figures.task_size_bars(task_sizes)
 plt.show()
-
-abc = task_sizes.loc[[f"{n} ({k})" for k, n in THESIS_LETTERS.items()]]
-lines = [f"- **{name}**: {r.positive} positive and {r.negative} negative "
-         f"nodules kept, {r.dropped} dropped; always answering the majority "
-         f"class is right {r['majority-class accuracy']:.1%} of the time."
-         for name, r in abc.iterrows()]
-display(Markdown("For the thesis's three tasks:\n\n" + "\n".join(lines)))
+display(Markdown(story.thesis_tasks_sentence(task_sizes)))
 
 # %% [markdown]
 # Two of the three tasks are strongly imbalanced: a network that says
@@ -264,32 +173,19 @@ from lungcl.data.datasets import PatchDataset, load_task_data
 from lungcl.data.prepare import prepare_store
 from lungcl.data.store import open_store
 from lungcl.data.summary import data_summary, summary_table
+from lungcl.data.tasks import resolve_tasks
 
 if ctx.source == "phantom":
-    store = prepare_store(ctx.data_dir, "phantom", ctx.profile,
-                          progress=False)
+    store = prepare_store(ctx.data_dir, "phantom", ctx.profile, progress=False)
 else:
     store = open_store(ctx.data_dir, ctx.source, ctx.profile)
-data = load_task_data(ctx.data_dir, ctx.profile, ctx.source,
-                      split_seed=ctx.seed)
-summary = data_summary(ctx.data_dir, resolve_tasks("ABC"), ctx.profile,
-                       ctx.source, split_seed=ctx.seed)
+data = load_task_data(ctx.data_dir, ctx.profile, ctx.source, split_seed=ctx.seed)
+summary = data_summary(ctx.data_dir, resolve_tasks("ABC"), ctx.profile, ctx.source, split_seed=ctx.seed)
 
 # %% tags=["hide-input"]
-table = summary_table(summary)
-table["positive / negative"] = (table.positive.astype(str) + " / "
-                                + table.negative.astype(str))
-split_view = table.pivot(index="task", columns="split",
-                         values="positive / negative")
-split_view = split_view[["test"] + [f"fold{k}" for k in range(5)]]
 part = data.split.part_of(data.nodules["patient_id"])
-patients = (pd.Series(part).groupby(data.nodules["patient_id"].to_numpy())
-            .first().value_counts())
-split_view.loc["patients"] = [str(int(patients.get(p, 0)))
-                              for p in split_view.columns]
-display(split_view.style.set_caption(
-    f"Positive / negative nodules per task and part (split seed {ctx.seed}; "
-    f"source {store.source})"))
+display(story.split_view(summary_table(summary), part, data.nodules["patient_id"].to_numpy()).style.set_caption(
+    f"Positive / negative nodules per task and part (split seed {ctx.seed}; source {store.source})"))
 
 # %% [markdown]
 # ## From CT to a patch
@@ -303,31 +199,11 @@ display(split_view.style.set_caption(
 # and keeps lung, soft tissue and calcium apart.
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "One nodule three ways: the stored CT slice in Hounsfield units with a colour bar, a histogram of its values with the intensity window as dashed lines, and the windowed patch the network sees."}}
-from lungcl.data.transforms import HU_WINDOW, eval_transform
-
 rng = np.random.default_rng(ctx.seed)
 # a nodule of middle size, so that it fills the patch without overflowing it
-middle = np.flatnonzero(data.nodules.diameter_mm.between(8, 16).to_numpy())
-example = int(rng.choice(middle))
-hu = data.images[example, 0].astype(float)
-shown = np.asarray(eval_transform(settings.patch_px)(data.images[example]))[0]
-fig, axes = plt.subplots(1, 3, figsize=(11, 3.4),
-                         gridspec_kw={"width_ratios": [1, 1.3, 1]})
-im = axes[0].imshow(hu, cmap="gray")
-fig.colorbar(im, ax=axes[0], fraction=0.046, label="HU")
-axes[0].set_title(f"stored slice, {hu.shape[0]} mm")
-axes[1].hist(hu.ravel(), bins=60, color="0.4")
-for edge in HU_WINDOW:
-    axes[1].axvline(edge, color="C3", ls="--")
-axes[1].set(xlabel="HU", ylabel="voxels",
-            title="values and the window (dashes)")
-axes[2].imshow(shown, cmap="gray", vmin=0, vmax=1)
-axes[2].set_title(f"what the network sees, {settings.patch_px} px")
-for ax in (axes[0], axes[2]):
-    ax.set_xticks([])
-    ax.set_yticks([])
-fig.suptitle(f"Nodule {data.nodules.nodule_id[example]} ({store.source})")
-fig.tight_layout()
+example = int(rng.choice(np.flatnonzero(data.nodules.diameter_mm.between(8, 16).to_numpy())))
+figures.patch_pipeline(data.images[example], settings.patch_px,
+                       f"Nodule {data.nodules.nodule_id[example]} ({store.source})")
 plt.show()
 
 # %% [markdown]
@@ -337,28 +213,7 @@ plt.show()
 # the network sees them (chosen at random with the chapter's seed).
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "A grid of small grey CT patches from the test set: for each task, positive examples on the left and negative ones on the right."}}
-n_show = 4
-test_rows = np.flatnonzero(part == "test")
-fig, axes = plt.subplots(3, 2 * n_show, figsize=(12, 5.2))
-for row, (letter, name) in enumerate(THESIS_LETTERS.items()):
-    labels = resolve_tasks(name)[0].labels(data.nodules)
-    for col, (value, word) in enumerate([(1, "positive"), (0, "negative")]):
-        pool = test_rows[labels[test_rows] == value]
-        picks = rng.choice(pool, size=min(n_show, len(pool)), replace=False)
-        for k in range(n_show):
-            ax = axes[row, col * n_show + k]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if k < len(picks):
-                img = eval_transform(settings.patch_px)(data.images[picks[k]])
-                ax.imshow(np.asarray(img)[0], cmap="gray", vmin=0, vmax=1)
-            else:  # fewer test nodules than panels (small profiles)
-                ax.axis("off")
-            if k == 0:
-                ax.set_title(f"{word}", loc="left", fontsize=9)
-        axes[row, 0].set_ylabel(f"{letter}: {name}", fontsize=9)
-fig.suptitle("Test-set patches per task (left: positive, right: negative)")
-fig.tight_layout()
+figures.task_examples(data.images, data.nodules, np.flatnonzero(part == "test"), settings.patch_px, rng)
 plt.show()
 
 # %% [markdown]
@@ -374,18 +229,9 @@ plt.show()
 # patches are never augmented. Here is one training patch in eight epochs:
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Eight versions of the same nodule patch, one per training epoch, showing the random flips, rotations and shifts of data augmentation."}}
-one = PatchDataset(data.images[example:example + 1], np.array([1]),
-                   np.array(["p"]), np.array(["n"]), settings.patch_px,
-                   augment=True, seed=ctx.seed)
-fig, axes = plt.subplots(1, 8, figsize=(12, 1.9))
-for epoch, ax in enumerate(axes):
-    one.set_epoch(epoch)
-    x, _ = one[0]
-    ax.imshow(x[0].numpy(), cmap="gray", vmin=0, vmax=1)
-    ax.set_title(f"epoch {epoch}", fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
-fig.tight_layout()
+one = PatchDataset(data.images[example:example + 1], np.array([1]), np.array(["p"]), np.array(["n"]),
+                   settings.patch_px, augment=True, seed=ctx.seed)
+figures.augmentation_strip(one)
 plt.show()
 
 # %% [markdown]
@@ -422,16 +268,7 @@ plt.show()
 # can carry over. The provenance of the patches used in this build:
 
 # %% tags=["hide-input"]
-prov = store.provenance
-display(pd.Series({
-    "source": prov["source"], "profile": prov["profile"],
-    "nodules in the store": prov["n_nodules"],
-    "scans that failed": prov["n_failed_scans"],
-    "crop (mm) / patch (px)": f"{prov['settings']['crop_mm']} / "
-                              f"{prov['settings']['patch_px']}",
-    "pylidc version": prov["pylidc_version"],
-    "store checksum": prov["manifest_sha256"][:16],
-}, name="").to_frame().style.set_caption("Patch store of this build"))
+display(story.provenance_table(store.provenance).style.set_caption("Patch store of this build"))
 
 # %% [markdown]
 # To run every chapter on real scans instead, see

@@ -43,14 +43,14 @@ workers = 2  # runs computed in parallel (one CPU core each)
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
 from lungcl import baselines, chapters, plots, summaries, thesis
+from lungcl.chapter import say
+from lungcl.chapter import single_task as story
 from lungcl.chapter_context import chapter_setup
 from lungcl.data.tasks import resolve_tasks
-from lungcl.summaries import METRIC_LABELS, percent_with_ci
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
 task_names = [t.name for t in resolve_tasks(tasks)]
@@ -102,17 +102,8 @@ plt.show()
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "One panel per task: bars of test accuracy, balanced accuracy, sensitivity, specificity and AUC with intervals, beside the thesis's range and the majority-class accuracy."}}
 single = thesis.single_task_with_thesis(records)
-metrics = [m for m in summaries.STAGE_METRICS if m in single]
-view = pd.DataFrame({METRIC_LABELS[m]: [percent_with_ci(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"])
-                                        for _, r in single.iterrows()] for m in metrics}, index=single.index)
-if "thesis_mean" in single and single.thesis_mean.notna().any():
-    view["thesis: accuracy learned first"] = [
-        "-" if pd.isna(r.thesis_mean) else
-        f"{100 * r.thesis_mean:.1f} ({100 * r.thesis_min:.1f}-{100 * r.thesis_max:.1f}, {int(r.thesis_runs)} runs)"
-        for _, r in single.iterrows()]
-view["majority class"] = baseline.majority_accuracy.reindex(view.index).map(lambda v: f"{100 * v:.1f}")
-display(summaries.page_table(view, "Each task alone: test set, percent [95 % interval]"))
-fig = plots.single_task_bars(single, majority=baseline.majority_accuracy.to_dict())
+display(summaries.page_table(story.single_view(single, baseline), "Each task alone: test set, percent [95 % interval]"))
+plots.single_task_bars(single, majority=baseline.majority_accuracy.to_dict())
 plt.show()
 
 # %% [markdown]
@@ -140,73 +131,18 @@ refs = pd.concat([baselines.reference_table(ctx.data_dir, task_names, fold=f, pr
                                             cache_dir=ctx.results_dir) for f in folds])
 refs = refs.groupby(level=[0, 1], sort=False)[["balanced_accuracy", "auc"]].mean()
 geometry, readers = refs.xs("geometry", level="reference"), refs.xs("readers", level="reference")
-compare = pd.DataFrame({
-    "CNN: balanced accuracy": [percent_with_ci(r.balanced_accuracy, r.balanced_accuracy_ci_low,
-                                               r.balanced_accuracy_ci_high) for _, r in single.iterrows()],
-    "geometry: balanced accuracy": geometry.balanced_accuracy.reindex(single.index).map(lambda v: f"{100 * v:.1f}"),
-    "readers: balanced accuracy": readers.balanced_accuracy.reindex(single.index).map(lambda v: f"{100 * v:.1f}"),
-    "CNN: AUC": single.auc.map(lambda v: f"{100 * v:.1f}"),
-    "geometry: AUC": geometry.auc.reindex(single.index).map(lambda v: f"{100 * v:.1f}"),
-    "readers: AUC": readers.auc.reindex(single.index).map(lambda v: f"{100 * v:.1f}")}, index=single.index)
-display(summaries.page_table(compare, f"The network beside its references: test set, percent "
-                                      f"({len(folds)} fold(s); CNN with its 95 % interval)"))
-ref_lines = []
-for task, r in single.iterrows():
-    geo, rd = geometry.loc[task, "balanced_accuracy"], readers.loc[task, "balanced_accuracy"]
-    ci_high = r.balanced_accuracy_ci_high if not pd.isna(r.balanced_accuracy_ci_high) else r.balanced_accuracy
-    ci_low = r.balanced_accuracy_ci_low if not pd.isna(r.balanced_accuracy_ci_low) else r.balanced_accuracy
-    if ci_high < geo:
-        verdict = (f"the network does **not** beat the contour's geometry alone ({100 * geo:.1f} %): its whole "
-                   "interval lies below it")
-    elif ci_low > geo:
-        verdict = f"the network beats the contour's geometry alone ({100 * geo:.1f} %) beyond its interval"
-    else:
-        verdict = (f"the network is not distinguishable from the contour's geometry alone ({100 * geo:.1f} %), "
-                   "which lies inside its interval")
-    verdict += (f"; the readers agree with each other at {100 * rd:.1f} %"
-                + (", and the network is above that" if ci_low > rd else ""))
-    ref_lines.append(f"**{task}**: balanced accuracy {100 * r.balanced_accuracy:.1f} %: {verdict}.")
-display(Markdown("\n\n".join(f"- {ln}" for ln in ref_lines)))
+display(summaries.page_table(story.reference_comparison(single, geometry, readers),
+                             f"The network beside its references: test set, percent "
+                             f"({len(folds)} fold(s); CNN with its 95 % interval)"))
+display(Markdown(story.reference_verdicts(single, geometry, readers)))
 
 # %% [markdown]
 # ## What the numbers say
 
 # %% tags=["hide-input"]
-lines = []
-for task, r in single.iterrows():
-    maj = baseline.loc[task, "majority_accuracy"]
-    text = (f"**{task}**: accuracy {percent_with_ci(r.accuracy, r.accuracy_ci_low, r.accuracy_ci_high)} %, "
-            f"against {100 * maj:.1f} % for always answering the majority class; balanced accuracy "
-            f"{100 * r.balanced_accuracy:.1f} %, AUC {100 * r.auc:.1f} %.")
-    if r.balanced_accuracy < 0.6 and r.auc >= 0.65:
-        text += (" Its yes/no answers barely separate the classes although its scores rank them better "
-                 "than chance (the AUC): the decision threshold, not the ranking, is off.")
-    elif r.balanced_accuracy < 0.6:
-        text += " The network barely separates the classes on this task."
-    elif r.accuracy < maj:
-        share = baseline.loc[task, "positive_share"]
-        text += (f" Its accuracy is *below* the majority-class floor although it separates the classes "
-                 f"better than chance: it calls {100 * (1 - r.specificity):.0f} % of the negative nodules "
-                 f"positive, and with only {100 * share:.0f} % positives those false alarms cost more "
-                 "accuracy than the positives it finds gain. Trained on up-sampled (balanced) batches, "
-                 "the network does not know how rare the positives are.")
-    if not pd.isna(r.get("thesis_mean", np.nan)):
-        text += (f" The thesis: {100 * r.thesis_mean:.1f} % accuracy "
-                 f"({100 * (r.accuracy - r.thesis_mean):+.1f} points for us).")
-    lines.append(text)
-display(Markdown("\n\n".join(f"- {ln}" for ln in lines)))
-if "thesis_mean" in single and single.thesis_mean.notna().any():
-    width = float((single.thesis_max - single.thesis_min).max())
-    display(Markdown(
-        f"The thesis's first-stage accuracies of one task differ by at most {100 * width:.1f} points "
-        f"between its runs, and lie between {100 * single.thesis_min.min():.1f} % and "
-        f"{100 * single.thesis_max.max():.1f} % for all three tasks: it learned every task to about the "
-        "same level (and, as the next chapter shows, equally well on both classes). Ours come from phantom "
-        "patches and a far smaller network; a gap between its numbers and ours is a statement about the "
-        "data and the budget, not about the methods, which this chapter does not compare."))
-display(Markdown(
-    "What matters for the next chapters is the level each task starts from: a task that is learned "
-    "poorly cannot be forgotten much, and its forgetting says little about the methods."))
+display(Markdown(story.task_sentences(single, baseline)))
+say(story.thesis_level_sentence(single))
+display(Markdown(story.STARTING_LEVEL))
 
 # %% [markdown]
 # ## Try it

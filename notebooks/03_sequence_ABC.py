@@ -51,13 +51,12 @@ workers = 2  # runs computed in parallel (one CPU core each)
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
 from IPython.display import Markdown, display
 
-from lungcl import chapters, plots, summaries, thesis, verdicts
+from lungcl import chapters, plots, summaries, thesis
+from lungcl.chapter import pct, say
+from lungcl.chapter import sequence as story
 from lungcl.chapter_context import chapter_setup
-from lungcl.summaries import METHOD_LABELS, percent_with_ci
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
 run_seeds = chapters.chapter_seeds(ctx.seed, seeds)
@@ -94,15 +93,7 @@ display(summaries.settings_table(records).style.set_caption(
 baseline = summaries.majority_baseline(records[0])
 display(baseline.style.format({"positive_share": "{:.1%}", "majority_accuracy": "{:.1%}"})
         .set_caption(f"Test nodules per task ({records[0].data['provenance']['source']} patches)"))
-imbalanced = baseline[baseline.majority_accuracy >= 0.8]
-if len(imbalanced):
-    display(Markdown(
-        "Read every accuracy below against the last column: "
-        + "; ".join(f"on **{t}** only {r.positive_share:.0%} of the test nodules are positive, so "
-                    f"answering *negative* every time already scores {r.majority_accuracy:.1%}"
-                    for t, r in imbalanced.iterrows())
-        + ". That is why the tables show balanced accuracy (the mean of sensitivity and "
-        "specificity, 50 % for any constant answer) beside accuracy."))
+say(story.majority_sentence(baseline))
 
 # %% [markdown]
 # ## Every task during the whole sequence (Fig. 4.20-4.23)
@@ -167,9 +158,8 @@ plt.show()
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Heat maps, one per method: test accuracy of each task (columns) after each training stage (rows), with the thesis's matrices below when available."}}
 matrix = thesis.matrix_side_by_side(records)
 display(summaries.page_table(
-    matrix, "Test accuracy (%) of each task (rows) after each stage (columns): ours and the thesis's",
-    lambda v: f"{100 * v:.1f}"))
-fig = plots.matrix_heatmaps(records)
+    matrix, "Test accuracy (%) of each task (rows) after each stage (columns): ours and the thesis's", pct))
+plots.matrix_heatmaps(records)
 plt.show()
 
 # %% [markdown]
@@ -189,14 +179,9 @@ transfer = thesis.transfer_with_thesis(records)
 display(summaries.page_table(
     thesis.transfer_side_by_side(transfer),
     "Average final accuracy, forgetting and BWT (percent; ours with 95 % interval where known)"))
-fig = plots.transfer_bars(transfer)
+plots.transfer_bars(transfer)
 plt.show()
-if transfer.ci_low.isna().all():
-    display(Markdown(
-        "These summaries have no interval here: one run per method gives no spread between runs. "
-        "Run several seeds (`seeds`) or folds for a t-interval over runs."))
-else:
-    display(Markdown(f"Intervals: {transfer.ci.iloc[0]}."))
+display(Markdown(story.interval_sentence(transfer)))
 
 # %% [markdown]
 # On an imbalanced task, accuracy exaggerates forgetting as much as it
@@ -222,57 +207,11 @@ plt.show()
 # sentences below are computed from the records, not written by hand.
 
 # %% tags=["hide-input"]
-findings = {m: verdicts.findings_table(records, metric=m) for m in ("accuracy", "balanced_accuracy")}
-if findings["accuracy"].runs.max() == 0:
-    display(Markdown("The findings compare SGD, L2 and EWC: run all three (`method = \"all\"`) to test them."))
-else:
-    view = pd.concat({summaries.METRIC_LABELS[m]: t[["runs", "margin", "ci_low", "ci_high", "thesis margin",
-                                                     "verdict"]] for m, t in findings.items()}, axis=1)
-    display(summaries.page_table(
-        view, "The thesis's findings on our runs: the margin (points, positive in the finding's "
-              "direction), its 95 % t-interval over runs, the thesis's margin, and the verdict",
-        {c: (lambda v: "-" if pd.isna(v) else f"{100 * v:+.1f}") for c in view.columns
-         if c[1] in ("margin", "ci_low", "ci_high", "thesis margin")}))
-    display(Markdown(
-        f"A verdict reads the interval of the margin ({verdicts.INTERVAL}): *reproduced* when it lies "
-        "above zero, *reversed* when below, *not reproduced* when it contains zero but not the thesis's "
-        "own margin, *inconclusive* when it contains both (or when there is a single run). Finding 4, "
-        "that the task order matters little, needs several orders: the task-order chapter and the "
-        "discussion test it.\n\n"
-        + "\n\n".join(f"- {ln}" for ln in verdicts.verdict_sentences(
-            findings["accuracy"].drop(index=verdicts.ORDER_FINDING), "accuracy"))))
-
-balanced = stage_table[(stage_table.metric == "balanced_accuracy") & (stage_table.stage == len(task_names) - 1)]
-near_chance = balanced[balanced.value < 0.6]
-notes = []
-if len(near_chance):
-    by_method = near_chance.groupby("method", sort=False).task.agg(", ".join)
-    notes.append("After the last stage these tasks are below 60 % balanced accuracy, close to a constant "
-                 "answer, whatever their plain accuracy: "
-                 + "; ".join(f"{METHOD_LABELS[m]}: {tasks_}" for m, tasks_ in by_method.items())
-                 + ". A network that answers the majority class is *not* remembering a task; it has "
-                 "forgotten it quietly, and plain accuracy hides this.")
-if order == "ABC":
-    implied = thesis.thesis_implied_positive_share("ABC")
-    gap = float((implied.sensitivity - implied.specificity).abs().max())
-    spread = implied.groupby("task").implied_positive_share.agg(["min", "max"])
-    notes.append(
-        f"In every row of the thesis's Tables 4.1-4.6, sensitivity and specificity differ by at most "
-        f"{100 * gap:.1f} points, so its accuracy is practically its balanced accuracy whatever the class "
-        "mix: its numbers are best compared with our *balanced* accuracy. They also allow a consistency "
-        "check. On one test set, accuracy = p x sensitivity + (1 - p) x specificity, where p is the share "
-        "of positive nodules, so each published row implies a p. For one task's test set every row should "
-        "imply the same p; the thesis's rows imply "
-        + "; ".join(f"{r['min']:.0%} to {r['max']:.0%} for {t}" for t, r in spread.iterrows())
-        + f" (our test sets: " + ", ".join(f"{t} {baseline.loc[t, 'positive_share']:.0%}"
-                                          for t in spread.index if t in baseline.index)
-        + "). We cannot tell how the thesis's test sets were composed (up-sampled, balanced, or "
-          "different per run); we only note that one fixed test set cannot produce these rows.")
-notes.append("Our numbers come from the phantom, a small network (see the settings) and "
-             f"{len(folds)} fold(s) with {len(run_seeds)} seed(s), where the thesis used real CT, a ResNet-101 and five "
-             "folds: absolute accuracies are not expected to match; whether the methods rank as in the "
-             "thesis is the question that can carry over.")
-display(Markdown("\n\n".join(notes)))
+findings_table, findings_text = story.findings_section(records)
+if findings_table is not None:
+    display(findings_table)
+display(Markdown(findings_text))
+display(Markdown(story.sequence_notes(stage_table, baseline, order, len(task_names), len(folds), len(run_seeds))))
 
 # %% [markdown]
 # ## Try it

@@ -42,13 +42,12 @@ workers = 2  # runs computed in parallel (one CPU core each)
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
 from IPython.display import Markdown, display
 
 from lungcl import chapters, plots, summaries, thesis
+from lungcl.chapter import orders as story
+from lungcl.chapter import pct
 from lungcl.chapter_context import chapter_setup
-from lungcl.summaries import METHOD_LABELS
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
 configs = chapters.sequence_configs(
@@ -71,8 +70,7 @@ for r in records:
 # %% tags=["hide-input"]
 for name, recs in by_order.items():
     table = thesis.matrix_side_by_side(recs)
-    display(summaries.page_table(table, f"Order {name}: test accuracy (%) of each task after each stage",
-                                 lambda v: f"{100 * v:.1f}"))
+    display(summaries.page_table(table, f"Order {name}: test accuracy (%) of each task after each stage", pct))
 
 # %% [markdown]
 # The same matrices as heat maps, ours (top) and the thesis's (bottom), one
@@ -103,24 +101,9 @@ display(summaries.page_table(
     {c: "{:.1%}" for c in spread.columns if c != "orders"}))
 
 # %% tags=["hide-input"]
-lines = []
-for m, r in spread.iterrows():
-    text = (f"**{m}**: the average final accuracy ranges over {100 * r['range']:.1f} points across "
-            f"{int(r.orders)} orders (from {100 * r['min']:.1f} % to {100 * r['max']:.1f} %)")
-    if not np.isnan(r["median CI width"]):
-        ratio = r["range"] / r["median CI width"]
-        text += (f", against a median interval width of {100 * r['median CI width']:.1f} points for one "
-                 f"order: the spread is {'smaller than' if ratio < 1 else 'comparable to' if ratio < 2 else 'larger than'}"
-                 " the noise of one run")
-    if not np.isnan(r["thesis range"]):
-        text += f"; the thesis's ranges over {100 * r['thesis range']:.1f} points"
-    lines.append(text + ".")
-display(Markdown("\n\n".join(f"- {ln}" for ln in lines)))
+display(Markdown(story.spread_sentences(spread)))
 if transfer.ci_low.isna().all():
-    display(Markdown(
-        "With one fold, these records carry no interval for the average accuracy (it combines three "
-        "tasks, and an interval needs the per-nodule predictions, which the records do not keep); read "
-        "the spread against the per-task intervals of the next figure, or re-run with several folds."))
+    display(Markdown(story.NO_INTERVAL))
 
 # %% [markdown]
 # ## What a task's position does to it
@@ -134,19 +117,9 @@ if transfer.ci_low.isna().all():
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "One panel per task: its final accuracy against its position in the order (1 = learned first), one line per method through the mean over orders, dots for each order."}}
 positions = thesis.positions_with_thesis(records)
-fig = plots.position_effect(positions)
+plots.position_effect(positions)
 plt.show()
-slope = (positions[positions.position == positions.position.max()].groupby(["method", "task"]).value.mean()
-         - positions[positions.position == 1].groupby(["method", "task"]).value.mean()).groupby("method").mean()
-th_slope = (positions[positions.position == positions.position.max()].groupby(["method", "task"]).thesis.mean()
-            - positions[positions.position == 1].groupby(["method", "task"]).thesis.mean()).groupby("method").mean()
-display(Markdown(
-    "Learned last minus learned first, mean over the tasks: "
-    + "; ".join(f"{METHOD_LABELS[m]} {100 * slope[m]:+.1f} points"
-                + ("" if np.isnan(th_slope.get(m, np.nan)) else f" (thesis {100 * th_slope[m]:+.1f})")
-                for m in METHOD_LABELS if m in slope)
-    + ". A positive number is forgetting that depends on the position; near zero means the "
-      "method keeps a task wherever it comes."))
+display(Markdown(story.position_sentence(positions)))
 
 # %% [markdown]
 # ## Every order during training

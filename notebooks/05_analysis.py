@@ -50,13 +50,11 @@ workers = 2  # runs computed in parallel (one CPU core each)
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
 from IPython.display import Markdown, display
 
 from lungcl import chapters, plots, summaries, thesis
+from lungcl.chapter import analysis as story
 from lungcl.chapter_context import chapter_setup
-from lungcl.summaries import METHOD_LABELS, percent_with_ci
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
 plan = chapters.analysis_configs(ctx, chapters.parse_orders(tasks)[0], ewc_factors,
@@ -81,43 +79,17 @@ chapters.show_failures(runs)
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Per penalised method, earlier tasks' and the last task's final accuracy against the penalty strength lambda, with SGD as dashed lines; and old against new accuracy in one plane, diverged runs as crosses."}}
 tradeoff = summaries.tradeoff_table(sequence_records)
-fig = plots.lambda_tradeoff(tradeoff[tradeoff.method.isin(["sgd", "l2", "ewc"])], failed)
+plots.lambda_tradeoff(tradeoff[tradeoff.method.isin(story.THESIS_THREE)], failed)
 plt.show()
-view = tradeoff[tradeoff.method.isin(["sgd", "l2", "ewc"])].groupby(["method", "strength"], sort=False)[
-    ["old", "new", "all"]].mean().reset_index()
-view["method"] = view.method.map(METHOD_LABELS)
-view["strength"] = view.strength.map(lambda v: f"{v:g}")
-view = view.rename(columns={"strength": "lambda", "old": "earlier tasks", "new": "last task",
-                            "all": "all tasks"}).set_index(["method", "lambda"])
-display(view.style.format("{:.1%}").set_caption(
+display(story.tradeoff_view(tradeoff).style.format("{:.1%}").set_caption(
     "Final test accuracy after the whole sequence (mean over the tasks of each group)"))
 
 # %% tags=["hide-input"]
-lines = []
 # lambda is CHOSEN on the validation split (mean final balanced accuracy over the tasks, the criterion of
 # `lungcl tune`); the test numbers are only reported for the chosen value
 chosen_on_val = summaries.tradeoff_table(sequence_records, split="val", metric="balanced_accuracy")
-for m in ("ewc", "l2"):
-    d = tradeoff[(tradeoff.method == m)].groupby("strength")[["old", "new", "all"]].mean()
-    v = chosen_on_val[chosen_on_val.method == m].groupby("strength")["all"].mean()
-    if len(d) < 2 or v.empty:
-        continue
-    lo, hi = d.index.min(), d.index.max()
-    best = v.idxmax()
-    lines.append(
-        f"**{METHOD_LABELS[m]}**: from lambda {lo:g} to {hi:g}, the earlier tasks go from "
-        f"{100 * d.loc[lo, 'old']:.1f} % to {100 * d.loc[hi, 'old']:.1f} % and the last task from "
-        f"{100 * d.loc[lo, 'new']:.1f} % to {100 * d.loc[hi, 'new']:.1f} %; chosen on validation "
-        f"(mean final balanced accuracy {100 * v.loc[best]:.1f} %), lambda {best:g} gives a test mean over all "
-        f"tasks of {100 * d.loc[best, 'all']:.1f} %"
-        + (f" (the default the other chapters use is {ewc_default if m == 'ewc' else l2_default:g})."))
-display(Markdown("\n\n".join(f"- {ln}" for ln in lines)))
-display(Markdown(
-    "A lambda that holds the earlier tasks better *and* learns the last task as well does not exist "
-    "when the tasks compete for the same weights: the penalty buys stability with plasticity. The "
-    "thesis used one lambda per method and did not report how it was chosen; choosing it on the test "
-    "accuracy, as this table would tempt one to, would flatter the method, so the lambda named above is "
-    "the one the validation split picks (`lungcl tune` does the same over a wider grid)."))
+display(Markdown(story.lambda_sentences(tradeoff, chosen_on_val, l2_default, ewc_default)))
+display(Markdown(story.LAMBDA_CAVEAT))
 
 # %% [markdown]
 # ## What EWC protects
@@ -133,59 +105,13 @@ display(Markdown(
 # all three methods: the first stage has no penalty and the same seed).
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Per layer of the network: each task's share of the Fisher information, the mean Fisher per weight on a log scale, and how far each method moved each layer's weights."}}
-ewc_record = next(r for r in sequence_records if r.config.method == "ewc" and r.config.strength == ewc_default
-                  and r.config.fold == folds[0])
-ewc_state = ewc_record.load_checkpoint()
-fisher = summaries.fisher_layer_table(ewc_state["method"])
-first_task = task_names[0]
-anchor = summaries.ewc_anchor(ewc_state["method"], first_task)
-finals = {"ewc": ewc_state["model"]}
-for m in ("sgd", "l2"):
-    rec = next((r for r in sequence_records if r.config.method == m and r.config.fold == folds[0]
-                and r.config.strength == (l2_default if m == "l2" else 0.0)), None)
-    if rec is not None:
-        finals[m] = rec.load_checkpoint()["model"]
-drift = summaries.layer_drift_table({m: finals[m] for m in ("sgd", "l2", "ewc") if m in finals}, anchor)
-fig = plots.fisher_per_layer(fisher[fisher.task != task_names[-1]], drift)
+fisher, drift = story.fisher_and_drift(sequence_records, task_names, l2_default, ewc_default, folds[0])
+plots.fisher_per_layer(fisher[fisher.task != task_names[-1]], drift)
 plt.show()
 
-
-def first_stage_curve(m: str, strength: float) -> pd.DataFrame:
-    rec = next(r for r in sequence_records if r.config.method == m and r.config.strength == strength
-               and r.config.fold == folds[0])
-    c = rec.curves()
-    return c[c.stage == 0][["step", "task", "split", "loss"]].reset_index(drop=True)
-
-
-starts = [first_stage_curve(m, s) for m, s in (("sgd", 0.0), ("l2", l2_default), ("ewc", ewc_default))
-          if any(r.config.method == m for r in sequence_records)]
-same_start = all(s.equals(starts[0]) for s in starts[1:])
-
 # %% tags=["hide-input"]
-f1 = fisher[fisher.task == first_task].set_index("label")
-top = f1.share.idxmax()
-trunk = f1[~f1.index.str.startswith("head")]
-d = drift.pivot_table(index="label", columns="model", values="drift")
-heavy = f1.share.sort_values(ascending=False)
-heavy_layers = list(heavy.index[:max(1, int((heavy.cumsum() < 0.5).sum()) + 1)])
-text = [f"For **{first_task}**, {heavy.loc[top]:.0%} of the Fisher mass sits in *{top}*; the layers "
-        f"holding half of it are {', '.join(heavy_layers)}."]
-if {"sgd", "ewc"} <= set(d.columns):
-    moved = {m: float(d.loc[heavy_layers, m].mean()) for m in d.columns}
-    text.append("In those layers the weights moved (relative to their size) by "
-                + ", ".join(f"{METHOD_LABELS[m]} {v:.1%}" for m, v in moved.items())
-                + " between the end of the first stage and the end of the sequence.")
-stiff = ewc_default * trunk["mean"]
-text.append(f"EWC's stiffness per weight, lambda x F, ranges over the trunk's layers from "
-            f"{stiff.min():.2g} to {stiff.max():.2g} (mean per layer); L2 holds every weight with the same "
-            f"stiffness, its lambda = {l2_default:g}.")
-text.append("The network after the first stage is the same for all three methods: their first-stage "
-            "curves agree in every evaluated loss to the last digit." if same_start else
-            "Careful: the three methods' first-stage accuracies differ, so their runs did not start the "
-            "second stage from the same network, and the drift is measured from EWC's.")
-text.append("BatchNorm's running means and variances are not weights: no penalty holds them, and every "
-            "stage re-estimates them on its own task's images, a way to forget that EWC cannot see.")
-display(Markdown("\n\n".join(text)))
+same_start = story.same_first_stage(sequence_records, l2_default, ewc_default, folds[0])
+display(Markdown(story.fisher_sentences(fisher, drift, task_names[0], l2_default, ewc_default, same_start)))
 
 # %% [markdown]
 # ## Where the forgetting comes from: BatchNorm's statistics
@@ -205,44 +131,14 @@ display(Markdown("\n\n".join(text)))
 
 # %% tags=["hide-input"]
 if frozen_records:
-    bn_runs = {"updated (as above)": [r for r in sequence_records if (r.config.method, r.config.strength) in
-                                       {("sgd", 0.0), ("l2", l2_default), ("ewc", ewc_default)}],
-               "frozen after stage 1": frozen_records}
-    rows = []
-    for bn, recs in bn_runs.items():
-        tv = summaries.transfer_table(recs).set_index(["method", "quantity"]).value
-        final = summaries.stage_table(recs, metrics=["accuracy", "auc"])
-        final = final[final.stage == final.stage.max()]
-        for m in [m for m in METHOD_LABELS if (m, "mean_forgetting") in tv]:
-            earlier = final[(final.method == m) & (final.task != task_names[-1])]
-            rows.append({"BatchNorm statistics": bn, "method": METHOD_LABELS[m],
-                         "average final accuracy": tv[(m, "average_accuracy")],
-                         "mean forgetting": tv[(m, "mean_forgetting")],
-                         "earlier tasks' final accuracy": earlier[earlier.metric == "accuracy"].value.mean(),
-                         "earlier tasks' final AUC": earlier[earlier.metric == "auc"].value.mean()})
-    bn_table = pd.DataFrame(rows).set_index(["BatchNorm statistics", "method"])
+    updated = story.default_runs(sequence_records, l2_default, ewc_default, methods=story.THESIS_THREE)
+    bn_table = story.batchnorm_table(updated, frozen_records, task_names[-1])
     display(bn_table.style.format("{:.1%}").set_caption(
         "Updated or frozen BatchNorm statistics: final test accuracy, forgetting (accuracy points) and the "
         "earlier tasks' final accuracy and AUC"))
-    forget = bn_table["mean forgetting"].unstack(0).reindex(
-        [METHOD_LABELS[m] for m in METHOD_LABELS if METHOD_LABELS[m] in set(bn_table.index.get_level_values(1))])
-    gain = forget["updated (as above)"] - forget["frozen after stage 1"]
-    text = ("Freezing the statistics changes the mean forgetting by "
-            + ", ".join(f"{m} {100 * forget.loc[m, 'updated (as above)']:.1f} -> "
-                        f"{100 * forget.loc[m, 'frozen after stage 1']:.1f} points" for m in forget.index) + ". ")
-    if (gain > 0.05).sum() > len(gain) / 2:
-        text += ("For most methods that is a large drop: whatever a penalty does to the weights, a network whose "
-                 "normalisation drifts under the old heads forgets anyway, so on this network and data a good part "
-                 "of catastrophic forgetting is not in the weights at all. ")
-    else:
-        text += ("That is no large drop for most methods: here the forgetting is mostly in the weights, where the "
-                 "penalties act. ")
-    text += ("The thesis does not say how it handled BatchNorm; PyTorch's defaults update the statistics, as our "
-             "main runs do. One run per setting: differences of a few points are within the noise of one "
-             "training run.")
-    display(Markdown(text))
+    display(Markdown(story.batchnorm_sentence(bn_table)))
 else:
-    display(Markdown("Set `frozen_bn = True` in the parameters to run this comparison (three more runs)."))
+    display(Markdown(story.BATCHNORM_NOT_RUN))
 
 # %% [markdown]
 # ## Joint training, each task alone, and online EWC
@@ -254,15 +150,12 @@ else:
 # network learns of a task with nothing else to learn).
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Grouped bars after the last stage: each task's accuracy and balanced accuracy for every method and lambda, with each task trained alone as a black line."}}
-defaults = [r for r in sequence_records
-            if (r.config.method, r.config.strength) in {("sgd", 0.0), ("l2", l2_default), ("ewc", ewc_default),
-                                                       ("joint", 0.0), ("online_ewc", ewc_default)}]
+defaults = story.default_runs(sequence_records, l2_default, ewc_default)
 table = thesis.stage_table_with_thesis(defaults, metrics=["accuracy", "balanced_accuracy"])
 alone_table = summaries.single_task_table([r for r in records if r.config.kind == "single_task"])
-last = table.stage.max()
-fig = plots.metric_bars(table, metrics=("accuracy", "balanced_accuracy"), stages=[-1],
-                        reference={m: alone_table[m].to_dict() for m in ("accuracy", "balanced_accuracy")},
-                        title="After the last stage: every method, and each task alone (black)")
+plots.metric_bars(table, metrics=("accuracy", "balanced_accuracy"), stages=[-1],
+                  reference={m: alone_table[m].to_dict() for m in ("accuracy", "balanced_accuracy")},
+                  title="After the last stage: every method, and each task alone (black)")
 plt.show()
 transfer = thesis.transfer_with_thesis(defaults)
 display(summaries.page_table(
@@ -270,20 +163,7 @@ display(summaries.page_table(
     "Average final accuracy, forgetting and BWT of every method (percent; thesis where it has the run)"))
 
 # %% tags=["hide-input"]
-tv = transfer.set_index(["method", "quantity"]).value
-notes = []
-if ("joint", "average_accuracy") in tv:
-    gap = {m: tv[("joint", "average_accuracy")] - tv[(m, "average_accuracy")]
-           for m in ("sgd", "l2", "ewc", "online_ewc") if (m, "average_accuracy") in tv}
-    notes.append("Joint training ends "
-                 + ", ".join(f"{100 * g:+.1f} points above {METHOD_LABELS[m]}" for m, g in gap.items())
-                 + " in average final accuracy: the room left for a sequential method to improve.")
-if ("online_ewc", "mean_forgetting") in tv and ("ewc", "mean_forgetting") in tv:
-    notes.append(f"Online EWC (gamma {online_gamma:g}) forgets {100 * tv[('online_ewc', 'mean_forgetting')]:.1f} "
-                 f"points on average, EWC {100 * tv[('ewc', 'mean_forgetting')]:.1f}. With three tasks the two "
-                 "differ only in where the penalty is anchored (online EWC: at the latest weights) and in how "
-                 "much the first task's Fisher still counts after the decay.")
-display(Markdown("\n\n".join(notes)))
+display(Markdown(story.reference_notes(transfer, online_gamma)))
 
 # %% [markdown]
 # ## Try it

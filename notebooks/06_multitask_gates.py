@@ -48,25 +48,23 @@ workers = 2  # runs trained at once (one CPU core each)
 import warnings
 
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-from IPython.display import Markdown, display
-from scipy import stats
+from IPython.display import display
 
+from lungcl.chapter import multitask as story
+from lungcl.chapter import say
 from lungcl.chapter_context import chapter_setup
-from lungcl.models.gated import GatedMultiTaskNet, count_parameters
 from lungcl.mtl.compare import comparison_configs, metric_table, run_all, run_overview, single_task_column
-from lungcl.mtl.train import single_task_configs
 from lungcl.mtl.config import default_mtl_config
-from lungcl.mtl.sharing import (borrowed_share, forgetting_vs_sharing, plot_sharing, plot_sharing_grid,
-                                sharing_summary, short_names, top_pairs)
+from lungcl.mtl.sharing import (forgetting_vs_sharing, plot_sharing, plot_sharing_grid, sharing_summary,
+                                short_names, top_pairs)
+from lungcl.mtl.train import single_task_configs
+from lungcl.plots import multitask as figures
 
 warnings.filterwarnings("ignore", category=UserWarning)
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
 base = default_mtl_config(ctx.profile, tasks=tasks, source=ctx.source, data_dir=str(ctx.data_dir),
                           seed=ctx.seed, fold=fold, epochs=epochs, fusion_init=float(fusion_init),
                           optimizer=optimizer, **({"lr": 0.02, "weight_decay": 5e-4} if optimizer == "sgd" else {}))
-results = str(ctx.results_dir)
 print(f"profile {ctx.profile}, source {ctx.source}, {len(base.tasks)} tasks, {base.epochs} epochs")
 
 # %% [markdown]
@@ -111,20 +109,7 @@ print(f"profile {ctx.profile}, source {ctx.source}, {len(base.tasks)} tasks, {ba
 # review we follow.)
 
 # %% tags=["hide-input"]
-n_tasks = len(base.tasks)
-rows = []
-for scale in (1.0, 0.5):
-    net = GatedMultiTaskNet([2] * n_tasks, width=base.width, n_stages=base.n_stages, param_scale=scale)
-    rows.append({"network": f"gated, param_scale {scale:g}", "channels per stage": net.widths,
-                 "parameters": count_parameters(net)})
-from lungcl.mtl.train import HardSharingNet
-
-hard = HardSharingNet([2] * n_tasks, list(base.tasks), base.depth, base.trunk_width, 1)
-rows.append({"network": f"hard sharing: ResNet-{base.depth}, width {base.trunk_width}, {n_tasks} heads",
-             "channels per stage": [base.trunk_width * 2 ** i for i in range(4)],
-             "parameters": count_parameters(hard)})
-display(pd.DataFrame(rows).set_index("network").style.set_caption(
-    f"The networks of this chapter for {n_tasks} binary tasks"))
+display(story.network_sizes(base).style.set_caption(f"The networks of this chapter for {len(base.tasks)} binary tasks"))
 
 # %% [markdown]
 # "Half the parameters" scales every width by $\sqrt{1/2}$ (a layer's
@@ -158,25 +143,16 @@ configs = comparison_configs(base, include_sgd=sgd_comparison)
 # every run of the chapter at once, the single-task baselines (one per task) included
 alone_configs = ({c.tasks[0]: c for c in single_task_configs(base.replace(multiclass=False))}
                  if single_task_baselines else {})
-done = run_all(list(configs.values()) + list(alone_configs.values()), results, workers)
+done = run_all(list(configs.values()) + list(alone_configs.values()), str(ctx.results_dir), workers)
 records, singles = dict(zip(configs, done)), dict(zip(alone_configs, done[len(configs):]))
 main_name = next(iter(records))
 main = records[main_name]
-counts = pd.DataFrame({task: {f"class {c}": n for c, n in enumerate(v["train"])}
-                       for task, v in main.data["class_counts"].items()}).T
-display(counts.style.set_caption("Training nodules per class (binary: 0 negative, 1 positive)"))
-display(Markdown(
-    f"A batch holds {main.data['batch_size']} draws ({base.k_per_label} per label of every task); an "
-    f"epoch is {main.data['steps_per_epoch']} batches, about one pass over the "
-    f"{main.data['n_train']} training nodules; validation has {main.data['n_val']} nodules and test "
-    f"{main.data['n_test']}, split by patient like every chapter. Patches: "
-    f"{main.data['provenance'].get('source', '?')} source, patch store "
-    f"{(main.data['provenance'].get('manifest_sha256') or '?')[:12]}."))
+display(story.class_counts(main).style.set_caption("Training nodules per class (binary: 0 negative, 1 positive)"))
+say(story.data_sentence(main, base.k_per_label))
 
 # %% tags=["hide-input"]
-overview = run_overview(records)
-display(overview.style.format({"minutes": "{:.1f}", "borrowed share": "{:.3f}", "parameters": "{:,}"},
-                              na_rep="-").set_caption("The runs"))
+display(run_overview(records).style.format({"minutes": "{:.1f}", "borrowed share": "{:.3f}", "parameters": "{:,}"},
+                                           na_rep="-").set_caption("The runs"))
 
 # %% [markdown]
 # ## Does learning together help?
@@ -199,28 +175,14 @@ display(table.style.format("{:.3f}", na_rep="-").background_gradient(axis=None, 
         .set_caption("Test balanced accuracy, binary tasks"))
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Grouped bars, one group per task: test balanced accuracy of every multi-task and single-task setting, with chance level (0.5) dashed."}}
-fig, ax = plt.subplots(figsize=(10, 3.8))
-table.plot.bar(ax=ax, width=0.8)
-ax.set(ylabel="test balanced accuracy", ylim=(0.4, 1.0), title="Per task, per setting (binary)")
-ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
-fig.tight_layout()
+figures.setting_bars(table)
 plt.show()
-means = table.mean()
-val_means = metric_table(binary, "balanced_accuracy", split="val").mean()  # the choice is made on validation
-best = val_means.idxmax()
-display(Markdown(
-    "Mean over tasks (test): " + ", ".join(f"{k} {v:.3f}" for k, v in means.items()) +
-    f". Chosen on the validation split, the best setting is **{best}** (validation mean "
-    f"{val_means[best]:.3f}, test mean {means[best]:.3f}). With one fold and one seed, differences of a few points "
-    "between settings are within what another patient split would change (see the intervals below)."))
+# the choice is made on validation
+say(story.best_setting_sentence(table, metric_table(binary, "balanced_accuracy", split="val")))
 
 # %% tags=["hide-input"]
-m = main.metrics("test")
-ci = m[["balanced_accuracy", "balanced_accuracy_ci_low", "balanced_accuracy_ci_high", "n"]]
-display(ci.style.format({"balanced_accuracy": "{:.3f}", "balanced_accuracy_ci_low": "{:.3f}",
-                         "balanced_accuracy_ci_high": "{:.3f}"}, na_rep="-")
+ci = main.metrics("test")[["balanced_accuracy", "balanced_accuracy_ci_low", "balanced_accuracy_ci_high", "n"]]
+display(ci.style.format({c: "{:.3f}" for c in ci.columns if c != "n"}, na_rep="-")
         .set_caption(f"{main_name}: test balanced accuracy with 95 % intervals (bootstrap over patients)"))
 
 # %% [markdown]
@@ -246,16 +208,9 @@ sharing = main.sharing()
 fig, ax = plt.subplots(figsize=(6.4, 5.4))
 plot_sharing(sharing, ax=ax, title=f"{main_name}: overall sharing degree")
 plt.show()
-borrowed = pd.Series(borrowed_share(sharing), index=sharing.index, name="borrowed share")
-pairs = top_pairs(sharing, 5)
-display(pairs.style.format({"sharing": "{:.3g}"}).set_caption("The five most shared pairs (mean of both directions)"))
-display(Markdown(
-    f"Across tasks the borrowed share ranges from {borrowed.min():.3g} ({borrowed.idxmin()}) to "
-    f"{borrowed.max():.3g} ({borrowed.idxmax()}). Off the diagonal the matrix ranges from "
-    f"{np.nanmin(np.where(np.eye(len(sharing), dtype=bool), np.nan, sharing)):.3g} to "
-    f"{np.nanmax(np.where(np.eye(len(sharing), dtype=bool), np.nan, sharing)):.3g}: "
-    "the spread between pairs is what could carry meaning, the level is set by the definition "
-    "(a dense $C\\times C$ block of small weights against a diagonal own block)."))
+display(top_pairs(sharing, 5).style.format({"sharing": "{:.3g}"})
+        .set_caption("The five most shared pairs (mean of both directions)"))
+say(story.sharing_sentence(sharing))
 
 # %% [markdown]
 # ### Across settings
@@ -266,44 +221,19 @@ display(Markdown(
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Sharing-degree heat maps side by side, one per gated network, on a common colour scale."}}
 gated = {k: v for k, v in records.items() if v.data["sharing"] is not None}
-fig = plot_sharing_grid(gated)
+plot_sharing_grid(gated)
 plt.show()
-display(Markdown("Labels: " + ", ".join(f"{a} = {t}" for a, t in zip(short_names(list(sharing.index)),
-                                                                     sharing.index))))
+say("Labels: " + ", ".join(f"{a} = {t}" for a, t in zip(short_names(list(sharing.index)), sharing.index)))
 summary = sharing_summary(gated)
 display(summary.style.format({c: "{:.4f}" for c in summary.columns if c != "top_pair"})
         .set_caption("Mean borrowed share per setting (overall and per gated block)"))
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Lines per gated network: the share of features each task borrows from the others, against training epoch."}}
-history = pd.DataFrame([
-    {"setting": name, "epoch": h["epoch"],
-     "borrowed share": float(borrowed_share(np.array(h["overall"])).mean())}
-    for name, rec in gated.items() for h in rec.data["sharing"]["history"]])
-fig, ax = plt.subplots(figsize=(7.5, 3.4))
-for name, g in history.groupby("setting", sort=False):
-    ax.plot(g.epoch, g["borrowed share"], marker="o", ms=3, label=name)
-ax.set(xlabel="epoch", ylabel="mean borrowed share (log scale)", yscale="log",
-       title="How sharing grows during training")
-ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-fig.tight_layout()
+history = story.sharing_history(gated)
+figures.sharing_growth(history)
 plt.show()
-last = history.groupby("setting", sort=False)["borrowed share"].agg(lambda v: v.iloc[-1] > v.iloc[-2]
-                                                                     if len(v) > 1 else False)
-growing = [name for name, up in last.items() if up]
-if growing:
-    display(Markdown(
-        f"The borrowed share still grows in the last epoch for {len(growing)} of the {len(last)} settings "
-        f"({', '.join(growing)}): its level depends on how long the network trains, so settings are "
-        "compared at the same number of epochs, and the pattern *between pairs* matters more than the level."))
-sgd_name = "gated binary, SGD"
-if sgd_name in summary.index and base.optimizer != "sgd" and base.fusion_init >= 10:
-    s_sgd, s_main = summary.loc[sgd_name, "mean_borrowed"], summary.loc[main_name, "mean_borrowed"]
-    display(Markdown(
-        f"With plain SGD the tasks borrow {s_sgd:.2g} of their input on average, against {s_main:.2g} "
-        f"with {base.optimizer}: a fusion that starts at {base.fusion_init:g} hardly moves under SGD, and "
-        "the network stays what it was at step 0, independent branches. \"Almost no sharing\" can "
-        "then be a property of the initialisation and the optimiser rather than of the tasks, which is "
-        "worth knowing before reading a sharing heat map as a finding about lesions or nodules."))
+say(story.growing_sentence(history))
+say(story.sgd_sentence(summary, main_name, base.optimizer, base.fusion_init))
 
 # %% [markdown]
 # ## Sharing and forgetting
@@ -318,44 +248,15 @@ if sgd_name in summary.index and base.optimizer != "sgd" and base.fusion_init >=
 # seed) beside the two tasks' sharing degree in the gated network.
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "A scatter of the six task orders: the first task's accuracy drop after the second stage against the two tasks' sharing degree."}}
-from lungcl.data.tasks import THESIS_ORDERS
-from lungcl.experiments import ResultsFolder, default_config, load_record
-
-folder = ResultsFolder(ctx.results_dir)
-sequences, missing = {}, []
-for order in THESIS_ORDERS:
-    cfg = default_config(ctx.profile, tasks=order, method="sgd", seed=ctx.seed, fold=fold,
-                         source=ctx.source, data_dir=str(ctx.data_dir))
-    if folder.is_finished(cfg.run_id):
-        sequences[order] = load_record(cfg.run_id, ctx.results_dir)
-    else:
-        missing.append(order)
-thesis_tasks = ["malignancy", "lobulation", "calcification"]
-if sequences and all(t in sharing.index for t in thesis_tasks):
+sequences, missing = story.sgd_sequences(ctx.profile, ctx.source, ctx.data_dir, ctx.results_dir, ctx.seed, fold)
+if sequences and all(t in sharing.index for t in ("malignancy", "lobulation", "calcification")):
     link = forgetting_vs_sharing(sharing, sequences)
     display(link.style.format({c: "{:.3f}" for c in link.columns if c not in ("first", "second")})
             .set_caption("First task's accuracy drop after the second stage (SGD) vs sharing"))
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    ax.scatter(link.sharing_mutual, link.drop_first_after_second)
-    for order, r in link.iterrows():
-        ax.annotate(order, (r.sharing_mutual, r.drop_first_after_second), fontsize=8,
-                    xytext=(3, 3), textcoords="offset points")
-    ax.set(xlabel="sharing degree of the pair (mean of both directions)",
-           ylabel="drop of the first task", title="Forgetting vs sharing, six orders")
-    fig.tight_layout()
+    figures.forgetting_vs_sharing_scatter(link)
     plt.show()
-    if len(link) >= 3:
-        rho, p = stats.spearmanr(link.sharing_mutual, link.drop_first_after_second)
-        display(Markdown(
-            f"Spearman's rank correlation over the {len(link)} ordered pairs is {rho:.2f} (p = {p:.2f}). "
-            "With six points from one fold and one seed this can only hint: a correlation would have to "
-            "survive more folds and seeds before it means that sharing predicts forgetting, and "
-            "its absence here does not rule it out."))
-if missing:
-    display(Markdown(
-        f"The SGD runs of order(s) {', '.join(missing)} are not in `{ctx.results_dir.name}/` yet: run the "
-        "task-order chapter (or `lungcl grid --orders all --methods sgd`) with the same profile first; "
-        "this section reads its records and trains nothing."))
+    say(story.correlation_sentence(link))
+say(story.missing_sequences_sentence(missing, ctx.results_dir.name))
 
 # %% [markdown]
 # ## What to take away

@@ -55,6 +55,7 @@ from IPython.display import Markdown, display
 from lungcl import chapters, plots, summaries, thesis
 from lungcl.chapter import analysis as story
 from lungcl.chapter_context import chapter_setup
+from lungcl.experiments import tuned
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
 plan = chapters.analysis_configs(ctx, chapters.parse_orders(tasks)[0], ewc_factors,
@@ -67,6 +68,25 @@ sequence_records = [r for r in records if r.config.kind == "sequence" and not r.
 frozen_records = [r for r in records if r.config.freeze_bn_stats]
 failed = {(cfg.method, cfg.strength): msg for cfg, msg in runs.failed.values()}
 chapters.show_failures(runs)
+
+# %% [markdown]
+# ## Where the default lambdas come from
+#
+# Each profile's default lambda per method is not a guess: on the cpu profile
+# it is the pick of `lungcl tune --order ABC --method M --profile cpu` (fold 0,
+# seed 0), which trains the whole sequence at every decade of lambda (EWC and
+# online EWC 1 to 10^6, L2 10^-3 to 10^3) and picks the lambda with the best
+# mean final balanced accuracy on the **validation** split; test data is never
+# read. The tune records ship with the package (`lungcl/reference/tuned/`), so
+# this figure is drawn from them rather than re-trained (about 20 runs).
+
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Per penalised method, on the validation split: the earlier tasks', the last task's and the mean final balanced accuracy against lambda on a log axis, the picked lambda circled."}}
+shipped = tuned.reference_tunes(profile)
+if shipped:
+    plots.tune_curves(shipped)
+    plt.show()
+else:
+    display(Markdown(f"No tune record ships for the {profile} profile: its lambdas are starting points."))
 
 # %% [markdown]
 # ## The stability-plasticity trade-off

@@ -20,7 +20,7 @@ SGD_SETTING = "gated binary, SGD"
 
 def network_sizes(base: Any) -> pd.DataFrame:
     """Channels per stage and parameters of the gated network (two widths) and the hard-sharing one."""
-    from ..mtl.train import HardSharingNet
+    from ..models.hard_sharing import HardSharingNet
 
     n_tasks = len(base.tasks)
     rows = []

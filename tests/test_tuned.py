@@ -1,0 +1,33 @@
+"""The cpu profile's default lambdas are the picks of the shipped tune records (chosen on validation)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lungcl.experiments.config import default_strength
+from lungcl.experiments.tuned import reference_tune, reference_tunes
+from lungcl.errors import LungclError
+from lungcl.plots.tuning import tune_curves
+
+
+@pytest.mark.parametrize("method", ["l2", "ewc", "online_ewc"])
+def test_cpu_default_lambda_is_the_shipped_validation_pick(method):
+    record = reference_tune("cpu", method)
+    assert record["split"] == "val" and record["profile"] == "cpu" and record["method"] == method
+    assert record["pick"]["strength"] == default_strength("cpu", method)
+    values = [p["strength"] for p in record["curve"]]
+    assert len(values) >= 6 and max(values) / min(values) >= 1e5  # >= 6 values over >= 5 decades
+    assert not record["at_grid_edge"]
+    best = max(p["criterion"] for p in record["curve"] if p["criterion"] is not None)
+    assert record["pick"]["criterion"] == best
+
+
+def test_missing_tune_record_is_a_clear_error():
+    with pytest.raises(LungclError, match="no shipped tune record"):
+        reference_tune("paper", "ewc")
+
+
+def test_tune_curves_draws_one_panel_per_method():
+    fig = tune_curves(reference_tunes("cpu"))
+    assert len(fig.axes) == 3
+    assert all(ax.get_xscale() == "log" for ax in fig.axes)

@@ -21,7 +21,8 @@ from ..orders import order_label
 from ..profiles import DEFAULT_PROFILE, PROFILES, SEQUENCE_STRENGTH, SEQUENCE_TRAINING, check_profile
 
 # bump when a change to the training code changes the numbers a config produces
-CONFIG_VERSION = 2  # 2: the proximal step scaled by 1/(1 - momentum) (the stated lambda)
+CONFIG_VERSION = 3  # 2: the proximal step scaled by 1/(1 - momentum) (the stated lambda); 3: the exact Fisher from
+# per-layer per-sample gradients (lungcl.fisher): EWC's numbers move at float rounding
 KINDS = ("sequence", "single_task")
 DEPTHS = (10, 18, 34, 50, 101)
 # fields that say where files are, not what is computed: left out of the run id

@@ -17,26 +17,12 @@ from typing import Any, Sequence
 from .chapter_context import ChapterContext
 from .errors import LungclError
 from .experiments import GridOutcome, RunConfig, default_config, execute_grid, grid_configs
-from .methods import METHODS as METHOD_NAMES
+from .methods import THESIS_METHODS, parse_methods  # noqa: F401 (the chapters call them from here)
 
-THESIS_METHODS = ("sgd", "l2", "ewc")
 # the analysis chapter's default sweep (its parameters cell repeats them; a test checks they agree), so that
 # the discussion finds the same runs
 ANALYSIS_DEFAULTS = {"ewc_factors": [0.1, 1, 10], "l2_factors": [0.1, 1, 10], "online_gamma": 0.9,
                      "frozen_bn": True}
-
-
-def parse_methods(spec: str | Sequence[str], default: Sequence[str] = THESIS_METHODS) -> list[str]:
-    """A chapter's ``method`` parameter: ``"all"`` (the thesis's three), ``"ewc"``, ``"sgd,ewc"`` or a list."""
-    if isinstance(spec, str):
-        items = list(default) if spec.strip() == "all" else [s.strip() for s in spec.split(",") if s.strip()]
-    else:
-        items = [str(s).strip() for s in spec]
-    bad = [m for m in items if m not in METHOD_NAMES]
-    if bad or not items:
-        raise LungclError(f"unknown method(s) {', '.join(bad) or '(none)'}; choose from "
-                          f"{', '.join(METHOD_NAMES)} or all")
-    return list(dict.fromkeys(items))
 
 
 def chapter_seeds(seed: int, seeds: Sequence[int] | None, n: int = 3) -> list[int]:

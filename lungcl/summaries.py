@@ -132,8 +132,13 @@ def transfer_table(records: Iterable, split: str = "test", metric: str = "accura
         R = rec.accuracy_matrix(split, metric).to_numpy()
         for q, v in transfer_summary(R, rec.tasks).items():
             rows.append({**keys, "quantity": q, "value": v, "ci_low": np.nan, "ci_high": np.nan})
+    return _quantity_table(rows, metric, "no sequence records for a transfer table")
+
+
+def _quantity_table(rows: list[dict], metric: str, empty: str) -> pd.DataFrame:
+    """Rows of (method, lambda, gamma, order, quantity, value) summarised over runs; none -> ``empty``."""
     if not rows:
-        raise LungclError("no sequence records for a transfer table")
+        raise LungclError(empty)
     out = summarise_runs(pd.DataFrame(rows), ["method", "strength", "gamma", "order", "quantity"])
     out["metric"] = metric
     return out
@@ -155,11 +160,8 @@ def forward_transfer_table(records: Iterable, split: str = "test", metric: str =
         value = M.forward_transfer(rec.accuracy_matrix(split, metric).to_numpy(), ref)
         rows.append({**_record_keys(rec), "quantity": "forward_transfer", "value": value,
                      "ci_low": np.nan, "ci_high": np.nan})
-    if not rows:
-        raise LungclError("forward transfer needs sequence records and their single-task runs (same folds, seeds)")
-    out = summarise_runs(pd.DataFrame(rows), ["method", "strength", "gamma", "order", "quantity"])
-    out["metric"] = metric
-    return out
+    return _quantity_table(rows, metric,
+                           "forward transfer needs sequence records and their single-task runs (same folds, seeds)")
 
 
 def final_by_position(records: Iterable, split: str = "test", metric: str = "accuracy") -> pd.DataFrame:

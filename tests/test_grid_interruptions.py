@@ -3,6 +3,7 @@ each run is computed once and the final records equal an uninterrupted grid's.""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import re
@@ -24,6 +25,35 @@ KILL_SEED = 15
 def grid_command(data_dir: Path, results: Path) -> list[str]:
     return [sys.executable, "-m", "lungcl.cli.main", "grid", "--profile", "smoke", "--orders", "ABC",
             "--methods", ",".join(METHODS), "--data-dir", str(data_dir), "--results", str(results), "--quiet"]
+
+
+def a_run_is_computing(results: Path) -> bool:
+    """True when some run's lock is held (a process is computing it): a shared lock cannot be taken."""
+    for lock in (results / "runs").glob("*/.lock"):
+        with open(lock) as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
+
+
+def kill_mid_run(proc: subprocess.Popen, results: Path, rng: random.Random) -> bool:
+    """Wait until the grid computes a run, let it go on for a random moment, SIGKILL it.
+
+    False when the grid ended first (nothing left to compute). Waiting for the lock instead of
+    sleeping a fixed time keeps the kill inside a run however fast the machine is."""
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and not a_run_is_computing(results):
+        if time.monotonic() > deadline:
+            raise AssertionError("the grid never started computing a run")
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0.0, 2.0))
+    if proc.poll() is not None:
+        return False
+    proc.kill()  # SIGKILL: no handler runs, files are as the kill left them
+    return True
 
 
 def start_grid(data_dir: Path, results: Path) -> subprocess.Popen:
@@ -54,10 +84,7 @@ def test_killed_grid_resumes_to_the_same_records(reference, data_dir, tmp_path):
     killed_while_running = 0
     for _ in range(3):
         proc = start_grid(data_dir, results)
-        time.sleep(rng.uniform(2.0, 18.0))
-        if proc.poll() is None:
-            proc.kill()  # SIGKILL: no handler runs, files are as the kill left them
-            killed_while_running += 1
+        killed_while_running += kill_mid_run(proc, results, rng)
         proc.communicate()
     proc = start_grid(data_dir, results)
     out, err = proc.communicate(timeout=600)

@@ -244,12 +244,13 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
 
     stopped = False
     train_mode(model, freeze_norm_stats=cfg.freeze_bn_stats and stage > 0)
-    t_train, bad_steps = time.perf_counter(), 0
+    bad_steps = 0
     try:
         # where the stage starts (the previous stage's best checkpoint): recorded, not a candidate
         pending = submit(background, score, model, 0, ctx.global_step)
         if total == 0:
             settle()
+        t_train = time.perf_counter()  # after the starting evaluation: train_s times training steps only
         for step in range(1, total + 1):
             if pending is not None and pending.point.done() and settle():
                 stopped = True

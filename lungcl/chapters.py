@@ -22,7 +22,7 @@ from .methods import THESIS_METHODS, parse_methods  # noqa: F401 (the chapters c
 # the analysis chapter's default sweep (its parameters cell repeats them; a test checks they agree), so that
 # the discussion finds the same runs
 ANALYSIS_DEFAULTS = {"ewc_factors": [0.1, 1, 10], "l2_factors": [0.1, 1, 10], "online_gamma": 0.9,
-                     "frozen_bn": True}
+                     "frozen_bn": True, "fisher_variants": ["sampled", "empirical", "batched"], "variant_seeds": None}
 
 
 def chapter_seeds(seed: int, seeds: Sequence[int] | None, n: int = 3) -> list[int]:
@@ -70,7 +70,8 @@ def single_task_configs(ctx: ChapterContext, tasks: Sequence[str], folds: Sequen
 @dataclass
 class AnalysisRuns:
     """The analysis chapter's runs: lambda sweeps, the references (SGD, joint, online EWC), tasks alone,
-    and the three methods again with BatchNorm's running statistics frozen after the first stage."""
+    the three methods again with BatchNorm's running statistics frozen after the first stage, and EWC with
+    each Fisher variant at its own validated lambda over several seeds (with the exact Fisher beside it)."""
 
     sweep: list[RunConfig]
     references: list[RunConfig]
@@ -78,19 +79,36 @@ class AnalysisRuns:
     ewc_default: float
     l2_default: float
     frozen_bn: list[RunConfig] = field(default_factory=list)
+    variants: list[RunConfig] = field(default_factory=list)
+    variant_strengths: dict[str, float] = field(default_factory=dict)
+    variant_tuned: dict[str, bool] = field(default_factory=dict)
 
     @property
     def all(self) -> list[RunConfig]:
-        return self.sweep + self.references + self.alone + self.frozen_bn
+        configs = self.sweep + self.references + self.alone + self.frozen_bn + self.variants
+        return list({c.run_id: c for c in configs}.values())
+
+    def records_of(self, records: Sequence, part: str) -> list:
+        """The records among ``records`` of one part of the plan (``"sweep"``, ``"references"``, ``"alone"``,
+        ``"frozen_bn"``, ``"variants"``, or ``"main"``: sweep + references + alone)."""
+        parts = {"main": self.sweep + self.references + self.alone}.get(part) or getattr(self, part)
+        ids = {c.run_id for c in parts}
+        return [r for r in records if r.config.run_id in ids]
 
 
 def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[float], l2_factors: Sequence[float],
                      online_gamma: float, folds: Sequence[int], epochs: int | None = None,
-                     frozen_bn: bool = True) -> AnalysisRuns:
+                     frozen_bn: bool = True, fisher_variants: Sequence[str] = (),
+                     variant_seeds: Sequence[int] | None = None) -> AnalysisRuns:
     """EWC and L2 at multiples of the profile's default lambda, SGD, joint, online EWC (default lambda,
-    decay ``online_gamma``) on ``order``, each of its tasks trained alone and, with ``frozen_bn``,
-    SGD / L2 / EWC with BatchNorm's running statistics kept from the first stage on."""
+    decay ``online_gamma``) on ``order``, each of its tasks trained alone; with ``frozen_bn``, SGD / L2 /
+    EWC with BatchNorm's running statistics kept from the first stage on; with ``fisher_variants``, EWC
+    with each of those Fishers at the lambda its shipped tune record picked on validation (the profile's
+    default where none ships) and with the exact Fisher at its default, over ``variant_seeds`` (None: the
+    chapter's seed and the next two, the seeds of the sequence chapter)."""
     from .experiments.config import default_strength
+    from .experiments.tuned import tuned_path, variant_tunes
+    from .fisher import FISHER_KINDS
 
     ewc_default, l2_default = default_strength(ctx.profile, "ewc"), default_strength(ctx.profile, "l2")
 
@@ -103,7 +121,20 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
     alone = single_task_configs(ctx, list(references[0].tasks), folds, epochs=epochs)
     frozen = sequence_configs(ctx, [order], THESIS_METHODS, folds, epochs=epochs,
                               freeze_bn_stats=True) if frozen_bn else []
-    return AnalysisRuns(sweep, references, alone, ewc_default, l2_default, frozen)
+    wanted = [str(v) for v in fisher_variants if str(v) != "exact"]
+    unknown = [v for v in wanted if v not in FISHER_KINDS]
+    if unknown:
+        raise LungclError(f"unknown Fisher variant(s) {unknown}; choose from {', '.join(FISHER_KINDS)}")
+    tunes = variant_tunes(ctx.profile, wanted)
+    strengths = {"exact": ewc_default, **{v: float(tunes[v]["pick"]["strength"]) if v in tunes else ewc_default
+                                         for v in wanted}}
+    seeds = chapter_seeds(ctx.seed, variant_seeds)
+    variants = [c for v, lam in strengths.items() if wanted
+                for c in sequence_configs(ctx, [order], ["ewc"], folds, epochs=epochs, ewc_lambda=lam, seeds=seeds,
+                                          **({} if v == "exact" else {"fisher": v}))]
+    tuned = {"exact": tuned_path(ctx.profile, "ewc").is_file(), **{v: v in tunes for v in wanted}}
+    return AnalysisRuns(sweep, references, alone, ewc_default, l2_default, frozen, variants,
+                        strengths if wanted else {}, tuned if wanted else {})
 
 
 @dataclass

@@ -32,6 +32,8 @@ from .errors import LungclError
 # Per-sample gradients of one chunk are held at once: chunk x trainable parameters x 4 bytes.
 _CHUNK_BYTES = 256 * 2**20
 FISHER_KINDS = ("exact", "sampled", "empirical", "batched")
+FISHER_LABELS = {"exact": "exact (expectation under p)", "sampled": "sampled label", "empirical": "empirical (true label)",
+                 "batched": "batched (squared batch mean)"}
 
 
 def task_parameter_names(model: nn.Module, task: str) -> list[str]:
@@ -346,4 +348,4 @@ def _accumulate_loop(model: nn.Module, task: str, names: list[str], named: dict[
             total[n] += g.pow(2)
 
 
-__all__ = ["FISHER_KINDS", "compare_fishers", "fisher_diagonal", "fisher_variant_table", "task_parameter_names"]
+__all__ = ["FISHER_KINDS", "FISHER_LABELS", "compare_fishers", "fisher_diagonal", "fisher_variant_table", "task_parameter_names"]

@@ -30,7 +30,10 @@
 #    every task seen so far and trains on all of it at each stage (what no
 #    sequential method can beat, since it never has to remember), and each
 #    task trained *alone* (the single-task chapter).
-# 4. **Online EWC**, which keeps one running Fisher with a decay instead of one
+# 4. **Which Fisher?** EWC with the exact Fisher against the three
+#    approximations in use (a sampled label, the true label, squared batch
+#    gradients), each at the lambda validation chose for it, over three seeds.
+# 5. **Online EWC**, which keeps one running Fisher with a decay instead of one
 #    penalty per past task (see the theory chapter).
 
 # %% tags=["parameters"]
@@ -44,6 +47,8 @@ ewc_factors = [0.1, 1, 10]  # EWC lambdas to sweep (x the profile default)
 l2_factors = [0.1, 1, 10]  # L2 lambdas to sweep (x the profile default)
 online_gamma = 0.9  # decay of the running Fisher of online EWC (1: never forget)
 frozen_bn = True  # SGD, L2, EWC once more with BatchNorm's running statistics frozen after stage 1
+fisher_variants = ["sampled", "empirical", "batched"]  # EWC again with these Fishers ([]: skip the section)
+variant_seeds = None  # seeds of the Fisher comparison (None: seed, seed + 1, seed + 2, as the sequence chapter)
 epochs = None  # epochs per stage (None: the profile default)
 folds = [0]  # cross-validation folds (0-4)
 workers = 2  # runs computed in parallel (one CPU core each)
@@ -59,13 +64,14 @@ from lungcl.experiments import tuned
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
 plan = chapters.analysis_configs(ctx, chapters.parse_orders(tasks)[0], ewc_factors,
-                                 l2_factors, online_gamma, folds, epochs=epochs, frozen_bn=frozen_bn)
+                                 l2_factors, online_gamma, folds, epochs=epochs, frozen_bn=frozen_bn,
+                                 fisher_variants=fisher_variants, variant_seeds=variant_seeds)
 ewc_default, l2_default = plan.ewc_default, plan.l2_default
 task_names = list(plan.references[0].tasks)
 runs = chapters.run_configs(plan.all, ctx.results_dir, workers, allow_failures=True)
 records = runs.records
-sequence_records = [r for r in records if r.config.kind == "sequence" and not r.config.freeze_bn_stats]
-frozen_records = [r for r in records if r.config.freeze_bn_stats]
+sequence_records = [r for r in plan.records_of(records, "main") if r.config.kind == "sequence"]
+frozen_records, variant_records = plan.records_of(records, "frozen_bn"), plan.records_of(records, "variants")
 failed = {(cfg.method, cfg.strength): msg for cfg, msg in runs.failed.values()}
 chapters.show_failures(runs)
 
@@ -134,6 +140,53 @@ same_start = story.same_first_stage(sequence_records, l2_default, ewc_default, f
 display(Markdown(story.fisher_sentences(fisher, drift, task_names[0], l2_default, ewc_default, same_start)))
 
 # %% [markdown]
+# ## Which Fisher?
+#
+# EWC's Fisher is an expectation over the labels *the model* would give:
+# $F = \mathbb{E}_x \sum_y p(y \mid x) \, (\nabla \log p(y \mid x))^2$. For a
+# two-class head it has a closed form, one per-sample gradient of the logit
+# difference weighted by $p(1-p)$, and that **exact** Fisher is what our
+# EWC uses. Three cheaper stand-ins are common (see the theory chapter and
+# van de Ven, 2025, who compares them the same way): one **sampled** label per
+# input (Kirkpatrick et al.'s recipe and our former default), the **empirical**
+# Fisher with the true label, and **batched**, the square of mini-batch
+# gradients (what Avalanche and FACIL compute), whose scale shrinks with the
+# batch size. A Fisher's scale and λ trade against each other, so each
+# variant is compared at the λ that `lungcl tune` chose *for it* on the
+# validation split (ABC, fold 0, seed 0; its curve is below), then run with
+# the same seeds as the sequence chapter's exact-Fisher EWC.
+
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Per Fisher variant, on the validation split: the earlier tasks', the last task's and the mean final balanced accuracy of EWC against lambda on a log axis, the picked lambda circled."}}
+shipped_variants = tuned.variant_tunes(profile, fisher_variants)
+if shipped_variants:
+    plots.tune_curves(list(shipped_variants.values()))
+    plt.show()
+
+# %% tags=["hide-input"]
+if variant_records:
+    variants = story.fisher_variant_summary(variant_records)
+    distances = story.fisher_variant_distances(variant_records, task_names[0])
+    display(summaries.page_table(story.fisher_variant_view(variants, plan.variant_strengths, plan.variant_tuned),
+                                 "EWC with each Fisher at its lambda: mean over seeds [95 % t-interval], percent"))
+    display(Markdown(story.fisher_variant_sentences(variants, distances, plan.variant_strengths)))
+else:
+    display(Markdown(story.VARIANTS_NOT_RUN))
+
+# %% [markdown]
+# How far each stand-in lies from the exact Fisher, layer by layer. All of
+# them are the Fisher of the first task at the *same* network (the one after
+# the first stage, which no penalty has touched yet), so the difference is
+# the estimator's alone: the relative distance $\lVert F_v - F \rVert /
+# \lVert F \rVert$ (1 is as far as the exact Fisher is from zero) and the
+# correlation across the layer's weights (1: the same shape, whatever the
+# scale), each the mean over the seeds.
+
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Per layer, for the sampled, empirical and batched Fisher of the first task: the relative distance to the exact Fisher on a log axis, and the correlation with it."}}
+if variant_records:
+    plots.fisher_variant_distance(distances)
+    plt.show()
+
+# %% [markdown]
 # ## Where the forgetting comes from: BatchNorm's statistics
 #
 # A batch-normalisation layer normalises with the mean and variance of its
@@ -194,7 +247,9 @@ display(Markdown(story.reference_notes(transfer, online_gamma)))
 #    (One new run.)
 # 3. **Another order**: `-p tasks CBA`. Does the best lambda depend on which
 #    task comes first? (About ten new runs, the whole chapter.)
-# 4. **The Fisher of another task**: the table `fisher` holds every task's
+# 4. **Fewer seeds for the Fisher comparison**: `-y "{variant_seeds: [0]}"`
+#    leaves no interval: what can the table still say?
+# 5. **The Fisher of another task**: the table `fisher` holds every task's
 #    Fisher per layer; compare `fisher[fisher.task == "lobulation"]` with the
 #    first task's. Do the tasks lean on the same layers?
 

@@ -106,7 +106,8 @@ display(Markdown("\n\n".join(n for n in notes if n)))
 # ## What the analysis adds
 
 # %% tags=["hide-input"]
-display(Markdown(story.analysis_notes(analysis, plan.l2_default, plan.ewc_default)))
+display(Markdown(story.analysis_notes(plan.records_of(analysis, "main") + plan.records_of(analysis, "frozen_bn"),
+                                     plan.l2_default, plan.ewc_default, plan.records_of(analysis, "variants"))))
 
 # %% [markdown]
 # ## Phantom and real data

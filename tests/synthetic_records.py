@@ -25,9 +25,11 @@ def _metrics(acc: float, with_ci: bool) -> dict:
 
 def make_record(method: str = "sgd", order="malignancy,lobulation,calcification", R=None, fold: int = 0,
                 kind: str = "sequence", strength: float | None = None, steps: int = 4,
-                predictions: dict | None = None, positives: int = 6, seed: int = 0) -> Record:
-    """A finished-looking record of ``method`` on ``order`` whose test accuracy matrix is ``R``."""
-    cfg = default_config("smoke", tasks=order, method=method, fold=fold, kind=kind, strength=strength, seed=seed)
+                predictions: dict | None = None, positives: int = 6, seed: int = 0, **settings) -> Record:
+    """A finished-looking record of ``method`` on ``order`` whose test accuracy matrix is ``R`` (``settings``:
+    more of the configuration, e.g. ``fisher="sampled"``)."""
+    cfg = default_config("smoke", tasks=order, method=method, fold=fold, kind=kind, strength=strength, seed=seed,
+                         **settings)
     tasks = list(cfg.tasks)
     T = len(tasks)
     if R is None:

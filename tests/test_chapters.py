@@ -194,6 +194,72 @@ def test_analysis_batchnorm_table_and_reference_notes() -> None:
     assert analysis.reference_notes(transfer[transfer.method == "sgd"], 0.9) == ""
 
 
+def _variant_runs(gaps: dict[str, list[float]]) -> list:
+    """EWC records: exact's final row 0.7 per seed, each variant's shifted by ``gaps[variant][seed]``."""
+    runs = []
+    for variant, shifts in {"exact": [0.0, 0.0, 0.0], **gaps}.items():
+        for seed, g in enumerate(shifts):
+            runs.append(make_record("ewc", strength=1.0, seed=seed, fisher=variant,
+                                    R=np.full((3, 3), 0.7 + g) + 0.05 * np.eye(3)))
+    return runs
+
+
+def test_analysis_fisher_variant_summary_pairs_each_variant_with_exact() -> None:
+    from lungcl.chapter import analysis
+
+    runs = _variant_runs({"sampled": [-0.05, -0.06, -0.04], "batched": [0.01, -0.01, 0.0]})
+    summary = analysis.fisher_variant_summary(runs)
+    s = summary.set_index(["variant", "quantity"])
+    assert list(dict.fromkeys(summary.variant)) == ["exact", "sampled", "batched"]
+    assert s.loc[("sampled", "average_accuracy"), "minus_exact"] == pytest.approx(-0.05)
+    assert s.loc[("sampled", "average_accuracy"), "minus_exact_hi"] < 0
+    assert s.loc[("batched", "average_accuracy"), "minus_exact_lo"] < 0 < s.loc[("batched", "average_accuracy"),
+                                                                                "minus_exact_hi"]
+    assert s.loc[("exact", "average_accuracy"), "runs"] == 3 and np.isnan(s.loc[("exact", "average_accuracy"),
+                                                                                  "minus_exact"])
+    view = analysis.fisher_variant_view(summary, {"exact": 1.0, "sampled": 1.0, "batched": 10.0},
+                                        {"exact": True, "sampled": True, "batched": False})
+    assert view.loc["batched (squared batch mean)", "lambda"] == "10"
+    assert view.loc["batched (squared batch mean)", "lambda chosen"] == "profile default"
+    assert view.loc["sampled label", "average final accuracy minus exact's"].startswith("-5.0 [")
+    text = analysis.fisher_variant_sentences(summary, None, {"exact": 1.0, "sampled": 1.0, "batched": 10.0})
+    assert "**sampled label** (lambda 1): average final test accuracy -5.0 points against exact" in text
+    assert "worse, beyond the spread between runs" in text
+    assert "batched" in text and "the interval contains zero" in text
+    with pytest.raises(LungclError, match="no EWC sequence records"):
+        analysis.fisher_variant_summary([make_record("sgd")])
+
+
+def test_analysis_fisher_distances_per_layer() -> None:
+    import torch
+
+    from lungcl.chapter import analysis
+
+    exact = {"trunk.0.weight": torch.tensor([1.0, 2.0, 3.0]), "heads.a.weight": torch.tensor([4.0, 0.0])}
+    double = {k: 2 * v for k, v in exact.items()}
+    t = analysis.fisher_distances([("batched", exact, double), ("batched", exact, double)])
+    assert set(t.layer) == {"stem", "head a"}
+    assert t.scale.tolist() == pytest.approx([2.0, 2.0])
+    assert t.relative_distance.tolist() == pytest.approx([1.0, 1.0])
+    assert t.correlation.tolist() == pytest.approx([1.0, 1.0])
+    with pytest.raises(LungclError, match="lacks parameter"):
+        analysis.fisher_distances([("sampled", exact, {"trunk.0.weight": exact["trunk.0.weight"]})])
+    text = analysis.fisher_variant_sentences(
+        analysis.fisher_variant_summary(_variant_runs({"batched": [0.0, 0.01, -0.01]})), t,
+        {"exact": 1.0, "batched": 10.0})
+    assert "2 times its mass; its lambda is 10 times exact's." in text
+
+
+def test_discussion_fisher_variant_note_branches() -> None:
+    from lungcl.chapter import discussion
+
+    assert discussion.fisher_variant_note([make_record("ewc", strength=1.0)]) is None
+    worse = discussion.fisher_variant_note(_variant_runs({"sampled": [-0.05, -0.06, -0.04]}))
+    assert "sampled label -5.0 points" in worse and "differ(s) beyond the spread" in worse
+    same = discussion.fisher_variant_note(_variant_runs({"empirical": [0.01, -0.01, 0.0]}))
+    assert "no interval excludes zero" in same
+
+
 # ---------------------------------------------------------------- 06 multi-task
 
 def test_multitask_best_setting_is_chosen_on_validation() -> None:

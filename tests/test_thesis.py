@@ -222,6 +222,31 @@ def test_chapters_ask_for_the_same_runs(tmp_path):
     assert records == [] and len(missing) == 3
 
 
+def test_the_fisher_comparison_runs_each_variant_at_its_validated_lambda(tmp_path):
+    """cpu: each Fisher variant at its shipped validation pick; exact EWC over the sequence chapter's seeds
+    is the very run the sequence chapter computes (one cached record, not two)."""
+    from lungcl.chapter_context import ChapterContext
+    from lungcl.experiments.tuned import reference_tune
+
+    ctx = ChapterContext("cpu", "phantom", 0, tmp_path / "data", tmp_path / "results")
+    plan = chapters.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], fisher_variants=["sampled", "batched"])
+    assert len(plan.variants) == 3 * 3  # exact, sampled, batched x seeds 0, 1, 2
+    for v in ("sampled", "batched"):
+        assert plan.variant_strengths[v] == reference_tune("cpu", "ewc", v)["pick"]["strength"]
+        assert {c.strength for c in plan.variants if c.fisher == v} == {plan.variant_strengths[v]}
+        assert plan.variant_tuned[v]
+    abc_seeds = chapters.sequence_configs(ctx, ["ABC"], ["ewc"], [0], seeds=[0, 1, 2])
+    assert {c.run_id for c in abc_seeds} == {c.run_id for c in plan.variants if c.fisher == "exact"}
+    assert len({c.run_id for c in plan.all}) == len(plan.all)  # exact seed 0 is also in the sweep: once
+    none = chapters.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0])
+    assert none.variants == [] and none.variant_strengths == {}
+    with pytest.raises(LungclError, match="unknown Fisher variant"):
+        chapters.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], fisher_variants=["hessian"])
+    smoke = chapters.analysis_configs(ChapterContext("smoke", "phantom", 0, tmp_path / "d", tmp_path / "r"),
+                                      "ABC", [1], [1], 0.9, [0], fisher_variants=["sampled"], variant_seeds=[4])
+    assert not smoke.variant_tuned["sampled"] and {c.seed for c in smoke.variants} == {4}
+
+
 def test_the_discussion_finds_the_analysis_chapter_runs():
     """The analysis chapter's default parameters are the sweep the discussion reads."""
     import jupytext

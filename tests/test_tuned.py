@@ -31,3 +31,25 @@ def test_tune_curves_draws_one_panel_per_method():
     fig = tune_curves(reference_tunes("cpu"))
     assert len(fig.axes) == 3
     assert all(ax.get_xscale() == "log" for ax in fig.axes)
+
+
+@pytest.mark.parametrize("variant", ["sampled", "empirical", "batched"])
+def test_each_fisher_variant_has_its_own_validation_pick(variant):
+    from lungcl.experiments.tuned import variant_tunes
+
+    record = variant_tunes("cpu", [variant])[variant]
+    assert record["split"] == "val" and record["method"] == "ewc"
+    assert record["base_config"]["fisher"] == variant
+    values = [p["strength"] for p in record["curve"]]
+    assert len(values) >= 5 and max(values) / min(values) >= 1e4 and not record["at_grid_edge"]
+    assert record["pick"]["criterion"] == max(p["criterion"] for p in record["curve"] if p["criterion"] is not None)
+    fig = tune_curves([record])
+    assert variant in fig.axes[0].get_title()
+
+
+def test_a_variant_without_a_shipped_tune_is_skipped_or_a_clear_error():
+    from lungcl.experiments.tuned import variant_tunes
+
+    assert variant_tunes("smoke", ["sampled"]) == {}
+    with pytest.raises(LungclError, match="--set fisher=sampled"):
+        reference_tune("smoke", "ewc", "sampled")

@@ -10,8 +10,9 @@ import pandas as pd
 
 from .. import baselines, summaries, thesis, verdicts
 from ..summaries import METHOD_LABELS
-from .analysis import THESIS_THREE, default_runs, default_strengths
-from .formats import pct
+from ..fisher import FISHER_LABELS
+from .analysis import THESIS_THREE, default_runs, default_strengths, fisher_variant_summary
+from .formats import pct, pts
 from .sequence import findings_page, findings_side_by_side
 
 COMPANY = (
@@ -186,8 +187,26 @@ def batchnorm_note(seq: Sequence, frozen: Sequence, l2_default: float, ewc_defau
     return text + " (One run per setting: a few points are within one run's noise.)"
 
 
-def analysis_notes(analysis: Sequence, l2_default: float, ewc_default: float) -> str:
-    """The analysis chapter's runs summed up as bullets (or a note that they are not there yet)."""
+def fisher_variant_note(variants: Sequence) -> str | None:
+    """Whether any Fisher stand-in, each at its validated lambda, differs from the exact Fisher in average
+    final test accuracy beyond the spread between runs (paired by seed)."""
+    if not any(r.config.fisher != "exact" for r in variants):
+        return None
+    s = fisher_variant_summary(variants).set_index(["variant", "quantity"])
+    rows = s.xs("average_accuracy", level="quantity").drop(index="exact", errors="ignore")
+    differ = [v for v, r in rows.iterrows() if r.minus_exact_lo > 0 or r.minus_exact_hi < 0]
+    each = ", ".join(f"{FISHER_LABELS[v]} {pts(r.minus_exact)} points" for v, r in rows.iterrows())
+    if differ:
+        return (f"**Which Fisher**: at its own validated lambda, against the exact Fisher: {each}; "
+                f"{', '.join(FISHER_LABELS[v] for v in differ)} differ(s) beyond the spread between runs.")
+    return (f"**Which Fisher**: at its own validated lambda, against the exact Fisher: {each}; no interval "
+            "excludes zero, so on this network the choice of Fisher matters less than the spread between runs "
+            "once lambda is tuned for each (van de Ven, 2025, compares the variants the same way, each at its own lambda).")
+
+
+def analysis_notes(analysis: Sequence, l2_default: float, ewc_default: float, variants: Sequence = ()) -> str:
+    """The analysis chapter's runs summed up as bullets (or a note that they are not there yet); with
+    ``variants`` (the Fisher comparison's EWC runs) a bullet on which Fisher."""
     seq = [r for r in analysis if r.config.kind == "sequence" and not r.config.freeze_bn_stats]
     frozen = [r for r in analysis if r.config.freeze_bn_stats]
     adds: list[str | None] = []
@@ -196,4 +215,5 @@ def analysis_notes(analysis: Sequence, l2_default: float, ewc_default: float) ->
         adds += [final_accuracy_note(seq, l2_default, ewc_default), ewc_fisher_note(seq, ewc_default)]
     if frozen and seq:
         adds.append(batchnorm_note(seq, frozen, l2_default, ewc_default))
+    adds.append(fisher_variant_note(variants))
     return bullets([a for a in adds if a]) or "The analysis chapter's runs are not there yet."

@@ -3,7 +3,9 @@
 ``lungcl tune --order ABC --method M --profile P`` (fold 0, seed 0) writes a tune record (the whole
 validation curve and its pick, :mod:`.tune`); the record of the run that set a profile's default is
 copied to ``lungcl/reference/tuned/<profile>_<method>.json`` so that the book can show the curve the
-default came from without re-training it, and a test checks that the default IS that pick.
+default came from without re-training it, and a test checks that the default IS that pick. EWC with
+another Fisher than the exact one (``--set fisher=sampled`` ...) is tuned the same way and shipped as
+``<profile>_ewc_fisher_<variant>.json``: the analysis chapter runs each variant at its own pick.
 """
 
 from __future__ import annotations
@@ -16,22 +18,29 @@ from ..errors import LungclError
 TUNED_DIR = Path(__file__).resolve().parent.parent / "reference" / "tuned"
 
 
-def tuned_path(profile: str, method: str) -> Path:
-    return TUNED_DIR / f"{profile}_{method}.json"
+def tuned_path(profile: str, method: str, fisher: str = "exact") -> Path:
+    suffix = "" if fisher == "exact" else f"_fisher_{fisher}"
+    return TUNED_DIR / f"{profile}_{method}{suffix}.json"
 
 
-def reference_tune(profile: str, method: str) -> dict:
-    """The shipped tune record that chose ``method``'s default lambda on ``profile``."""
-    path = tuned_path(profile, method)
+def reference_tune(profile: str, method: str, fisher: str = "exact") -> dict:
+    """The shipped tune record that chose ``method``'s default lambda on ``profile`` (with ``fisher``)."""
+    path = tuned_path(profile, method, fisher)
     if not path.is_file():
+        extra = "" if fisher == "exact" else f" --set fisher={fisher}"
         raise LungclError(f"no shipped tune record for {method} on the {profile} profile ({path.name}); "
-                          f"run `lungcl tune --method {method} --profile {profile}`")
+                          f"run `lungcl tune --method {method} --profile {profile}{extra}`")
     return json.loads(path.read_text())
 
 
 def reference_tunes(profile: str) -> list[dict]:
-    """Every shipped tune record of ``profile``, in the order l2, ewc, online_ewc."""
+    """Every shipped tune record of ``profile`` with the exact Fisher, in the order l2, ewc, online_ewc."""
     return [reference_tune(profile, m) for m in ("l2", "ewc", "online_ewc") if tuned_path(profile, m).is_file()]
 
 
-__all__ = ["TUNED_DIR", "reference_tune", "reference_tunes", "tuned_path"]
+def variant_tunes(profile: str, variants: list[str] | tuple[str, ...]) -> dict[str, dict]:
+    """Fisher variant -> the shipped EWC tune record with that Fisher on ``profile`` (those that ship)."""
+    return {v: reference_tune(profile, "ewc", v) for v in variants if tuned_path(profile, "ewc", v).is_file()}
+
+
+__all__ = ["TUNED_DIR", "reference_tune", "reference_tunes", "tuned_path", "variant_tunes"]

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ..errors import LungclError
+from ..fisher import FISHER_LABELS
 from .style import _color, _label, _method_order, _percent_axis
 
 # ---------------------------------------------------------------- the lambda sweep
@@ -108,10 +109,6 @@ def fisher_per_layer(fisher: pd.DataFrame, drift: pd.DataFrame | None = None) ->
     return fig
 
 
-FISHER_VARIANT_LABELS = {"sampled": "sampled label", "empirical": "empirical (true label)",
-                         "batched": "batched (squared batch mean)"}
-
-
 def fisher_variant_distance(table: pd.DataFrame) -> Figure:
     """Per layer, how far each Fisher variant lies from the exact one (from
     :func:`lungcl.fisher.fisher_variant_table`): relative L2 distance (log scale) and correlation."""
@@ -128,7 +125,7 @@ def fisher_variant_distance(table: pd.DataFrame) -> Figure:
         d = table[table.variant == variant].set_index(key).reindex(layers)
         for ax, column in zip(axes, ("relative_distance", "correlation")):
             ax.barh(y + (k - (len(variants) - 1) / 2) * h, d[column], height=h, color=palette[k],
-                    label=FISHER_VARIANT_LABELS.get(variant, variant))
+                    label=FISHER_LABELS.get(variant, variant))
     axes[0].set_xscale("log")
     axes[0].axvline(1.0, color="0.4", lw=0.8, ls=":")
     axes[0].set_title("||F_variant - F_exact|| / ||F_exact||", fontsize=10)

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..fisher import FISHER_LABELS
 from .style import _color, _label, _percent_axis
 
 
@@ -34,7 +35,9 @@ def tune_curves(tunes: Iterable[Mapping]) -> Figure:
                        edgecolors="black", linewidths=1.5, zorder=7, label="pick")
         ax.set_xscale("log")
         ax.set_xlabel("lambda")
-        ax.set_title(f"{_label(t['method'])} ({t['order']}, fold {t['fold']})", fontsize=10)
+        fisher = t.get("base_config", {}).get("fisher", "exact")
+        name = _label(t["method"]) + ("" if fisher == "exact" else f", {FISHER_LABELS.get(fisher, fisher)} Fisher")
+        ax.set_title(f"{name}\n({t['order']}, fold {t['fold']})", fontsize=9.5)
         _percent_axis(ax, 0.3, 1.0)
     axes[0, 0].set_ylabel("final balanced accuracy (validation)", fontsize=9)
     axes[0, -1].legend(fontsize=7.5, loc="lower left")

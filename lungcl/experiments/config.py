@@ -29,8 +29,13 @@ DEPTHS = (10, 18, 34, 50, 101)
 UNHASHED = ("data_dir", "lidc_root")
 # fields added after CONFIG_VERSION 1, hashed only away from the value that reproduces the old
 # behaviour, so that adding a setting does not change the id of every existing run
-ADDED: dict[str, object] = {"freeze_bn_stats": False, "penalty_step": "gradient"}
+ADDED: dict[str, object] = {"freeze_bn_stats": False, "penalty_step": "gradient", "bn": "update", "norm": "batch",
+                             "probes": False}
 PENALTY_STEPS = ("gradient", "proximal")
+# BatchNorm's running statistics: PyTorch's default (update), fixed after the first stage (freeze, the
+# former freeze_bn_stats=True) or one set per task (task); norm=group has none (GroupNorm)
+BN_MODES = ("update", "freeze", "task")
+NORMS = ("batch", "group")
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,10 @@ class RunConfig(ConfigDict):
     weight_decay: float = 5e-4
     eval_every: int = 50  # steps between evaluations of every task; 0 = at each epoch's end
     patience: int | None = None  # evaluations without a better current-task val loss before the stage stops
-    freeze_bn_stats: bool = False  # after the first stage, BatchNorm keeps its running statistics
+    freeze_bn_stats: bool = False  # the same as bn="freeze" (kept so that older records and ids stay valid)
+    bn: str = "update"  # BatchNorm's running statistics: update | freeze (after the first stage) | task
+    norm: str = "batch"  # the trunk's normalisation: batch (BatchNorm) | group (GroupNorm: no statistics)
+    probes: bool = False  # after each stage: linear probes and re-thresholded heads of the tasks so far
     penalty_step: str = "gradient"  # "gradient": loss + penalty; "proximal": the pull-back applied exactly
     augment: bool = True
     balance: bool = True
@@ -82,6 +90,7 @@ class RunConfig(ConfigDict):
             object.__setattr__(self, "tasks", tuple(t.name for t in resolve_tasks(",".join(self.tasks))))
         _check(self.kind in KINDS, f"unknown run kind {self.kind!r}; choose one of {', '.join(KINDS)}")
         check_method(self.method)
+        _check(not self.probes or self.kind == "sequence", "probes are recorded by sequence runs only")
         _check(self.kind == "sequence" or self.method == "sgd",
                "single-task baselines train each task alone from scratch: use method sgd")
         check_strength(self.strength)
@@ -92,6 +101,14 @@ class RunConfig(ConfigDict):
             object.__setattr__(self, "strength", 0.0)
         if self.method != "online_ewc":
             object.__setattr__(self, "gamma", 1.0)
+        _check(self.bn in BN_MODES, f"bn must be one of {', '.join(BN_MODES)}, got {self.bn!r}")
+        _check(self.norm in NORMS, f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+        _check(not (self.freeze_bn_stats and self.bn == "task"), "freeze_bn_stats is bn=freeze: not with bn=task")
+        if self.freeze_bn_stats or self.bn == "freeze":
+            object.__setattr__(self, "bn", "freeze")
+            object.__setattr__(self, "freeze_bn_stats", True)
+        _check(self.norm == "batch" or self.bn == "update",
+               f"norm={self.norm} keeps no running statistics: bn must stay 'update', got {self.bn!r}")
         _check(self.fisher in FISHER_KINDS, f"fisher must be one of {', '.join(FISHER_KINDS)}, got {self.fisher!r}")
         if self.method not in ("ewc", "online_ewc"):
             object.__setattr__(self, "fisher", "exact")
@@ -129,6 +146,11 @@ class RunConfig(ConfigDict):
         return StoreRef(self.data_dir, self.source, self.profile, self.lidc_root)
 
     @property
+    def model_norm(self) -> str:
+        """The network's normalisation (:data:`lungcl.models.resnet.NORMS`): batch, task or group."""
+        return "group" if self.norm == "group" else ("task" if self.bn == "task" else "batch")
+
+    @property
     def in_channels(self) -> int:
         return 1 + 2 * self.context_slices
 
@@ -153,7 +175,7 @@ class RunConfig(ConfigDict):
         if self.kind == "single_task":
             return f"single-task {order} fold{self.fold} seed{self.seed}"
         lam = f" λ={self.strength:g}" if self.method in PENALISED else ""
-        bn = " frozen-BN" if self.freeze_bn_stats else ""
+        bn = {"freeze": " frozen-BN", "task": " task-BN"}.get(self.bn, "") + (" GroupNorm" if self.norm == "group" else "")
         return f"{order} {self.method}{lam}{bn} fold{self.fold} seed{self.seed}"
 
 
@@ -162,7 +184,9 @@ def canonical_json(config: RunConfig, data_version: str | None = None) -> str:
     versions: dict[str, Any] = {"config_version": CONFIG_VERSION}
     if data_version is not None:
         versions["data_version"] = data_version
-    return configs.canonical_json(config, UNHASHED, neutral=ADDED, extra=versions)
+    # bn=freeze is hashed as freeze_bn_stats=True, as before bn existed: only bn=task adds to the id
+    neutral = {**ADDED, "bn": config.bn if config.bn in ("update", "freeze") else "update"}
+    return configs.canonical_json(config, UNHASHED, neutral=neutral, extra=versions)
 
 
 def data_version(source: str) -> str:

@@ -116,13 +116,17 @@ class Evaluator:
                  ) -> dict[tuple[str, str], tuple[float, np.ndarray]]:
         model.eval()
         shared = isinstance(model, PreActResNet)  # one trunk, a linear head per task
-        features = {split: self._pooled_features(model, split, [t for t, s in pairs if s == split])
-                    for split in SPLITS if shared and any(s == split for _, s in pairs)}
+        if shared and model.task_specific_features:  # per-task normalisation: one trunk pass per task
+            features = {(t, split): self._pooled_features(model, split, [t], t) for t, split in pairs}
+        else:
+            features = {split: self._pooled_features(model, split, [t for t, s in pairs if s == split])
+                        for split in SPLITS if shared and any(s == split for _, s in pairs)}
         out = {}
         for task, split in pairs:
             s = self.sets[(task, split)]
             if shared:
-                f = features[split][0][features[split][1][s.rows]]
+                pooled, where = features.get((task, split)) or features[split]
+                f = pooled[where[s.rows]]
 
                 def logits_at(rows: slice, f: Tensor = f, task: str = task) -> Tensor:
                     return model.classify(f[rows], task)
@@ -132,8 +136,10 @@ class Evaluator:
             out[(task, split)] = self._score(logits_at, s.y, task)
         return out
 
-    def _pooled_features(self, model: PreActResNet, split: str, tasks: list[str]) -> tuple[Tensor, Tensor]:
-        """(trunk features of the pooled patches ``tasks`` need, pool row -> feature row)."""
+    def _pooled_features(self, model: PreActResNet, split: str, tasks: list[str], task: str | None = None
+                         ) -> tuple[Tensor, Tensor]:
+        """(trunk features of the pooled patches ``tasks`` need, pool row -> feature row); ``task``
+        selects the normalisation statistics of a network that keeps them per task."""
         pool = self.pools[split]
         rows = torch.unique(torch.cat([self.sets[(t, split)].rows for t in tasks]))
         where = torch.full((len(pool),), -1, dtype=torch.int64)
@@ -142,7 +148,7 @@ class Evaluator:
         feats = []
         for i in range(0, len(x), self.batch_size):
             with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-                feats.append(model.features(x[i:i + self.batch_size].to(self.device)))
+                feats.append(model.features(x[i:i + self.batch_size].to(self.device), task))
         return torch.cat(feats), where.to(self.device)
 
     def _score(self, logits_at: Callable[[slice], Tensor], y_all: np.ndarray, task: str

@@ -29,7 +29,8 @@ from ..runs.determinism import deterministic, torch_threads
 from ..runs.folder import host_info, package_versions
 from .record_types import SequenceSummary, StageRecord
 from .records import RECORD_SCHEMA
-from .trainer import StageContext, consolidate, resolve_device, stage_seed, train_stage
+from .probes import floor_probes, stage_probes
+from .trainer import StageContext, consolidate, resolve_device, stage_seed, train_stage, unaugmented
 from .overlap import spare_core
 
 OnStage = Callable[[dict], None]
@@ -40,7 +41,7 @@ def build_model(config: RunConfig, tasks: list[str]) -> torch.nn.Module:
     torch.manual_seed(config.seed)
     return build_resnet(config.depth, tasks, in_channels=config.in_channels,
                         spatial_dims=config.spatial_dims, width=config.width, num_classes=2,
-                        small_input=config.small_input)
+                        small_input=config.small_input, norm=config.model_norm)
 
 
 def build_method(config: RunConfig) -> Any:
@@ -105,6 +106,12 @@ def _sequence(config, splits, evaluator, device, progress, state, resume, on_sta
     # the untrained network's scores (kept in the record), reported after the first stage: that
     # stage's starting evaluation scores these weights off the critical path and is remembered
     untrained = copy.deepcopy(model) if state["initial"] is None else None
+    trains = ({t: unaugmented(splits[t].train, int(splits[t].provenance["settings"]["patch_px"])) for t in tasks}
+              if config.probes else {})
+    if config.probes and "probes" not in state:
+        t0 = time.perf_counter()
+        state["probes"] = {"floor": floor_probes(model, trains, evaluator, tasks, device), "stages": []}
+        state["timings"]["probes_s"] = time.perf_counter() - t0
     ctx = StageContext(config, model, method, splits, evaluator, device, state["curves"].append,
                        progress, global_step=sum(s["steps"] for s in state["stages"]),
                        overlap_eval=_overlap(device))
@@ -121,6 +128,10 @@ def _sequence(config, splits, evaluator, device, progress, state, resume, on_sta
         metrics = {t: evaluator.report(model, t, config.n_boot, stage_seed(config.seed, stage),
                                        with_ci=i <= stage) for i, t in enumerate(tasks)}
         report_s = time.perf_counter() - t0
+        if config.probes:
+            t0 = time.perf_counter()
+            state["probes"]["stages"] += stage_probes(model, trains, evaluator, tasks, stage, device)
+            state["timings"]["probes_s"] += time.perf_counter() - t0
         _finish_stage(state, stage, task, train_tasks, result, metrics, consolidate_s, report_s)
         if on_stage is not None and stage + 1 < len(tasks):
             on_stage({"model": {k: v.cpu() for k, v in model.state_dict().items()},
@@ -206,5 +217,6 @@ def _record_data(config: RunConfig, splits: dict, evaluator: Evaluator, state: d
             "summary": summary, "curves": curves, "data": evaluator.counts(splits),
             "provenance": provenance, "timings": state["timings"],
             "resumed_from_stage": state["resumed_from_stage"],
+            **({"probes": state["probes"]} if "probes" in state else {}),
             "environment": {**package_versions(), **host_info(str(device))},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}

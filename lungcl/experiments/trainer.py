@@ -243,7 +243,7 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
         return True
 
     stopped = False
-    train_mode(model, freeze_norm_stats=cfg.freeze_bn_stats and stage > 0)
+    train_mode(model, freeze_norm_stats=cfg.bn == "freeze" and stage > 0)
     bad_steps = 0
     try:
         # where the stage starts (the previous stage's best checkpoint): recorded, not a candidate

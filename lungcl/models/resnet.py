@@ -10,12 +10,19 @@ own input. One code path gives 2D and 3D (``spatial_dims``).
 Hard parameter sharing: parameters named ``trunk.*`` are shared by every task and
 ``heads.<task>.*`` belong to one task; the continual-learning methods and the Fisher
 diagonal rely on these names.
+
+Normalisation (``norm``): ``batch`` (BatchNorm, the thesis's network), ``task`` (BatchNorm with
+one set of running statistics per task, selected by the head being used; the scale and shift
+stay shared: task-specific BN as in Cha et al. CVPR 2023) or ``group`` (GroupNorm, which keeps
+no running statistics at all).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from ..errors import LungclError
@@ -43,7 +50,34 @@ def _conv(spatial_dims: int, c_in: int, c_out: int, kernel: int, stride: int = 1
                                padding=kernel // 2, bias=False)
 
 
-def _norm(spatial_dims: int, channels: int) -> nn.Module:
+NORMS = ("batch", "task", "group")
+
+
+class TaskBatchNorm(nn.Module):
+    """BatchNorm with one set of running statistics per task and one shared scale and shift.
+
+    The network sets :attr:`task` before each forward (:meth:`PreActResNet.forward`); training on
+    one task moves only that task's statistics, so an earlier task's head is evaluated with the
+    statistics it was trained with. Its parameters are ``weight`` and ``bias``, as BatchNorm's.
+    """
+
+    def __init__(self, spatial_dims: int, channels: int, tasks: Sequence[str]):
+        super().__init__()
+        self.stats = nn.ModuleDict({t: _BATCH_NORM[spatial_dims](channels, affine=False) for t in tasks})
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.task = next(iter(self.stats))
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return self.stats[self.task](x) * self.weight.view(shape) + self.bias.view(shape)
+
+
+def _norm(spatial_dims: int, channels: int, norm: str = "batch", tasks: Sequence[str] = ()) -> nn.Module:
+    if norm == "task":
+        return TaskBatchNorm(spatial_dims, channels, tasks)
+    if norm == "group":
+        return nn.GroupNorm(math.gcd(channels, 8), channels)
     return _BATCH_NORM[spatial_dims](channels)
 
 
@@ -60,13 +94,14 @@ class _PreActBlock(nn.Module):
     kernels: tuple[int, ...]
     stride_at: int
 
-    def __init__(self, spatial_dims: int, c_in: int, channels: int, stride: int = 1):
+    def __init__(self, spatial_dims: int, c_in: int, channels: int, stride: int = 1, norm: str = "batch",
+                 tasks: Sequence[str] = ()):
         super().__init__()
         c_out = channels * self.expansion
         n = len(self.kernels)
         sizes = [c_in] + [channels] * (n - 1) + [c_out]
         for i, kernel in enumerate(self.kernels):  # registered as norm1, conv1, norm2, conv2, ...
-            self.add_module(f"norm{i + 1}", _norm(spatial_dims, sizes[i]))
+            self.add_module(f"norm{i + 1}", _norm(spatial_dims, sizes[i], norm, tasks))
             self.add_module(f"conv{i + 1}", _conv(spatial_dims, sizes[i], sizes[i + 1], kernel,
                                                   stride if i == self.stride_at else 1))
         self.act = nn.ReLU(inplace=False)
@@ -98,7 +133,7 @@ class PreActResNet(nn.Module):
     """Shared pre-activation ResNet trunk and one linear head per task (hard parameter sharing)."""
 
     def __init__(self, depth: int, tasks: Sequence[str], in_channels: int = 1, spatial_dims: int = 2,
-                 width: int = 64, num_classes: int = 2, small_input: bool = True):
+                 width: int = 64, num_classes: int = 2, small_input: bool = True, norm: str = "batch"):
         super().__init__()
         if depth not in DEPTHS:
             raise LungclError(f"unknown ResNet depth {depth}; choose one of {', '.join(map(str, DEPTHS))}")
@@ -113,10 +148,13 @@ class PreActResNet(nn.Module):
         bad = [t for t in tasks if not t or "." in t]
         if bad:
             raise LungclError(f"task names must be non-empty and contain no '.': {bad}")
+        if norm not in NORMS:
+            raise LungclError(f"unknown normalisation {norm!r}; choose one of {', '.join(NORMS)}")
         kind, counts = DEPTHS[depth]
         block = PreActBasicBlock if kind == "basic" else PreActBottleneck
         self.depth, self.spatial_dims, self.width = depth, spatial_dims, width
         self.tasks = tuple(tasks)
+        self.norm = norm
 
         if small_input:  # 32-px patches: keep resolution for the first stage
             stem: list[nn.Module] = [_conv(spatial_dims, in_channels, width, 3)]
@@ -129,9 +167,9 @@ class PreActResNet(nn.Module):
             channels = width * 2 ** stage
             for i in range(n_blocks):
                 stride = 2 if stage > 0 and i == 0 else 1
-                layers.append(block(spatial_dims, c_in, channels, stride))
+                layers.append(block(spatial_dims, c_in, channels, stride, norm, tasks))
                 c_in = channels * block.expansion
-        layers += [_norm(spatial_dims, c_in), nn.ReLU(inplace=False),
+        layers += [_norm(spatial_dims, c_in, norm, tasks), nn.ReLU(inplace=False),
                    _AVG_POOL[spatial_dims](1), nn.Flatten(1)]
         self.trunk = nn.Sequential(*layers)
         self.num_features = c_in
@@ -142,21 +180,34 @@ class PreActResNet(nn.Module):
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Conv3d)):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, TaskBatchNorm)) and m.weight is not None:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def features(self, x: Tensor) -> Tensor:
-        """Shared representation (N, F) of a batch (N, C, *spatial)."""
+    @property
+    def task_specific_features(self) -> bool:
+        """Whether the trunk's output depends on the task (per-task normalisation statistics)."""
+        return self.norm == "task"
+
+    def features(self, x: Tensor, task: str | None = None) -> Tensor:
+        """Shared representation (N, F) of a batch (N, C, *spatial); with per-task statistics
+        (``norm="task"``) those of ``task``, which must then be given."""
         if x.dim() != self.spatial_dims + 2:
             raise LungclError(f"expected a {self.spatial_dims + 2}-D batch (N, C, *spatial), "
                               f"got shape {tuple(x.shape)}")
+        if self.task_specific_features:
+            if task is None:
+                raise LungclError("this network normalises with per-task statistics: say which task's")
+            self._check_task(task)
+            for m in self.modules():
+                if isinstance(m, TaskBatchNorm):
+                    m.task = task
         return self.trunk(x)
 
     def forward(self, x: Tensor, task: str) -> Tensor:
         """Logits (N, num_classes) of ``task``'s head."""
         self._check_task(task)
-        return self.heads[task](self.features(x))
+        return self.heads[task](self.features(x, task))
 
     def classify(self, features: Tensor, task: str) -> Tensor:
         """Logits of ``task``'s head from trunk features (N, F): evaluation runs the trunk once
@@ -183,5 +234,5 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["DEPTHS", "PreActBasicBlock", "PreActBottleneck", "PreActResNet", "build_resnet",
+__all__ = ["DEPTHS", "NORMS", "TaskBatchNorm", "PreActBasicBlock", "PreActBottleneck", "PreActResNet", "build_resnet",
            "count_parameters"]

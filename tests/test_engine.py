@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lungcl.experiments import default_config, run
-from lungcl.experiments.config import RunConfig
+from lungcl.experiments.config import ADDED, RunConfig
 from lungcl.experiments.runner import SEQUENCES
 from lungcl.mtl.config import MTLConfig
 from lungcl.mtl.train import MULTITASK, run_mtl
@@ -24,9 +24,11 @@ PATHS = ("data_dir", "lidc_root", "derm7pt_root")
 
 
 def comparable(data: dict) -> dict:
-    """The record without the clock, the host, the data folder's place and the store build's digest."""
+    """The record without the clock, the host, the data folder's place, the store build's digest and the
+    settings added since at the value that keeps the old behaviour (:data:`ADDED`: not in the run id either)."""
     out = {k: v for k, v in data.items() if k not in VOLATILE}
-    out["config"] = {k: v for k, v in data["config"].items() if k not in PATHS}
+    out["config"] = {k: v for k, v in data["config"].items()
+                     if k not in PATHS and not (k in ADDED and v == ADDED[k])}
     out["provenance"] = {k: v for k, v in data["provenance"].items() if k != "manifest_sha256"}
     return out
 

@@ -22,7 +22,7 @@ from lungcl.models.resnet import TaskBatchNorm, build_resnet
 def test_new_settings_leave_every_existing_run_id_alone():
     for cfg in (default_config("cpu", method="ewc"), default_config("smoke", method="l2", freeze_bn_stats=True)):
         hashed = json.loads(canonical_json(cfg))
-        assert not {"bn", "norm", "probes"} & set(hashed)
+        assert not {"bn", "norm", "probes", "streams"} & set(hashed)
     assert default_config("smoke", bn="freeze").run_id == default_config("smoke", freeze_bn_stats=True).run_id
     ids = {default_config("smoke", **kw).run_id for kw in ({}, {"bn": "freeze"}, {"bn": "task"},
                                                             {"norm": "group"}, {"probes": True})}
@@ -145,3 +145,32 @@ def test_probes_do_not_change_the_runs_numbers(data_dir, smoke_store, tmp_path):
     b = run(base.replace(probes=True), tmp_path / "b", progress=False)
     assert a.data["matrices"] == b.data["matrices"] and a.data["curves"] == b.data["curves"]
     assert "probes" not in a.data and "probes" in b.data
+
+
+# ---------------------------------------------------------------- order effects without data noise
+
+
+def test_streams_by_task_name_give_a_task_the_same_data_in_every_order(data_dir, smoke_store):
+    from lungcl.data.datasets import load_task_datasets
+    from lungcl.data.tasks import resolve_tasks
+    from lungcl.experiments.trainer import stream_seed
+
+    def lobulation(order: str, by_name: bool):
+        splits = load_task_datasets(data_dir, resolve_tasks(order), 0, profile="smoke", seed_by_name=by_name)
+        return splits["lobulation"].train
+
+    first, second = lobulation("lobulation,malignancy", True), lobulation("malignancy,lobulation", True)
+    assert first.seed == second.seed and np.array_equal(first.order, second.order)
+    assert lobulation("lobulation,malignancy", False).seed != lobulation("malignancy,lobulation", False).seed
+
+    ab = default_config("smoke", tasks="AB", streams="task")
+    ba = default_config("smoke", tasks="BA", streams="task")
+    a, b = ab.tasks
+    assert stream_seed(ab, 0, 0, a) == stream_seed(ba, 1, 0, a) and stream_seed(ab, 1, 0, b) == stream_seed(ba, 0, 0, b)
+    joint = default_config("smoke", tasks="AB", streams="task", method="joint")
+    assert stream_seed(joint, 1, 0, a) != stream_seed(joint, 0, 0, a)  # a revisit is a new stream
+    pos = default_config("smoke", tasks="AB")
+    assert stream_seed(pos, 0, 0, a) != stream_seed(default_config("smoke", tasks="BA"), 1, 0, a)
+    assert default_config("smoke", streams="task").run_id != default_config("smoke").run_id
+    with pytest.raises(LungclError, match="streams must be one of"):
+        default_config("smoke", streams="random")

@@ -9,6 +9,8 @@ minority class up-sampled, as in the thesis).
 
 from __future__ import annotations
 
+import zlib
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,11 +147,18 @@ def load_task_data(data_dir: str | Path, profile: str = "cpu", source: str = "ph
     return TaskData(store, nodules, images, split)
 
 
+def task_seed(seed: int, task: str) -> int:
+    """A seed from the run seed and a task's NAME (crc32: the same in every process and order)."""
+    return (int(seed) * 1_000_003 + zlib.crc32(task.encode())) % 2**31
+
+
 def load_task_datasets(data_dir: str | Path, tasks: list[Task], fold: int, profile: str = "cpu",
                        source: str = "phantom", split_seed: int = 0, seed: int = 0,
-                       context_slices: int = 0, augment: bool = True, balance: bool = True
-                       ) -> dict[str, TaskSplits]:
-    """Per task: train (folds other than ``fold``), val (``fold``) and test datasets."""
+                       context_slices: int = 0, augment: bool = True, balance: bool = True,
+                       seed_by_name: bool = False) -> dict[str, TaskSplits]:
+    """Per task: train (folds other than ``fold``), val (``fold``) and test datasets. Each task's
+    up-sampling and augmentation are seeded by ``seed`` and the task's position in ``tasks``, or with
+    ``seed_by_name`` by the task's name (:func:`task_seed`), the same in whatever order it comes."""
     data = load_task_data(data_dir, profile, source, split_seed, context_slices)
     roles = data.split.roles(fold)
     part = data.split.part_of(data.nodules["patient_id"])
@@ -163,7 +172,7 @@ def load_task_datasets(data_dir: str | Path, tasks: list[Task], fold: int, profi
             idx = np.flatnonzero((labels >= 0) & (role == name))
             return PatchDataset(data.images[idx], labels[idx], data.nodules["patient_id"].to_numpy()[idx],
                                 data.nodules["nodule_id"].to_numpy()[idx], patch_px, augment_, balance_,
-                                seed=seed * 1000 + t_index)
+                                seed=task_seed(seed, task.name) if seed_by_name else seed * 1000 + t_index)
 
         splits = TaskSplits(task, subset("train", augment, balance), subset("val", False, False),
                             subset("test", False, False), provenance=data.store.provenance)

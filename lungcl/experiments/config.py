@@ -30,12 +30,13 @@ UNHASHED = ("data_dir", "lidc_root")
 # fields added after CONFIG_VERSION 1, hashed only away from the value that reproduces the old
 # behaviour, so that adding a setting does not change the id of every existing run
 ADDED: dict[str, object] = {"freeze_bn_stats": False, "penalty_step": "gradient", "bn": "update", "norm": "batch",
-                             "probes": False}
+                             "probes": False, "streams": "position"}
 PENALTY_STEPS = ("gradient", "proximal")
 # BatchNorm's running statistics: PyTorch's default (update), fixed after the first stage (freeze, the
 # former freeze_bn_stats=True) or one set per task (task); norm=group has none (GroupNorm)
 BN_MODES = ("update", "freeze", "task")
 NORMS = ("batch", "group")
+STREAMS = ("position", "task")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class RunConfig(ConfigDict):
     bn: str = "update"  # BatchNorm's running statistics: update | freeze (after the first stage) | task
     norm: str = "batch"  # the trunk's normalisation: batch (BatchNorm) | group (GroupNorm: no statistics)
     probes: bool = False  # after each stage: linear probes and re-thresholded heads of the tasks so far
+    streams: str = "position"  # a task's data stream (up-sampling, augmentation, order) seeded by its
+    # position in the order (position) or by its name (task: the same stream in every order)
     penalty_step: str = "gradient"  # "gradient": loss + penalty; "proximal": the pull-back applied exactly
     augment: bool = True
     balance: bool = True
@@ -101,6 +104,7 @@ class RunConfig(ConfigDict):
             object.__setattr__(self, "strength", 0.0)
         if self.method != "online_ewc":
             object.__setattr__(self, "gamma", 1.0)
+        _check(self.streams in STREAMS, f"streams must be one of {', '.join(STREAMS)}, got {self.streams!r}")
         _check(self.bn in BN_MODES, f"bn must be one of {', '.join(BN_MODES)}, got {self.bn!r}")
         _check(self.norm in NORMS, f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
         _check(not (self.freeze_bn_stats and self.bn == "task"), "freeze_bn_stats is bn=freeze: not with bn=task")

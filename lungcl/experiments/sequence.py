@@ -57,7 +57,8 @@ def load_splits(config: RunConfig) -> dict:
     return load_task_datasets(config.data_dir, resolve_tasks(",".join(config.tasks)), config.fold,
                               profile=config.profile, source=config.source, split_seed=config.split_seed,
                               seed=config.seed, context_slices=config.context_slices,
-                              augment=config.augment, balance=config.balance)
+                              augment=config.augment, balance=config.balance,
+                              seed_by_name=config.streams == "task")
 
 
 def train_run(config: RunConfig, progress: bool = True, resume: dict | None = None,

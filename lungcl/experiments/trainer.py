@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..data.batches import PatchBatches
-from ..data.datasets import PatchDataset, TaskSplits
+from ..data.datasets import PatchDataset, TaskSplits, task_seed
 from ..errors import LungclError
 from .evaluation import Diverged, Evaluator
 from .overlap import Pending, submit
@@ -48,6 +48,15 @@ def resolve_device(name: str) -> torch.device:
 
 def stage_seed(seed: int, stage: int) -> int:
     return seed * STAGE_SEED_STRIDE + stage
+
+
+def stream_seed(cfg: Any, stage: int, index: int, task: str) -> int:
+    """The seed of ``task``'s batch stream in ``stage`` (``index``: its place among the stage's tasks).
+    ``streams="task"``: from the task's name and how many earlier stages trained it (joint training
+    revisits a task), so that a task gets the same stream wherever it comes in the order."""
+    if getattr(cfg, "streams", "position") == "task":
+        return task_seed(cfg.seed, task) + 7919 * (stage - list(cfg.tasks).index(task))
+    return stage_seed(cfg.seed, stage) + 7919 * index
 
 
 def train_loader(dataset: PatchDataset, batch_size: int, seed: int) -> PatchBatches:
@@ -179,7 +188,7 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
     cfg, model, method = ctx.config, ctx.model, ctx.method
     seed = stage_seed(cfg.seed, stage)
     torch.manual_seed(seed)
-    streams = [_Cycle(train_loader(ctx.splits[t].train, cfg.batch_size, seed + 7919 * i))
+    streams = [_Cycle(train_loader(ctx.splits[t].train, cfg.batch_size, stream_seed(cfg, stage, i, t)))
                for i, t in enumerate(train_tasks)]
     per_epoch = max(len(s) for s in streams)
     if cfg.max_steps_per_epoch:

@@ -22,7 +22,11 @@ from .methods import THESIS_METHODS, parse_methods  # noqa: F401 (the chapters c
 # the analysis chapter's default sweep (its parameters cell repeats them; a test checks they agree), so that
 # the discussion finds the same runs
 ANALYSIS_DEFAULTS = {"ewc_factors": [0.1, 1, 10], "l2_factors": [0.1, 1, 10], "online_gamma": 0.9,
-                     "frozen_bn": True, "fisher_variants": ["sampled", "empirical", "batched"], "variant_seeds": None}
+                     "frozen_bn": True, "fisher_variants": ["sampled", "empirical", "batched"], "variant_seeds": None,
+                     "normalisations": ["update", "freeze", "task", "group"], "norm_methods": ["sgd", "ewc"],
+                     "norm_seeds": None}
+# a normalisation of the analysis chapter's table -> the run settings that give it
+NORMALISATIONS = {"update": {}, "freeze": {"bn": "freeze"}, "task": {"bn": "task"}, "group": {"norm": "group"}}
 
 
 def chapter_seeds(seed: int, seeds: Sequence[int] | None, n: int = 3) -> list[int]:
@@ -82,15 +86,16 @@ class AnalysisRuns:
     variants: list[RunConfig] = field(default_factory=list)
     variant_strengths: dict[str, float] = field(default_factory=dict)
     variant_tuned: dict[str, bool] = field(default_factory=dict)
+    normalisation: list[RunConfig] = field(default_factory=list)
 
     @property
     def all(self) -> list[RunConfig]:
-        configs = self.sweep + self.references + self.alone + self.frozen_bn + self.variants
+        configs = self.sweep + self.references + self.alone + self.frozen_bn + self.variants + self.normalisation
         return list({c.run_id: c for c in configs}.values())
 
     def records_of(self, records: Sequence, part: str) -> list:
         """The records among ``records`` of one part of the plan (``"sweep"``, ``"references"``, ``"alone"``,
-        ``"frozen_bn"``, ``"variants"``, or ``"main"``: sweep + references + alone)."""
+        ``"frozen_bn"``, ``"variants"``, ``"normalisation"``, or ``"main"``: sweep + references + alone)."""
         parts = {"main": self.sweep + self.references + self.alone}.get(part) or getattr(self, part)
         ids = {c.run_id for c in parts}
         return [r for r in records if r.config.run_id in ids]
@@ -99,13 +104,17 @@ class AnalysisRuns:
 def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[float], l2_factors: Sequence[float],
                      online_gamma: float, folds: Sequence[int], epochs: int | None = None,
                      frozen_bn: bool = True, fisher_variants: Sequence[str] = (),
-                     variant_seeds: Sequence[int] | None = None) -> AnalysisRuns:
+                     variant_seeds: Sequence[int] | None = None, normalisations: Sequence[str] = (),
+                     norm_methods: Sequence[str] = ("sgd", "ewc"), norm_seeds: Sequence[int] | None = None
+                     ) -> AnalysisRuns:
     """EWC and L2 at multiples of the profile's default lambda, SGD, joint, online EWC (default lambda,
     decay ``online_gamma``) on ``order``, each of its tasks trained alone; with ``frozen_bn``, SGD / L2 /
     EWC with BatchNorm's running statistics kept from the first stage on; with ``fisher_variants``, EWC
     with each of those Fishers at the lambda its shipped tune record picked on validation (the profile's
     default where none ships) and with the exact Fisher at its default, over ``variant_seeds`` (None: the
-    chapter's seed and the next two, the seeds of the sequence chapter)."""
+    chapter's seed and the next two, the seeds of the sequence chapter); with ``normalisations`` (keys of
+    :data:`NORMALISATIONS`), ``norm_methods`` (at their default lambda) under each, over ``norm_seeds``,
+    with ``probes`` (features against heads after every stage)."""
     from .experiments.config import default_strength
     from .experiments.tuned import tuned_path, variant_tunes
     from .fisher import FISHER_KINDS
@@ -133,8 +142,15 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
                 for c in sequence_configs(ctx, [order], ["ewc"], folds, epochs=epochs, ewc_lambda=lam, seeds=seeds,
                                           **({} if v == "exact" else {"fisher": v}))]
     tuned = {"exact": tuned_path(ctx.profile, "ewc").is_file(), **{v: v in tunes for v in wanted}}
+    unknown = [n for n in normalisations if n not in NORMALISATIONS]
+    if unknown:
+        raise LungclError(f"unknown normalisation(s) {unknown}; choose from {', '.join(NORMALISATIONS)}")
+    norm_runs = [c for n in normalisations
+                 for c in sequence_configs(ctx, [order], parse_methods(list(norm_methods)), folds, epochs=epochs,
+                                           seeds=chapter_seeds(ctx.seed, norm_seeds), probes=True,
+                                           **NORMALISATIONS[n])] if normalisations else []
     return AnalysisRuns(sweep, references, alone, ewc_default, l2_default, frozen, variants,
-                        strengths if wanted else {}, tuned if wanted else {})
+                        strengths if wanted else {}, tuned if wanted else {}, norm_runs)
 
 
 @dataclass
@@ -208,6 +224,6 @@ def load_finished(configs: Sequence[RunConfig], results: str | Path) -> tuple[li
     return [load_record(c.run_id, folder.root) for c in done], missing
 
 
-__all__ = ["THESIS_METHODS", "ANALYSIS_DEFAULTS", "parse_methods", "parse_orders", "sequence_configs", "single_task_configs", "show_run_times",
+__all__ = ["THESIS_METHODS", "ANALYSIS_DEFAULTS", "NORMALISATIONS", "parse_methods", "parse_orders", "sequence_configs", "single_task_configs", "show_run_times",
            "AnalysisRuns", "analysis_configs", "ChapterRuns", "dask_available", "run_configs", "show_failures",
            "load_finished"]

@@ -33,7 +33,11 @@
 # 4. **Which Fisher?** EWC with the exact Fisher against the three
 #    approximations in use (a sampled label, the true label, squared batch
 #    gradients), each at the lambda validation chose for it, over three seeds.
-# 5. **Online EWC**, which keeps one running Fisher with a decay instead of one
+# 5. **Why the network forgets**: BatchNorm's statistics updated, frozen or
+#    kept per task, or GroupNorm, which has none; and after every stage a
+#    linear probe of each earlier task's features and its head re-thresholded,
+#    which split what a task lost into representation, calibration and the rest.
+# 6. **Online EWC**, which keeps one running Fisher with a decay instead of one
 #    penalty per past task (see the theory chapter).
 
 # %% tags=["parameters"]
@@ -49,6 +53,9 @@ online_gamma = 0.9  # decay of the running Fisher of online EWC (1: never forget
 frozen_bn = True  # SGD, L2, EWC once more with BatchNorm's running statistics frozen after stage 1
 fisher_variants = ["sampled", "empirical", "batched"]  # EWC again with these Fishers ([]: skip the section)
 variant_seeds = None  # seeds of the Fisher comparison (None: seed, seed + 1, seed + 2, as the sequence chapter)
+normalisations = ["update", "freeze", "task", "group"]  # BatchNorm statistics updated / frozen / per task; GroupNorm
+norm_methods = ["sgd", "ewc"]  # the methods run under every normalisation (with probes), at their default lambda
+norm_seeds = None  # their seeds (None: seed, seed + 1, seed + 2)
 epochs = None  # epochs per stage (None: the profile default)
 folds = [0]  # cross-validation folds (0-4)
 workers = 2  # runs computed in parallel (one CPU core each)
@@ -65,7 +72,8 @@ from lungcl.experiments import tuned
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
 plan = chapters.analysis_configs(ctx, chapters.parse_orders(tasks)[0], ewc_factors,
                                  l2_factors, online_gamma, folds, epochs=epochs, frozen_bn=frozen_bn,
-                                 fisher_variants=fisher_variants, variant_seeds=variant_seeds)
+                                 fisher_variants=fisher_variants, variant_seeds=variant_seeds,
+                                 normalisations=normalisations, norm_methods=norm_methods, norm_seeds=norm_seeds)
 ewc_default, l2_default = plan.ewc_default, plan.l2_default
 task_names = list(plan.references[0].tasks)
 runs = chapters.run_configs(plan.all, ctx.results_dir, workers, allow_failures=True)
@@ -163,14 +171,7 @@ if shipped_variants:
     plt.show()
 
 # %% tags=["hide-input"]
-if variant_records:
-    variants = story.fisher_variant_summary(variant_records)
-    distances = story.fisher_variant_distances(variant_records, task_names[0])
-    display(summaries.page_table(story.fisher_variant_view(variants, plan.variant_strengths, plan.variant_tuned),
-                                 "EWC with each Fisher at its lambda: mean over seeds [95 % t-interval], percent"))
-    display(Markdown(story.fisher_variant_sentences(variants, distances, plan.variant_strengths)))
-else:
-    display(Markdown(story.VARIANTS_NOT_RUN))
+distances = story.show_fisher_variants(variant_records, task_names[0], plan.variant_strengths, plan.variant_tuned)
 
 # %% [markdown]
 # How far each stand-in lies from the exact Fisher, layer by layer. All of
@@ -182,7 +183,7 @@ else:
 # scale), each the mean over the seeds.
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Per layer, for the sampled, empirical and batched Fisher of the first task: the relative distance to the exact Fisher on a log axis, and the correlation with it."}}
-if variant_records:
+if distances is not None:
     plots.fisher_variant_distance(distances)
     plt.show()
 
@@ -212,6 +213,29 @@ if frozen_records:
     display(Markdown(story.batchnorm_sentence(bn_table)))
 else:
     display(Markdown(story.BATCHNORM_NOT_RUN))
+
+# %% [markdown]
+# ## Why the network forgets: normalisation, features and heads
+#
+# The frozen statistics above are one cure for the *cross-task normalisation
+# effect* (see the theory chapter); two others are one set of BatchNorm
+# statistics per task, selected by the head being evaluated, and GroupNorm,
+# which normalises each image by itself and keeps no statistics at all. Each
+# method of `norm_methods` runs under every normalisation, with several seeds,
+# and with `probes=true`: after every stage, each earlier task gets a linear
+# probe on the frozen features (what the representation still holds) and its
+# own head with the decision threshold refitted on the task's validation
+# patients (what calibration alone gives back). The balanced accuracy a task
+# lost from the end of its own stage to the end of the sequence is split into
+# those two parts and the rest.
+
+# %% tags=["hide-input"]
+norm_summary = story.show_normalisation(plan.records_of(records, "normalisation"))
+
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Per method, one bar per normalisation: the balanced accuracy the earlier tasks lost by the end of the sequence, split into representation, calibration and the rest, the whole loss as a black tick."}}
+if norm_summary is not None:
+    plots.forgetting_split_bars(norm_summary, story.NORMALISATION_LABELS)
+    plt.show()
 
 # %% [markdown]
 # ## Joint training, each task alone, and online EWC

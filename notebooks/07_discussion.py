@@ -107,7 +107,8 @@ display(Markdown("\n\n".join(n for n in notes if n)))
 
 # %% tags=["hide-input"]
 display(Markdown(story.analysis_notes(plan.records_of(analysis, "main") + plan.records_of(analysis, "frozen_bn"),
-                                     plan.l2_default, plan.ewc_default, plan.records_of(analysis, "variants"))))
+                                     plan.l2_default, plan.ewc_default, plan.records_of(analysis, "variants"),
+                                     plan.records_of(analysis, "normalisation"))))
 
 # %% [markdown]
 # ## Phantom and real data

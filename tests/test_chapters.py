@@ -260,6 +260,59 @@ def test_discussion_fisher_variant_note_branches() -> None:
     assert "no interval excludes zero" in same
 
 
+def _probed(method: str, seed: int, lost: float, representation: float, calibration: float, **settings):
+    """A 2-task record whose first task lost ``lost`` balanced accuracy, with probes that split it."""
+    R = np.array([[0.8, 0.7], [0.8 - lost, 0.75]]) + 0.1  # make_record's balanced accuracy is accuracy - 0.1
+    rec = make_record(method, order="malignancy,lobulation", R=R, seed=seed, strength=1.0 if method == "ewc" else None,
+                      **settings)
+    rec.data["probes"] = {"floor": {"malignancy": {"balanced_accuracy": 0.6}, "lobulation": {"balanced_accuracy": 0.55}},
+                          "stages": [{"stage": 0, "task": "malignancy", "probe": {"balanced_accuracy": 0.8},
+                                      "recalibrated": {"balanced_accuracy": 0.8}},
+                                     {"stage": 1, "task": "malignancy",
+                                      "probe": {"balanced_accuracy": 0.8 - representation},
+                                      "recalibrated": {"balanced_accuracy": 0.8 - lost + calibration}}]}
+    return rec
+
+
+def _norm_runs() -> list:
+    runs = []
+    for seed, jitter in enumerate([0.0, 0.01, -0.01]):
+        runs += [_probed("sgd", seed, 0.30 + jitter, 0.02, 0.20),
+                 _probed("sgd", seed, 0.05 + jitter, 0.01, 0.02, bn="freeze"),
+                 _probed("sgd", seed, 0.10 + jitter, 0.02, 0.05, norm="group")]
+    return runs
+
+
+def test_analysis_normalisation_table_and_its_sentences() -> None:
+    from lungcl.chapter import analysis
+
+    runs = analysis.normalisation_runs(_norm_runs() + [make_record("sgd")])  # the record without probes is left out
+    assert len(runs) == 9 and set(runs.normalisation) == {"update", "freeze", "group"}
+    upd = runs[(runs.normalisation == "update") & (runs.seed == 0)].iloc[0]
+    assert upd.lost == pytest.approx(0.30) and upd.representation == pytest.approx(0.02)
+    assert upd.calibration == pytest.approx(0.20) and upd.rest == pytest.approx(0.08)
+    summary = analysis.normalisation_summary(runs)
+    view = analysis.normalisation_view(summary)
+    assert view.loc[("SGD", "BatchNorm, frozen after stage 1"), "balanced accuracy lost"].startswith("5.0 [")
+    text = analysis.normalisation_sentences(summary)
+    assert "the least with BatchNorm, frozen after stage 1, and its interval lies below" in text
+    assert "the largest part is **calibration**" in text
+    with pytest.raises(LungclError, match="probes=true"):
+        analysis.normalisation_runs([make_record("sgd")])
+
+
+def test_discussion_normalisation_note_reads_the_numbers() -> None:
+    from lungcl.chapter import discussion
+
+    assert discussion.normalisation_note([make_record("sgd")]) is None
+    note = discussion.normalisation_note(_norm_runs())
+    assert note.startswith("**Why the network forgets**: mean forgetting over the methods run, by normalisation:")
+    assert "Keeping the old statistics (freeze) removes" in note and "most of the forgetting is the normalisation" in note
+    assert "refit the old heads' thresholds" in note  # calibration is the largest part here
+    features = discussion.normalisation_note([_probed("sgd", s, 0.3, 0.25, 0.01) for s in range(2)])
+    assert "the features themselves forget" in features and "Keeping" not in features
+
+
 # ---------------------------------------------------------------- 06 multi-task
 
 def test_multitask_best_setting_is_chosen_on_validation() -> None:
@@ -545,3 +598,14 @@ def test_every_chapter_tells_in_at_most_80_lines_of_code() -> None:
     counts = {p.stem: code_lines_outside_parameters(p) for p in chapters}
     too_long = {name: n for name, n in counts.items() if n > MAX_CODE_LINES}
     assert not too_long, f"chapters over {MAX_CODE_LINES} lines of code: {too_long}"
+
+
+def test_forgetting_split_bars_one_panel_per_method() -> None:
+    from lungcl import plots
+    from lungcl.chapter import analysis
+
+    runs = _norm_runs() + [_probed("ewc", s, 0.1, 0.05, 0.02) for s in range(2)]
+    summary = analysis.normalisation_summary(analysis.normalisation_runs(runs))
+    fig = plots.forgetting_split_bars(summary, analysis.NORMALISATION_LABELS)
+    assert [ax.get_title() for ax in fig.axes] == ["SGD", "EWC"]
+    assert "GroupNorm (no statistics)" in [t.get_text() for t in fig.axes[0].get_yticklabels()]

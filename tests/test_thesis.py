@@ -242,6 +242,12 @@ def test_the_fisher_comparison_runs_each_variant_at_its_validated_lambda(tmp_pat
     assert none.variants == [] and none.variant_strengths == {}
     with pytest.raises(LungclError, match="unknown Fisher variant"):
         chapters.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], fisher_variants=["hessian"])
+    norms = chapters.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], normalisations=["update", "task", "group"],
+                                      norm_methods=["sgd", "ewc"], norm_seeds=[0, 1])
+    assert len(norms.normalisation) == 3 * 2 * 2 and all(c.probes for c in norms.normalisation)
+    assert {(c.bn, c.norm) for c in norms.normalisation} == {("update", "batch"), ("task", "batch"), ("update", "group")}
+    with pytest.raises(LungclError, match="unknown normalisation"):
+        chapters.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], normalisations=["layer"])
     smoke = chapters.analysis_configs(ChapterContext("smoke", "phantom", 0, tmp_path / "d", tmp_path / "r"),
                                       "ABC", [1], [1], 0.9, [0], fisher_variants=["sampled"], variant_seeds=[4])
     assert not smoke.variant_tuned["sampled"] and {c.seed for c in smoke.variants} == {4}

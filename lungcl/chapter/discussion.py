@@ -11,7 +11,7 @@ import pandas as pd
 from .. import baselines, summaries, thesis, verdicts
 from ..summaries import METHOD_LABELS
 from ..fisher import FISHER_LABELS
-from .analysis import THESIS_THREE, default_runs, default_strengths, fisher_variant_summary
+from .analysis import THESIS_THREE, default_runs, default_strengths, fisher_variant_summary, normalisation_runs
 from .formats import pct, pts
 from .sequence import findings_page, findings_side_by_side
 
@@ -197,16 +197,49 @@ def fisher_variant_note(variants: Sequence) -> str | None:
     differ = [v for v, r in rows.iterrows() if r.minus_exact_lo > 0 or r.minus_exact_hi < 0]
     each = ", ".join(f"{FISHER_LABELS[v]} {pts(r.minus_exact)} points" for v, r in rows.iterrows())
     if differ:
-        return (f"**Which Fisher**: at its own validated lambda, against the exact Fisher: {each}; "
+        return (f"**Which Fisher**: each at its own lambda, against the exact Fisher: {each}; "
                 f"{', '.join(FISHER_LABELS[v] for v in differ)} differ(s) beyond the spread between runs.")
-    return (f"**Which Fisher**: at its own validated lambda, against the exact Fisher: {each}; no interval "
+    return (f"**Which Fisher**: each at its own lambda, against the exact Fisher: {each}; no interval "
             "excludes zero, so on this network the choice of Fisher matters less than the spread between runs "
             "once lambda is tuned for each (van de Ven, 2025, compares the variants the same way, each at its own lambda).")
 
 
-def analysis_notes(analysis: Sequence, l2_default: float, ewc_default: float, variants: Sequence = ()) -> str:
+def normalisation_note(runs: Sequence) -> str | None:
+    """How much of the forgetting is normalisation, representation and calibration, from the analysis
+    chapter's method x normalisation runs (None without them); every clause read off the numbers."""
+    if not any(r.data.get("probes") for r in runs):
+        return None
+    table = normalisation_runs(runs)
+    forget = table.groupby("normalisation").mean_forgetting.mean()
+    parts = table[["lost", "representation", "calibration", "rest"]].mean()
+    text = ("**Why the network forgets**: mean forgetting over the methods run, by normalisation: "
+            + ", ".join(f"{n} {pct(v)}" for n, v in forget.items()) + " points")
+    if "update" in forget.index and len(forget) > 1:
+        best = forget.drop("update").idxmin()
+        gain = forget["update"] - forget[best]
+        text += (f". Keeping the old statistics ({best}) removes {pct(gain)} points of it: "
+                 + ("most of the forgetting is the normalisation, which no weight penalty holds"
+                    if gain > forget["update"] / 2 else
+                    "less than half of it, so most of the forgetting is in the weights and heads")
+                 if gain > 0 else ". No other normalisation forgets less than updated statistics")
+    if parts["lost"] > 0.01:
+        shares = {p: parts[p] / parts["lost"] for p in ("representation", "calibration", "rest")}
+        text += (f". Of the balanced accuracy the earlier tasks lose ({pct(parts['lost'])} points), "
+                 + ", ".join(f"{p} {100 * v:.0f} %" for p, v in shares.items())
+                 + ("; a practitioner should first refit the old heads' thresholds on a little validation data "
+                    "before reaching for a weight penalty" if max(shares, key=shares.get) == "calibration" else
+                    "; the features themselves forget, which is what a weight penalty is for"
+                    if max(shares, key=shares.get) == "representation" else
+                    "; neither the features nor the threshold explain most of it: the heads' directions no "
+                    "longer fit the features"))
+    return text + "."
+
+
+def analysis_notes(analysis: Sequence, l2_default: float, ewc_default: float, variants: Sequence = (),
+                   normalisation: Sequence = ()) -> str:
     """The analysis chapter's runs summed up as bullets (or a note that they are not there yet); with
-    ``variants`` (the Fisher comparison's EWC runs) a bullet on which Fisher."""
+    ``variants`` (the Fisher comparison's EWC runs) a bullet on which Fisher, with ``normalisation`` (the
+    method x normalisation runs) one on why the network forgets."""
     seq = [r for r in analysis if r.config.kind == "sequence" and not r.config.freeze_bn_stats]
     frozen = [r for r in analysis if r.config.freeze_bn_stats]
     adds: list[str | None] = []
@@ -216,4 +249,5 @@ def analysis_notes(analysis: Sequence, l2_default: float, ewc_default: float, va
     if frozen and seq:
         adds.append(batchnorm_note(seq, frozen, l2_default, ewc_default))
     adds.append(fisher_variant_note(variants))
+    adds.append(normalisation_note(normalisation))
     return bullets([a for a in adds if a]) or "The analysis chapter's runs are not there yet."

@@ -17,7 +17,7 @@ from ..errors import LungclError  # noqa: F401
 from ..summaries import METHOD_LABELS, METRIC_LABELS, quantity_label  # noqa: F401
 from ..thesis import THESIS_METHODS, thesis_matrix, thesis_order  # noqa: F401
 from .curves import accuracy_curves, training_curves
-from .diagnostics import fisher_per_layer, fisher_variant_distance, lambda_tradeoff
+from .diagnostics import fisher_per_layer, fisher_variant_distance, forgetting_split_bars, lambda_tradeoff
 from .matrices import matrix_heatmaps, metric_bars, single_task_bars
 from .style import METHOD_COLORS, THESIS_STYLE, short_name  # noqa: F401
 from .tuning import tune_curves
@@ -25,4 +25,4 @@ from .transfer import order_comparison, position_effect, transfer_bars
 
 __all__ = ["METHOD_COLORS", "tune_curves", "accuracy_curves", "training_curves", "matrix_heatmaps", "metric_bars",
            "single_task_bars", "transfer_bars", "order_comparison", "position_effect", "lambda_tradeoff",
-           "fisher_per_layer", "fisher_variant_distance"]
+           "fisher_per_layer", "fisher_variant_distance", "forgetting_split_bars"]

@@ -137,3 +137,37 @@ def fisher_variant_distance(table: pd.DataFrame) -> Figure:
     fig.legend(handles, labels, loc="lower center", ncol=len(variants), frameon=False, fontsize=8.5)
     fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))
     return fig
+
+
+def forgetting_split_bars(summary: pd.DataFrame, labels: Mapping[str, str] | None = None) -> Figure:
+    """Per method (panel) and normalisation (bar): the balanced accuracy the earlier tasks lost, split into
+    representation, calibration and the rest (from :func:`lungcl.chapter.analysis.normalisation_summary`;
+    a part below zero is drawn to the left), the whole loss as a black tick."""
+    parts = ("representation", "calibration", "rest")
+    methods = list(dict.fromkeys(summary.method))
+    if not methods:
+        raise LungclError("no normalisation runs to plot")
+    norms = list(dict.fromkeys(summary.normalisation))
+    palette = dict(zip(parts, sns.color_palette("colorblind", len(parts))))
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.6 * len(methods) + 1.6, 0.5 * len(norms) + 1.6),
+                             sharey=True, squeeze=False)
+    for ax, m in zip(axes[0], methods):
+        s = summary[summary.method == m].pivot_table(index="normalisation", columns="quantity", values="mean",
+                                                      sort=False).reindex(norms)
+        y = np.arange(len(norms))
+        pos, neg = np.zeros(len(norms)), np.zeros(len(norms))
+        for p in parts:
+            v = 100 * s[p].to_numpy()
+            left = np.where(v >= 0, pos, neg)
+            ax.barh(y, v, left=left, color=palette[p], height=0.6, label=p)
+            pos, neg = pos + np.clip(v, 0, None), neg + np.clip(v, None, 0)
+        ax.scatter(100 * s["lost"], y, marker="|", s=300, color="black", zorder=5, label="lost in all")
+        ax.axvline(0, color="0.3", lw=0.8)
+        ax.set_title(_label(m), fontsize=10)
+        ax.set_xlabel("balanced accuracy lost (points)", fontsize=8.5)
+        ax.set_yticks(y, [(labels or {}).get(n, n) for n in norms], fontsize=8)
+    axes[0, 0].invert_yaxis()
+    axes[0, -1].legend(fontsize=7.5, loc="lower right")
+    fig.suptitle("What the earlier tasks lost by the end of the sequence, and where", fontsize=10.5)
+    fig.tight_layout()
+    return fig

@@ -180,7 +180,9 @@ class RunConfig(ConfigDict):
             return f"single-task {order} fold{self.fold} seed{self.seed}"
         lam = f" λ={self.strength:g}" if self.method in PENALISED else ""
         bn = {"freeze": " frozen-BN", "task": " task-BN"}.get(self.bn, "") + (" GroupNorm" if self.norm == "group" else "")
-        return f"{order} {self.method}{lam}{bn} fold{self.fold} seed{self.seed}"
+        fisher = f" {self.fisher}-Fisher" if self.fisher != "exact" else ""
+        streams = " task-streams" if self.streams == "task" else ""
+        return f"{order} {self.method}{lam}{fisher}{bn}{streams} fold{self.fold} seed{self.seed}"
 
 
 def canonical_json(config: RunConfig, data_version: str | None = None) -> str:

@@ -301,6 +301,27 @@ def test_analysis_normalisation_table_and_its_sentences() -> None:
         analysis.normalisation_runs([make_record("sgd")])
 
 
+def _majority(seed: int):
+    """SGD with per-task statistics whose old task keeps its accuracy (forgetting 2 points) while its
+    balanced accuracy falls 40 points: it answers the majority class."""
+    rec = _probed("sgd", seed, 0.02, 0.0, 0.0, bn="task")
+    rec.data["matrices"]["test"]["balanced_accuracy"] = [[0.8, None], [0.4, 0.75]]
+    rec.data["probes"]["stages"][1]["recalibrated"]["balanced_accuracy"] = 0.4
+    return rec
+
+
+def test_a_normalisation_that_keeps_accuracy_by_the_majority_class_is_called_so() -> None:
+    from lungcl.chapter import analysis, discussion
+
+    runs = [_probed("sgd", s, 0.30, 0.02, 0.20) for s in range(3)] + [_majority(s) for s in range(3)]
+    text = analysis.normalisation_sentences(analysis.normalisation_summary(analysis.normalisation_runs(runs)))
+    assert "In balanced accuracy the earlier tasks lose update 30.0, task 40.0 points" in text
+    assert "more with task than with updated statistics" in text and "majority class" in text
+    note = discussion.normalisation_note(runs)
+    assert "but in balanced accuracy the earlier tasks lose more with it" in note
+    assert "most of the forgetting is the normalisation" not in note
+
+
 def test_discussion_normalisation_note_reads_the_numbers() -> None:
     from lungcl.chapter import discussion
 

@@ -401,6 +401,14 @@ def normalisation_sentences(summary: pd.DataFrame) -> str:
                         "spread between runs."))
         else:
             text += "; updated statistics forget the least here."
+        lost = s.loc[m].xs("lost", level="quantity")["mean"]
+        text += (" In balanced accuracy the earlier tasks lose "
+                 + ", ".join(f"{n} {100 * v:.1f}" for n, v in lost.items()) + " points")
+        if best != "update" and "update" in lost.index and lost[best] > lost["update"] + 0.02:
+            text += (f": more with {best} than with updated statistics, so {best} keeps their accuracy by "
+                     "answering the majority class more often, not by remembering them.")
+        else:
+            text += "."
         lines.append(text)
     parts = {p: summary[summary.quantity == p]["mean"].mean() for p in ("lost", *SPLIT_PARTS)}
     if np.isfinite(parts["lost"]) and parts["lost"] > 0.01:

@@ -211,14 +211,19 @@ def normalisation_note(runs: Sequence) -> str | None:
         return None
     table = normalisation_runs(runs)
     forget = table.groupby("normalisation").mean_forgetting.mean()
+    lost = table.groupby("normalisation").lost.mean()
     parts = table[["lost", "representation", "calibration", "rest"]].mean()
     text = ("**Why the network forgets**: mean forgetting over the methods run, by normalisation: "
             + ", ".join(f"{n} {pct(v)}" for n, v in forget.items()) + " points")
     if "update" in forget.index and len(forget) > 1:
         best = forget.drop("update").idxmin()
         gain = forget["update"] - forget[best]
+        majority = gain > 0 and lost[best] > lost["update"] + 0.02
         text += (f". Keeping the old statistics ({best}) removes {pct(gain)} points of it: "
-                 + ("most of the forgetting is the normalisation, which no weight penalty holds"
+                 + ("but in balanced accuracy the earlier tasks lose more with it "
+                    f"({pct(lost[best])} against {pct(lost['update'])} points), so it mostly keeps them on "
+                    "their majority class rather than remembering them" if majority else
+                    "most of the forgetting is the normalisation, which no weight penalty holds"
                     if gain > forget["update"] / 2 else
                     "less than half of it, so most of the forgetting is in the weights and heads")
                  if gain > 0 else ". No other normalisation forgets less than updated statistics")

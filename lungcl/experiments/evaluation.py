@@ -116,7 +116,8 @@ class Evaluator:
                  ) -> dict[tuple[str, str], tuple[float, np.ndarray]]:
         model.eval()
         shared = isinstance(model, PreActResNet)  # one trunk, a linear head per task
-        if shared and model.task_specific_features:  # per-task normalisation: one trunk pass per task
+        per_task = shared and model.task_specific_features  # per-task normalisation: a trunk pass per task
+        if per_task:
             features = {(t, split): self._pooled_features(model, split, [t], t) for t, split in pairs}
         else:
             features = {split: self._pooled_features(model, split, [t for t, s in pairs if s == split])
@@ -125,7 +126,7 @@ class Evaluator:
         for task, split in pairs:
             s = self.sets[(task, split)]
             if shared:
-                pooled, where = features.get((task, split)) or features[split]
+                pooled, where = features[(task, split) if per_task else split]
                 f = pooled[where[s.rows]]
 
                 def logits_at(rows: slice, f: Tensor = f, task: str = task) -> Tensor:

@@ -25,7 +25,8 @@ from torch import Tensor, nn
 
 from ..errors import LungclError
 from ..models.resnet import PreActResNet
-from .evaluation import Evaluator, materialise
+from .evaluation import EvalSet, Evaluator, materialise
+from .trainer import unaugmented
 
 PROBE_METRICS = ("accuracy", "balanced_accuracy")
 
@@ -52,14 +53,19 @@ def trunk_features(model: PreActResNet, x: Tensor, task: str, device: torch.devi
     return torch.cat(out).numpy().astype(np.float64)
 
 
-def probe(model: PreActResNet, train: Any, evaluator: Evaluator, task: str, device: torch.device) -> dict:
+def training_sets(splits: Mapping[str, Any], tasks: list[str]) -> dict[str, EvalSet]:
+    """Each task's training nodules, un-augmented and not up-sampled, stacked once per run."""
+    return {t: materialise(unaugmented(splits[t].train, int(splits[t].provenance["settings"]["patch_px"])))
+            for t in tasks}
+
+
+def probe(model: PreActResNet, fit: EvalSet, evaluator: Evaluator, task: str, device: torch.device) -> dict:
     """Test accuracy and balanced accuracy of a class-balanced logistic regression fitted on the frozen
-    trunk's features of ``train`` (an un-augmented dataset of ``task``'s training nodules)."""
+    trunk's features of ``fit`` (``task``'s training nodules, :func:`training_sets`)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    fit = materialise(train)
     if len(np.unique(fit.y)) < 2:
         raise LungclError(f"the probe of {task} needs both classes in its training split")
     test = evaluator.sets[(task, "test")]
@@ -88,14 +94,14 @@ def recalibrated(model: nn.Module, evaluator: Evaluator, task: str) -> dict:
     return {"threshold": threshold, **_scores(evaluator.sets[(task, "test")].y, (test > threshold).astype(int))}
 
 
-def stage_probes(model: PreActResNet, trains: Mapping[str, Any], evaluator: Evaluator, tasks: list[str],
+def stage_probes(model: PreActResNet, trains: Mapping[str, EvalSet], evaluator: Evaluator, tasks: list[str],
                  stage: int, device: torch.device) -> list[dict]:
     """Rows {stage, task, probe: {...}, recalibrated: {...}} for the tasks trained up to ``stage``."""
     return [{"stage": stage, "task": t, "probe": probe(model, trains[t], evaluator, t, device),
              "recalibrated": recalibrated(model, evaluator, t)} for t in tasks[:stage + 1]]
 
 
-def floor_probes(model: PreActResNet, trains: Mapping[str, Any], evaluator: Evaluator, tasks: list[str],
+def floor_probes(model: PreActResNet, trains: Mapping[str, EvalSet], evaluator: Evaluator, tasks: list[str],
                  device: torch.device) -> dict[str, dict]:
     """The probe of every task on ``model`` before any training (random features)."""
     return {t: probe(model, trains[t], evaluator, t, device) for t in tasks}
@@ -133,4 +139,4 @@ def forgetting_split(record: Any, metric: str = "balanced_accuracy") -> pd.DataF
 
 
 __all__ = ["PROBE_METRICS", "best_threshold", "floor_probes", "forgetting_split", "probe", "recalibrated",
-           "stage_probes", "trunk_features"]
+           "stage_probes", "training_sets", "trunk_features"]

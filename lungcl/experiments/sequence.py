@@ -29,8 +29,8 @@ from ..runs.determinism import deterministic, torch_threads
 from ..runs.folder import host_info, package_versions
 from .record_types import SequenceSummary, StageRecord
 from .records import RECORD_SCHEMA
-from .probes import floor_probes, stage_probes
-from .trainer import StageContext, consolidate, resolve_device, stage_seed, train_stage, unaugmented
+from .probes import floor_probes, stage_probes, training_sets
+from .trainer import StageContext, consolidate, resolve_device, stage_seed, train_stage
 from .overlap import spare_core
 
 OnStage = Callable[[dict], None]
@@ -107,8 +107,7 @@ def _sequence(config, splits, evaluator, device, progress, state, resume, on_sta
     # the untrained network's scores (kept in the record), reported after the first stage: that
     # stage's starting evaluation scores these weights off the critical path and is remembered
     untrained = copy.deepcopy(model) if state["initial"] is None else None
-    trains = ({t: unaugmented(splits[t].train, int(splits[t].provenance["settings"]["patch_px"])) for t in tasks}
-              if config.probes else {})
+    trains = training_sets(splits, tasks) if config.probes else {}
     if config.probes and "probes" not in state:
         t0 = time.perf_counter()
         state["probes"] = {"floor": floor_probes(model, trains, evaluator, tasks, device), "stages": []}

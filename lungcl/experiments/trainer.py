@@ -54,7 +54,7 @@ def stream_seed(cfg: Any, stage: int, index: int, task: str) -> int:
     """The seed of ``task``'s batch stream in ``stage`` (``index``: its place among the stage's tasks).
     ``streams="task"``: from the task's name and how many earlier stages trained it (joint training
     revisits a task), so that a task gets the same stream wherever it comes in the order."""
-    if getattr(cfg, "streams", "position") == "task":
+    if cfg.streams == "task":
         return task_seed(cfg.seed, task) + 7919 * (stage - list(cfg.tasks).index(task))
     return stage_seed(cfg.seed, stage) + 7919 * index
 

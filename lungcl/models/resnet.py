@@ -174,6 +174,8 @@ class PreActResNet(nn.Module):
         self.trunk = nn.Sequential(*layers)
         self.num_features = c_in
         self.heads = nn.ModuleDict({t: nn.Linear(c_in, num_classes) for t in tasks})
+        # found once, not at every forward (a plain list: the modules stay registered in the trunk)
+        self._task_norms = [m for m in self.trunk.modules() if isinstance(m, TaskBatchNorm)]
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -199,9 +201,8 @@ class PreActResNet(nn.Module):
             if task is None:
                 raise LungclError("this network normalises with per-task statistics: say which task's")
             self._check_task(task)
-            for m in self.modules():
-                if isinstance(m, TaskBatchNorm):
-                    m.task = task
+            for m in self._task_norms:
+                m.task = task
         return self.trunk(x)
 
     def forward(self, x: Tensor, task: str) -> Tensor:

@@ -11,7 +11,9 @@ import pandas as pd
 from .. import baselines, summaries, thesis, verdicts
 from ..summaries import METHOD_LABELS
 from ..fisher import FISHER_LABELS
-from .analysis import THESIS_THREE, default_runs, default_strengths, fisher_variant_summary, normalisation_runs
+from .analysis import THESIS_THREE, default_runs, default_strengths
+from .fisher_variants import fisher_variant_summary
+from .normalisation import normalisation_runs
 from .formats import pct, pts
 from .sequence import findings_page, findings_side_by_side
 

@@ -285,6 +285,34 @@ def test_smoke_book_loads_nothing_from_the_network(smoke_book: Path):
 
 
 @pytest.mark.slow
+def test_every_page_names_the_books_icon(smoke_book: Path):
+    """A page without ``<link rel="icon">`` makes the browser ask the server for ``/favicon.ico``: a 404
+    in the reader's console (CI's browser check once caught it on the landing page, by timing)."""
+    html = smoke_book / "_build" / "html"
+    for page in html_pages(smoke_book):
+        icon = re.search(r'<link rel="icon" href="([^"]+)"', page.read_text())
+        assert icon, f"{page.relative_to(html)} names no icon"
+        assert (page.parent / icon.group(1)).resolve().is_file(), f"{page.relative_to(html)}: {icon.group(1)}"
+
+
+def test_the_landing_page_redirects_with_a_title_and_the_icon(tmp_path: Path):
+    html = tmp_path / "_build" / "html"
+    (html / "_static").mkdir(parents=True)
+    (html / "_static" / "favicon.svg").write_text("<svg/>")
+    (tmp_path / "_config.yml").write_text('title: "A <book>"\n')
+    index = html / "index.html"
+    index.write_text('<meta http-equiv="Refresh" content="0; url=book/intro.html" />')
+    book.write_landing_page(index)
+    text = index.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "<title>A &lt;book&gt;</title>" in text
+    assert '<link rel="icon" href="_static/favicon.svg">' in text
+    assert '<meta http-equiv="Refresh" content="0; url=book/intro.html">' in text
+    assert '<a href="book/intro.html">' in text
+    book.write_landing_page(index)  # a whole page is left as it is
+    assert index.read_text() == text
+
+
+@pytest.mark.slow
 def test_a_second_build_with_nothing_changed_executes_nothing(smoke_book: Path):
     lines: list[str] = []
     report = book.build_book(root=smoke_book, profile="smoke", data_dir=ROOT / "data",

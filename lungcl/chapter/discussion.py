@@ -12,7 +12,7 @@ from .. import baselines, summaries, thesis, verdicts
 from ..summaries import METHOD_LABELS
 from ..fisher import FISHER_LABELS
 from .analysis import THESIS_THREE, default_runs, default_strengths
-from .fisher_variants import fisher_variant_summary
+from .fisher_variants import differs_from_exact, fisher_variant_summary
 from .normalisation import normalisation_runs
 from .formats import pct, pts
 from .sequence import findings_page, findings_side_by_side
@@ -196,7 +196,7 @@ def fisher_variant_note(variants: Sequence) -> str | None:
         return None
     s = fisher_variant_summary(variants).set_index(["variant", "quantity"])
     rows = s.xs("average_accuracy", level="quantity").drop(index="exact", errors="ignore")
-    differ = [v for v, r in rows.iterrows() if r.minus_exact_lo > 0 or r.minus_exact_hi < 0]
+    differ = [v for v, r in rows.iterrows() if differs_from_exact(r)]
     each = ", ".join(f"{FISHER_LABELS[v]} {pts(r.minus_exact)} points" for v, r in rows.iterrows())
     if differ:
         return (f"**Which Fisher**: each at its own lambda, against the exact Fisher: {each}; "

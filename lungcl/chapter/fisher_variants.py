@@ -116,6 +116,12 @@ def fisher_variant_distances(records: Sequence, task: str) -> pd.DataFrame:
     return fisher_distances(pairs)
 
 
+def differs_from_exact(row: Mapping[str, float]) -> bool:
+    """A variant's paired interval against the exact Fisher (``minus_exact_lo``, ``minus_exact_hi``) excludes
+    zero: a difference beyond the spread between runs (False without an interval)."""
+    return bool(row["minus_exact_lo"] > 0 or row["minus_exact_hi"] < 0)
+
+
 def fisher_variant_sentences(summary: pd.DataFrame, distances: pd.DataFrame | None,
                              strengths: Mapping[str, float]) -> str:
     """Per variant: its test average final accuracy against exact's (paired interval: a difference or
@@ -127,7 +133,7 @@ def fisher_variant_sentences(summary: pd.DataFrame, distances: pd.DataFrame | No
         d, lo, hi = r["minus_exact"], r["minus_exact_lo"], r["minus_exact_hi"]
         if np.isnan(lo):
             verdict = f"{pts(d)} points against exact, from too few paired runs for an interval"
-        elif lo > 0 or hi < 0:
+        elif differs_from_exact(r):
             verdict = (f"{pts(d)} points against exact [{pts(lo)}, {pts(hi)}]: "
                        + ("better" if lo > 0 else "worse") + ", beyond the spread between runs")
         else:

@@ -18,12 +18,13 @@ from .chapter_context import ChapterContext
 from .errors import LungclError
 from .experiments import GridOutcome, RunConfig, default_config, execute_grid, grid_configs
 from .methods import THESIS_METHODS, parse_methods  # noqa: F401 (the chapters call them from here)
+from .profiles import NORMALISATION_METHODS
 
 # the analysis chapter's default sweep (its parameters cell repeats them; a test checks they agree), so that
 # the discussion finds the same runs
 ANALYSIS_DEFAULTS = {"ewc_factors": [0.1, 1, 10], "l2_factors": [0.1, 1, 10], "online_gamma": 0.9,
                      "frozen_bn": True, "fisher_variants": ["sampled", "empirical", "batched"], "variant_seeds": None,
-                     "normalisations": ["update", "freeze", "task", "group"], "norm_methods": ["sgd", "ewc"],
+                     "normalisations": ["update", "freeze", "task", "group"], "norm_methods": None,
                      "norm_seeds": None}
 # a normalisation of the analysis chapter's table -> the run settings that give it
 NORMALISATIONS = {"update": {}, "freeze": {"bn": "freeze"}, "task": {"bn": "task"}, "group": {"norm": "group"}}
@@ -105,7 +106,7 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
                      online_gamma: float, folds: Sequence[int], epochs: int | None = None,
                      frozen_bn: bool = True, fisher_variants: Sequence[str] = (),
                      variant_seeds: Sequence[int] | None = None, normalisations: Sequence[str] = (),
-                     norm_methods: Sequence[str] = ("sgd", "ewc"), norm_seeds: Sequence[int] | None = None
+                     norm_methods: Sequence[str] | None = None, norm_seeds: Sequence[int] | None = None
                      ) -> AnalysisRuns:
     """EWC and L2 at multiples of the profile's default lambda, SGD, joint, online EWC (default lambda,
     decay ``online_gamma``) on ``order``, each of its tasks trained alone; with ``frozen_bn``, SGD / L2 /
@@ -113,8 +114,9 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
     with each of those Fishers at the lambda its shipped tune record picked on validation (the profile's
     default where none ships) and with the exact Fisher at its default, over ``variant_seeds`` (None: the
     chapter's seed and the next two, the seeds of the sequence chapter); with ``normalisations`` (keys of
-    :data:`NORMALISATIONS`), ``norm_methods`` (at their default lambda) under each, over ``norm_seeds``,
-    with ``probes`` (features against heads after every stage)."""
+    :data:`NORMALISATIONS`), ``norm_methods`` (at their default lambda; None: the profile's
+    :data:`~lungcl.profiles.NORMALISATION_METHODS`) under each, over ``norm_seeds``, with ``probes``
+    (features against heads after every stage)."""
     from .experiments.config import default_strength
     from .experiments.tuned import tuned_path, variant_tunes
     from .fisher import FISHER_KINDS
@@ -145,6 +147,8 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
     unknown = [n for n in normalisations if n not in NORMALISATIONS]
     if unknown:
         raise LungclError(f"unknown normalisation(s) {unknown}; choose from {', '.join(NORMALISATIONS)}")
+    if norm_methods is None:
+        norm_methods = NORMALISATION_METHODS[ctx.profile]
     norm_runs = [c for n in normalisations
                  for c in sequence_configs(ctx, [order], parse_methods(list(norm_methods)), folds, epochs=epochs,
                                            seeds=chapter_seeds(ctx.seed, norm_seeds), probes=True,

@@ -81,6 +81,12 @@ SEQUENCE_STRENGTH: dict[str, dict[str, float]] = {
     "paper": {"l2": 1.0, "ewc": 10.0, "online_ewc": 10.0},
 }
 
+# the methods of the analysis chapter's method x normalisation table (each under four normalisations, three
+# seeds: 12 runs per method). The cpu book carries SGD and EWC (the two ends of forgetting: 24 runs); the
+# paper profile carries the whole table, with L2, online EWC and joint.
+NORMALISATION_METHODS: dict[str, tuple[str, ...]] = {
+    "smoke": ("sgd", "ewc"), "cpu": ("sgd", "ewc"), "paper": ("sgd", "l2", "ewc", "online_ewc", "joint")}
+
 
 # ---------------------------------------------------------------- the multi-task network (lungcl.mtl)
 

@@ -54,7 +54,8 @@ frozen_bn = True  # SGD, L2, EWC once more with BatchNorm's running statistics f
 fisher_variants = ["sampled", "empirical", "batched"]  # EWC again with these Fishers ([]: skip the section)
 variant_seeds = None  # seeds of the Fisher comparison (None: seed, seed + 1, seed + 2, as the sequence chapter)
 normalisations = ["update", "freeze", "task", "group"]  # BatchNorm statistics updated / frozen / per task; GroupNorm
-norm_methods = ["sgd", "ewc"]  # the methods run under every normalisation (with probes), at their default lambda
+norm_methods = None  # the methods run under every normalisation (with probes), at their default lambda
+# (None: the profile's; cpu SGD and EWC, paper also L2, online EWC and joint)
 norm_seeds = None  # their seeds (None: seed, seed + 1, seed + 2)
 epochs = None  # epochs per stage (None: the profile default)
 folds = [0]  # cross-validation folds (0-4)
@@ -227,7 +228,9 @@ else:
 # own head with the decision threshold refitted on the task's validation
 # patients (what calibration alone gives back). The balanced accuracy a task
 # lost from the end of its own stage to the end of the sequence is split into
-# those two parts and the rest.
+# those two parts and the rest. The cpu book runs SGD and EWC, the two ends
+# of forgetting; the paper profile (or `-y "norm_methods: [sgd, l2, ewc,
+# online_ewc, joint]"`) adds L2, online EWC and joint, twelve runs each.
 
 # %% tags=["hide-input"]
 norm_summary = story.show_normalisation(plan.records_of(records, "normalisation"))

@@ -248,6 +248,12 @@ def test_the_fisher_comparison_runs_each_variant_at_its_validated_lambda(tmp_pat
     assert {(c.bn, c.norm) for c in norms.normalisation} == {("update", "batch"), ("task", "batch"), ("update", "group")}
     with pytest.raises(LungclError, match="unknown normalisation"):
         chapters.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], normalisations=["layer"])
+    # norm_methods None: the profile's table, SGD and EWC on cpu, all five methods on the paper profile
+    for profile, methods in (("cpu", {"sgd", "ewc"}), ("paper", {"sgd", "l2", "ewc", "online_ewc", "joint"})):
+        table = chapters.analysis_configs(ChapterContext(profile, "phantom", 0, tmp_path / "d", tmp_path / "r"),
+                                          "ABC", [1], [1], 0.9, [0], normalisations=["update", "group"])
+        assert {c.method for c in table.normalisation} == methods
+        assert len(table.normalisation) == 2 * len(methods) * 3
     smoke = chapters.analysis_configs(ChapterContext("smoke", "phantom", 0, tmp_path / "d", tmp_path / "r"),
                                       "ABC", [1], [1], 0.9, [0], fisher_variants=["sampled"], variant_seeds=[4])
     assert not smoke.variant_tuned["sampled"] and {c.seed for c in smoke.variants} == {4}

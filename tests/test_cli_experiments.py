@@ -38,6 +38,23 @@ def test_run_prints_the_record_path_last_and_show_reads_it(cli_env, capsys):
     assert code == 0 and record["run_id"] == run_id and record["config"]["strength"] == 2.0
 
 
+def test_run_with_probes_and_show_splits_what_the_earlier_task_lost(cli_env, capsys):
+    """``lungcl run --set bn=task --set probes=true``: the record has a probe and a re-thresholded head per
+    trained task after every stage, and ``lungcl show`` splits the earlier task's loss."""
+    common, results = cli_env
+    code, out, _ = _run(capsys, "run", "--order", "AB", "--method", "ewc", "--set", "bn=task",
+                        "--set", "probes=true", *common)
+    assert code == 0
+    record = json.loads(Path(out.strip().splitlines()[-1]).read_text())
+    assert record["config"]["bn"] == "task" and len(record["probes"]["stages"]) == 1 + 2
+    code, shown, _ = _run(capsys, "show", record["run_id"], "--results", str(results),
+                          "--metric", "balanced_accuracy")
+    assert code == 0 and "features or heads" in shown
+    row = next(ln.split() for ln in shown.splitlines() if ln.startswith(record["tasks"][0]))
+    lost, representation, calibration, rest = map(float, row[1:5])
+    assert lost == pytest.approx(representation + calibration + rest, abs=0.02)
+
+
 def test_set_and_tasks_reach_the_config(cli_env, capsys):
     common, _ = cli_env
     code, js, _ = _run(capsys, "run", "--tasks", "spiculation,margin", "--set", "lr=0.01",

@@ -240,6 +240,21 @@ def _pct(v: float | None) -> str:
     return "   -  " if v is None or not np.isfinite(v) else f"{100 * v:6.2f}"
 
 
+def _probe_lines(record, metric: str) -> list[str]:
+    """The probes of a run recorded with ``probes=true``: what each earlier task lost, split."""
+    from ..experiments.probes import forgetting_split
+
+    split = forgetting_split(record, metric)
+    lines = [f"features or heads: the {metric.replace('_', ' ')} (test, pp) each earlier task lost, split into "
+             "representation (linear probe), calibration (threshold refitted on val) and the rest"]
+    if split.empty:
+        return lines + ["  (no earlier task with probes)"]
+    cols = ["task", "lost", "representation", "calibration", "rest", "probe_final", "probe_floor"]
+    shown = split[cols].copy()
+    shown[cols[1:]] = 100 * shown[cols[1:]]
+    return lines + [shown.to_string(index=False, float_format=lambda v: f"{v:.2f}")]
+
+
 def render_record(record, split: str = "test", metric: str = "accuracy") -> str:
     """The run's label, accuracy matrix, forgetting and per-stage metrics as plain text."""
     d = record.data
@@ -255,6 +270,8 @@ def render_record(record, split: str = "test", metric: str = "accuracy") -> str:
         lines.append(f"\naverage {metric.replace('_', ' ')} {100 * s['average_accuracy']:.2f} %   "
                      f"forgetting (pp): {forget}")
         lines.append(f"backward transfer {100 * s['backward_transfer']:+.2f} pp")
+    if d.get("probes") and split == "test":
+        lines += ["", *_probe_lines(record, metric)]
     table = record.stage_metrics()
     table = table[table["split"] == split]
     cols = [c for c in ("trained", "task", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "auc",

@@ -222,7 +222,8 @@ display(Markdown(story.sequence_notes(stage_table, baseline, order, len(task_nam
 # settings are trained. The table after the exercises gives the measured
 # time of each run of this chapter.
 #
-# 1. **A stiffer or softer EWC**: `-p method ewc -p ewc_lambda 1000` (then 1).
+# 1. **A stiffer or softer EWC**: `-p method ewc -p ewc_lambda 1000000` (then 1),
+#    the two ends of the grid the default was tuned on.
 #    Does task A hold better, and what happens to task C? (One new run per seed each.)
 # 2. **Another order**: `-p tasks CBA`. Does calcification, learned first,
 #    survive better than malignancy did? (Three new runs per seed; the task-order

@@ -20,13 +20,17 @@ from lungcl.models.resnet import TaskBatchNorm, build_resnet
 
 
 def test_new_settings_leave_every_existing_run_id_alone():
-    for cfg in (default_config("cpu", method="ewc"), default_config("smoke", method="l2", freeze_bn_stats=True)):
+    # streams=position is how every run was seeded before streams existed: its ids are the old ids
+    for cfg in (default_config("cpu", method="ewc", streams="position"),
+                default_config("smoke", method="l2", freeze_bn_stats=True, streams="position")):
         hashed = json.loads(canonical_json(cfg))
         assert not {"bn", "norm", "probes", "streams"} & set(hashed)
+    assert json.loads(canonical_json(default_config("cpu")))["streams"] == "task"  # the default is hashed
     assert default_config("smoke", bn="freeze").run_id == default_config("smoke", freeze_bn_stats=True).run_id
     ids = {default_config("smoke", **kw).run_id for kw in ({}, {"bn": "freeze"}, {"bn": "task"},
-                                                            {"norm": "group"}, {"probes": True})}
-    assert len(ids) == 5
+                                                            {"norm": "group"}, {"probes": True},
+                                                            {"streams": "position"})}
+    assert len(ids) == 6
 
 
 def test_a_record_written_before_bn_existed_loads_as_bn_freeze():
@@ -169,8 +173,11 @@ def test_streams_by_task_name_give_a_task_the_same_data_in_every_order(data_dir,
     assert stream_seed(ab, 0, 0, a) == stream_seed(ba, 1, 0, a) and stream_seed(ab, 1, 0, b) == stream_seed(ba, 0, 0, b)
     joint = default_config("smoke", tasks="AB", streams="task", method="joint")
     assert stream_seed(joint, 1, 0, a) != stream_seed(joint, 0, 0, a)  # a revisit is a new stream
-    pos = default_config("smoke", tasks="AB")
-    assert stream_seed(pos, 0, 0, a) != stream_seed(default_config("smoke", tasks="BA"), 1, 0, a)
-    assert default_config("smoke", streams="task").run_id != default_config("smoke").run_id
+    assert default_config("smoke").streams == "task"  # the default: orders compare orders
+    pos = default_config("smoke", tasks="AB", streams="position")
+    assert stream_seed(pos, 0, 0, a) != stream_seed(default_config("smoke", tasks="BA", streams="position"), 1, 0, a)
+    assert default_config("smoke", streams="position").run_id != default_config("smoke").run_id
+    assert "position-streams" in default_config("smoke", streams="position").label
+    assert "streams" not in default_config("smoke").label
     with pytest.raises(LungclError, match="streams must be one of"):
         default_config("smoke", streams="random")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lungcl.experiments.config import default_strength
+from lungcl.experiments.config import RunConfig, default_config, default_strength
 from lungcl.experiments.tuned import reference_tune, reference_tunes
 from lungcl.errors import LungclError
 from lungcl.plots.tuning import tune_curves
@@ -53,3 +53,14 @@ def test_a_variant_without_a_shipped_tune_is_skipped_or_a_clear_error():
     assert variant_tunes("smoke", ["sampled"]) == {}
     with pytest.raises(LungclError, match="--set fisher=sampled"):
         reference_tune("smoke", "ewc", "sampled")
+
+
+@pytest.mark.parametrize("method,fisher", [("l2", "exact"), ("ewc", "exact"), ("online_ewc", "exact"),
+                                           ("ewc", "sampled"), ("ewc", "empirical"), ("ewc", "batched")])
+def test_a_shipped_tune_is_of_the_configuration_the_book_runs(method, fisher):
+    """The curve was measured on the runs the defaults now make (e.g. with the current data streams):
+    a default that changes what a run computes needs a new tune, not an old pick."""
+    record = reference_tune("cpu", method, fisher)
+    tuned = RunConfig.from_dict(record["base_config"])
+    now = default_config("cpu", method=method, fisher=fisher).replace(strength=0.0)
+    assert tuned.replace(data_dir=now.data_dir).run_id == now.run_id

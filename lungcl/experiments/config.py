@@ -74,8 +74,9 @@ class RunConfig(ConfigDict):
     bn: str = "update"  # BatchNorm's running statistics: update | freeze (after the first stage) | task
     norm: str = "batch"  # the trunk's normalisation: batch (BatchNorm) | group (GroupNorm: no statistics)
     probes: bool = False  # after each stage: linear probes and re-thresholded heads of the tasks so far
-    streams: str = "position"  # a task's data stream (up-sampling, augmentation, order) seeded by its
-    # position in the order (position) or by its name (task: the same stream in every order)
+    streams: str = "task"  # a task's data stream (up-sampling, augmentation, order) seeded by its name
+    # (task: the same stream in every order; the default) or, as the default was until issue 14, by its position
+    # in the order (position: comparing two orders also changes every task's stream)
     penalty_step: str = "gradient"  # "gradient": loss + penalty; "proximal": the pull-back applied exactly
     augment: bool = True
     balance: bool = True
@@ -138,8 +139,10 @@ class RunConfig(ConfigDict):
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "RunConfig":
         """Also reads records written before ``fisher`` replaced the boolean ``empirical_fisher``
-        (False meant one sampled label per input, True the dataset's label)."""
-        d = dict(d)
+        (False meant one sampled label per input, True the dataset's label), and records written before
+        a setting of :data:`ADDED` existed: they ran with its ADDED value (``streams="position"``,
+        although the default is now ``"task"``)."""
+        d = {**ADDED, **d}
         if "empirical_fisher" in d:
             legacy = d.pop("empirical_fisher")
             d.setdefault("fisher", "empirical" if legacy else "sampled")
@@ -181,7 +184,7 @@ class RunConfig(ConfigDict):
         lam = f" λ={self.strength:g}" if self.method in PENALISED else ""
         bn = {"freeze": " frozen-BN", "task": " task-BN"}.get(self.bn, "") + (" GroupNorm" if self.norm == "group" else "")
         fisher = f" {self.fisher}-Fisher" if self.fisher != "exact" else ""
-        streams = " task-streams" if self.streams == "task" else ""
+        streams = " position-streams" if self.streams == "position" else ""
         return f"{order} {self.method}{lam}{fisher}{bn}{streams} fold{self.fold} seed{self.seed}"
 
 

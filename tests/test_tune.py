@@ -52,6 +52,8 @@ def test_tune_cli_smoke_records_the_curve_and_the_pick(data_dir, smoke_store, tm
     assert record["split"] == "val" and record["pick"]["strength"] in strengths
     best = max(p["criterion"] for p in record["curve"] if p["criterion"] is not None)
     assert record["pick"]["criterion"] == best
+    flat = len({p["criterion"] for p in record["curve"]}) == 1
+    assert record["flat"] == flat and not (flat and record["at_grid_edge"])
     assert all(set(p["final_val_bacc"]) == {"malignancy", "lobulation", "calcification"} for p in record["curve"])
     saved = Path(tmp_path) / "tunes" / f"{record['tune_id']}.json"
     assert json.loads(saved.read_text()) == record
@@ -61,3 +63,17 @@ def test_tune_cli_smoke_records_the_curve_and_the_pick(data_dir, smoke_store, tm
 def test_tune_rejects_a_method_without_lambda(data_dir, tmp_path, capsys):
     code = main(["tune", "--method", "sgd", "--profile", "smoke", "--results", str(tmp_path)])
     assert code == 2 and "no lambda" in capsys.readouterr().err
+
+
+def test_a_flat_curve_is_said_to_choose_nothing(data_dir, smoke_store, tmp_path, capsys, monkeypatch):
+    """When every lambda scores the same, the record says ``flat`` and the CLI says the curve does not
+    choose (not "widen the grid", which would not help)."""
+    import importlib
+
+    tune_module = importlib.import_module("lungcl.experiments.tune")  # the module, not the function
+    monkeypatch.setattr(tune_module, "curve_point", lambda record, criterion: {
+        "strength": record.config.strength, "run_id": record.run_id, "criterion": 0.5})
+    code = main(["tune", "--order", "AB", "--method", "l2", "--values", "1,10,100", "--profile", "smoke",
+                 "--data-dir", str(data_dir), "--results", str(tmp_path), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "the curve does not choose" in out and "widen" not in out

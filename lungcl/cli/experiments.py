@@ -219,7 +219,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         value = "failed: " + p.get("error", "") if p["criterion"] is None else f"{100 * p['criterion']:.2f} %"
         mark = "  <- pick" if record["pick"] and p["strength"] == record["pick"]["strength"] else ""
         print(f"  lambda {p['strength']:<10g} {value}{mark}")
-    if record["at_grid_edge"]:
+    if record.get("flat"):
+        print("  (every lambda scores the same: the curve does not choose; the pick is the smallest. Train "
+              "longer, e.g. the cpu profile, before tuning)")
+    elif record["at_grid_edge"]:
         print("  (the pick is at the grid's edge: widen --values)")
     print(tune_path(args.results, base, record["values"], args.criterion))
     return 0

@@ -99,13 +99,17 @@ def tune(base: RunConfig, values: list[float] | None = None, criterion: str = "f
                           "error": outcome.errors.get(config.run_id, "not run")})
     finite = [p for p in curve if p["criterion"] is not None and math.isfinite(p["criterion"])]
     pick = max(finite, key=lambda p: (p["criterion"], -p["strength"])) if finite else None
+    # every value scores the same (e.g. every network predicts its majority class): the curve says
+    # nothing about lambda, and the pick is only the tie-break (the smallest)
+    flat = len(finite) > 1 and max(p["criterion"] for p in finite) - min(p["criterion"] for p in finite) < 1e-9
     record = {"kind": "tune", "tune_id": tune_id(base, values, criterion), "method": base.method,
               "order": base.label.split()[0], "fold": base.fold, "seed": base.seed, "profile": base.profile,
               "split": TUNE_SPLIT, "criterion": criterion, "criterion_description": CRITERIA[criterion][0],
               "values": values, "base_config": base.replace(strength=0.0).to_dict(), "curve": curve,
               "pick": None if pick is None else {"strength": pick["strength"], "criterion": pick["criterion"],
                                                  "run_id": pick["run_id"]},
-              "at_grid_edge": pick is not None and pick["strength"] in (values[0], values[-1])}
+              "flat": flat,
+              "at_grid_edge": pick is not None and not flat and pick["strength"] in (values[0], values[-1])}
     atomic_write_json(tune_path(results, base, values, criterion), record)
     return record
 

@@ -54,8 +54,7 @@ frozen_bn = True  # SGD, L2, EWC once more with BatchNorm's running statistics f
 fisher_variants = ["sampled", "empirical", "batched"]  # EWC again with these Fishers ([]: skip the section)
 variant_seeds = None  # seeds of the Fisher comparison (None: seed, seed + 1, seed + 2, as the sequence chapter)
 normalisations = ["update", "freeze", "task", "group"]  # BatchNorm statistics updated / frozen / per task; GroupNorm
-norm_methods = None  # the methods run under every normalisation (with probes), at their default lambda
-# (None: the profile's; cpu SGD and EWC, paper also L2, online EWC and joint)
+norm_methods = None  # methods run under every normalisation (with probes) at their default lambda; None: the profile's
 norm_seeds = None  # their seeds (None: seed, seed + 1, seed + 2)
 epochs = None  # epochs per stage (None: the profile default)
 folds = [0]  # cross-validation folds (0-4)

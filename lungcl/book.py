@@ -294,12 +294,12 @@ def render_book(root: Path, progress: Callable[[str], None], solutions: bool = T
         raise LungclError(f"jupyter-book build failed ({len(problems)} problem(s)); first: {first} "
                           f"-- full log in {log.relative_to(root)}")
     index = root / "_build" / "html" / "index.html"
-    write_landing_page(index)
+    write_landing_page(index, _book_title(root))
     progress(f"rendered {index.relative_to(root)}")
     return index
 
 
-def write_landing_page(index: Path) -> None:
+def write_landing_page(index: Path, title: str) -> None:
     """Replace jupyter-book's bare ``<meta http-equiv="Refresh">`` ``index.html`` by a whole page that
     redirects the same way: a title, the book's icon (without one a browser asks the server for
     ``/favicon.ico`` and logs a 404) and a link for readers whose browser does not follow the refresh."""
@@ -311,7 +311,7 @@ def write_landing_page(index: Path) -> None:
     if "<html" in text or found is None:  # already a whole page, or not the redirect we know
         return
     target = html.escape(found.group(1).strip(), quote=True)
-    title = html.escape(_book_title(index.parents[2]))
+    title = html.escape(title)
     icons = sorted((index.parent / "_static").glob("favicon.*"))
     icon = f'<link rel="icon" href="_static/{icons[0].name}">\n' if icons else ""
     page = (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'

@@ -302,13 +302,13 @@ def test_the_landing_page_redirects_with_a_title_and_the_icon(tmp_path: Path):
     (tmp_path / "_config.yml").write_text('title: "A <book>"\n')
     index = html / "index.html"
     index.write_text('<meta http-equiv="Refresh" content="0; url=book/intro.html" />')
-    book.write_landing_page(index)
+    book.write_landing_page(index, book._book_title(tmp_path))
     text = index.read_text()
     assert text.startswith("<!DOCTYPE html>") and "<title>A &lt;book&gt;</title>" in text
     assert '<link rel="icon" href="_static/favicon.svg">' in text
     assert '<meta http-equiv="Refresh" content="0; url=book/intro.html">' in text
     assert '<a href="book/intro.html">' in text
-    book.write_landing_page(index)  # a whole page is left as it is
+    book.write_landing_page(index, "another title")  # a whole page is left as it is
     assert index.read_text() == text
 
 

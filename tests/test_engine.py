@@ -40,8 +40,8 @@ def test_smoke_runs_give_the_numbers_of_before_the_engine(name, smoke_store, dat
     before = json.loads((BEFORE / f"{name}.json").read_text())
     settings = {**before["config"], "data_dir": str(data_dir)}
     if name.startswith("sequence"):
-        # a setting the fixture leaves out had ADDED's value (streams="position" is no longer the default)
-        record = run(RunConfig.from_dict({**ADDED, **settings}), tmp_path, progress=False)
+        # from_dict reads a setting the fixture leaves out at ADDED's value (streams="position", not the default)
+        record = run(RunConfig.from_dict(settings), tmp_path, progress=False)
     else:
         record = run_mtl(MTLConfig.from_dict(settings), tmp_path, progress=False, threads=1)
     assert record.run_id == before["run_id"]

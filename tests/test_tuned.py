@@ -63,4 +63,4 @@ def test_a_shipped_tune_is_of_the_configuration_the_book_runs(method, fisher):
     record = reference_tune("cpu", method, fisher)
     tuned = RunConfig.from_dict(record["base_config"])
     now = default_config("cpu", method=method, fisher=fisher).replace(strength=0.0)
-    assert tuned.replace(data_dir=now.data_dir).run_id == now.run_id
+    assert tuned.run_id == now.run_id  # (data_dir is not in the run id)

@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from . import __version__
 from .atomic import atomic_write_bytes, atomic_write_json
@@ -52,6 +52,27 @@ class Chapter:
 def discover_chapters(root: Path) -> list[Chapter]:
     """The chapter notebooks of the book at ``root``, in number order."""
     return [Chapter(p.stem, p) for p in chapter_sources(root)]
+
+
+BUILD_PARAMETERS = {"profile": "--profile", "source": "--source", "data_dir": "--data-dir",
+                    "results_dir": "--results", "seed": "--seed"}  # set by lungcl book's own flags
+
+
+def chapter_overrides(chapters: list[Chapter], overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each chapter's share of ``overrides`` (the parameters its cell declares); a clear error for a
+    parameter that a flag of its own sets or that no chapter declares."""
+    from .run_page import chapter_parameters
+
+    for key in overrides:
+        if key in BUILD_PARAMETERS:
+            raise LungclError(f"{key} is set with {BUILD_PARAMETERS[key]}, not --set")
+    declared = {c.name: {name for name, _, _ in chapter_parameters(c.source)} for c in chapters}
+    unknown = sorted(set(overrides) - set().union(*declared.values()))
+    if unknown:
+        known = sorted(set().union(*declared.values()) - set(BUILD_PARAMETERS))
+        raise LungclError(f"no chapter has the parameter {', '.join(unknown)}; the chapters' parameters "
+                          f"are {', '.join(known)} (book/run_it_yourself.md says what each does)")
+    return {name: {k: v for k, v in overrides.items() if k in names} for name, names in declared.items()}
 
 
 def select_chapters(chapters: list[Chapter], only: list[str] | None) -> list[Chapter]:
@@ -332,8 +353,12 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
                only: list[str] | None = None, data_dir: str | Path = "data",
                results_dir: str | Path = "results", seed: int = 0, force: bool = False,
                render: bool = True, progress: Callable[[str], None] = print,
-               solutions: bool = True) -> BuildReport:
-    """Execute the chapters that are not current, then render the book; see the module doc."""
+               solutions: bool = True, overrides: dict[str, Any] | None = None) -> BuildReport:
+    """Execute the chapters that are not current, then render the book; see the module doc.
+
+    ``overrides`` are chapter parameters (``{"epochs": 2}``), each given to the chapters that declare
+    it; a chapter's stamp holds only its own, so an override re-executes only the chapters it reaches.
+    """
     _require_tools()
     check_profile(profile)
     root = Path(root).resolve() if root else project_root()
@@ -344,6 +369,7 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
                   "results_dir": _shown_path(results_dir, root), "seed": int(seed)}
     chapters = discover_chapters(root)
     selected = select_chapters(chapters, only)
+    own = chapter_overrides(chapters, overrides or {})
     executed = root / EXECUTED
     executed.mkdir(parents=True, exist_ok=True)
     package_digest = _tree_digest(Path(__file__).resolve().parent, ("*.py", "*.csv"))
@@ -359,7 +385,8 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
     for n, chapter in enumerate(selected, 1):
         start = time.perf_counter()
         notebook = sync_pair(chapter)
-        stamp = execution_stamp(chapter, parameters, package_digest,
+        chapter_params = {**parameters, **own[chapter.name]}
+        stamp = execution_stamp(chapter, chapter_params, package_digest,
                                 _store_digest(data_dir, source, profile))
         output = executed / f"{chapter.name}.ipynb"
         stamp_path = executed / f"{chapter.name}.stamp.json"
@@ -370,12 +397,12 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
             continue
         why = "forced" if force else _what_changed(old, stamp, output.exists())
         progress(f"[{n}/{len(selected)}] {chapter.name}: executing ({profile} profile; {why})")
-        n_stderr = execute_chapter(chapter, notebook, parameters, root, output, show_bar)
+        n_stderr = execute_chapter(chapter, notebook, chapter_params, root, output, show_bar)
         if n_stderr:
             progress(f"    {n_stderr} stderr output(s) (warnings or progress bars) are hidden in the "
                      f"book; read them in {output.relative_to(root)}")
         # the chapter may have prepared the store: stamp with the data it actually used
-        stamp = execution_stamp(chapter, parameters, package_digest,
+        stamp = execution_stamp(chapter, chapter_params, package_digest,
                                 _store_digest(data_dir, source, profile))
         atomic_write_json(stamp_path, stamp)
         seconds = time.perf_counter() - start

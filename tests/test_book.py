@@ -135,6 +135,41 @@ def test_stamp_changes_with_parameters_and_names_the_reason(tmp_path):
     assert book._what_changed({}, a, False) == "never executed"
 
 
+def test_a_chapter_setting_reaches_only_the_chapters_that_declare_it():
+    chapters = book.discover_chapters(ROOT)
+    own = book.chapter_overrides(chapters, {"epochs": 2, "normalisations": []})
+    assert own["01_data"] == {} and own["00_first_demo"] == {}
+    assert own["03_sequence_ABC"] == {"epochs": 2}
+    assert own["05_analysis"] == {"epochs": 2, "normalisations": []}
+    assert all(v == {} for v in book.chapter_overrides(chapters, {}).values())  # stamps as before
+    with pytest.raises(LungclError, match="no chapter has the parameter epoch;.*epochs"):
+        book.chapter_overrides(chapters, {"epoch": 2})
+    with pytest.raises(LungclError, match="seed is set with --seed"):
+        book.chapter_overrides(chapters, {"seed": 3})
+
+
+def test_book_set_reads_values_as_the_parameters_cells_write_them():
+    from lungcl.cli.book import parse_chapter_settings
+
+    assert parse_chapter_settings(["epochs=2", "seeds=[0]", "method=ewc", "ewc_lambda=None",
+                                   "tasks='CBA'", "fisher_variants=[]"]) == {
+        "epochs": 2, "seeds": [0], "method": "ewc", "ewc_lambda": None, "tasks": "CBA",
+        "fisher_variants": []}
+    for bad in ("epochs", "=2", "two words=1"):
+        with pytest.raises(LungclError, match="KEY=VALUE"):
+            parse_chapter_settings([bad])
+
+
+def test_book_set_with_an_unknown_parameter_is_a_clear_error_before_any_work(tmp_path, capsys):
+    from lungcl.cli.main import main
+
+    code = main(["book", "--set", "epoch=2", "--data-dir", str(tmp_path / "data"),
+                 "--results", str(tmp_path / "r"), "--no-render"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no chapter has the parameter epoch" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "data").exists()
+
+
 def test_chapter_setup_resolves_folders_against_the_book_root(monkeypatch):
     monkeypatch.chdir(ROOT / "notebooks")  # where Jupyter starts a notebook's kernel
     ctx = chapter_context.chapter_setup("smoke", "phantom", "data", "results", seed=3)
@@ -187,9 +222,9 @@ def tiny_book(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_pipeline_executes_skips_and_reexecutes(tiny_book: Path):
+def test_pipeline_executes_skips_and_reexecutes(tiny_book: Path, data_dir: Path):
     lines: list[str] = []
-    run = dict(root=tiny_book, profile="smoke", data_dir=tiny_book / "data",
+    run = dict(root=tiny_book, profile="smoke", data_dir=data_dir,
                results_dir=tiny_book / "results", render=False, progress=lines.append)
     first = book.build_book(**run)
     assert [c.status for c in first.chapters] == ["executed"]
@@ -209,12 +244,30 @@ def test_pipeline_executes_skips_and_reexecutes(tiny_book: Path):
 
 
 @pytest.mark.slow
-def test_a_failing_notebook_names_itself_and_its_cell(tiny_book: Path):
+def test_a_book_setting_executes_again_only_the_chapters_that_declare_it(tiny_book: Path, data_dir: Path):
+    (tiny_book / "notebooks" / "02_steps.py").write_text(
+        TINY_NOTEBOOK.replace("seed = 0\n", "seed = 0\nsteps = 1\n").replace(
+            'print("profile", profile, "seed", seed)', 'print("steps", steps)'))
+    (tiny_book / "_toc.yml").write_text(TINY_TOC + "  - file: notebooks/_executed/02_steps\n")
+    run = dict(root=tiny_book, profile="smoke", data_dir=data_dir,
+               results_dir=tiny_book / "results", render=False, progress=lambda _: None)
+    assert [c.status for c in book.build_book(**run).chapters] == ["executed", "executed"]
+    again = book.build_book(**run, overrides={"steps": 3})
+    assert [c.status for c in again.chapters] == ["current", "executed"]
+    import nbformat
+
+    executed = nbformat.read(tiny_book / book.EXECUTED / "02_steps.ipynb", as_version=4)
+    assert "steps 3" in "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert [c.status for c in book.build_book(**run, overrides={"steps": 3}).chapters] == ["current"] * 2
+
+
+@pytest.mark.slow
+def test_a_failing_notebook_names_itself_and_its_cell(tiny_book: Path, data_dir: Path):
     src = tiny_book / "notebooks" / "01_tiny.py"
     src.write_text(TINY_NOTEBOOK + '\n# %%\nraise ValueError("the phantom is on fire")\n')
     with pytest.raises(LungclError) as info:
         book.build_book(root=tiny_book, profile="smoke", render=False, progress=lambda _: None,
-                        data_dir=tiny_book / "data", results_dir=tiny_book / "results")
+                        data_dir=data_dir, results_dir=tiny_book / "results")
     message = str(info.value)
     assert "01_tiny" in message and "cell" in message and "the phantom is on fire" in message
     assert "\n" not in message

@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import time
+from typing import Any
 
+from ..errors import LungclError
 from ..profiles import DEFAULT_PROFILE, PROFILES
+
+
+def parse_chapter_settings(items: list[str]) -> dict[str, Any]:
+    """``["epochs=2", "seeds=[0]", "method=ewc"]`` -> ``{"epochs": 2, "seeds": [0], "method": "ewc"}``.
+
+    A value is read as a Python literal, as the parameters cells write it (``None``, ``[0, 1]``,
+    ``"ABC"``); anything else (``ewc``) is a string.
+    """
+    settings: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise LungclError(f"--set wants KEY=VALUE with a parameter name as KEY, got {item!r}")
+        try:
+            settings[key] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            settings[key] = text.strip()
+    return settings
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -15,7 +37,8 @@ def _build(args: argparse.Namespace) -> int:
     report = build_book(root=args.root, profile=args.profile, source=args.source, only=args.only,
                         data_dir=args.data_dir, results_dir=args.results, seed=args.seed,
                         force=args.force, render=not args.no_render,
-                        solutions=not args.no_solutions)
+                        solutions=not args.no_solutions,
+                        overrides=parse_chapter_settings(args.overrides))
     print(f"\n{'chapter':<24} {'status':<10} {'seconds':>8}")
     for ch in report.chapters:
         print(f"{ch.name:<24} {ch.status:<10} {ch.seconds:>8.1f}")
@@ -43,6 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", default="results",
                    help="run records shared by all chapters (default: results)")
     p.add_argument("--seed", type=int, default=0, help="seed passed to every chapter (default: 0)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a chapter parameter for every chapter that has it, as its parameters cell "
+                        "writes it, e.g. --set epochs=2 --set 'seeds=[0]' (repeatable; "
+                        "book/run_it_yourself.md lists them)")
     p.add_argument("--force", action="store_true", help="execute chapters even if they are current")
     p.add_argument("--no-render", action="store_true", help="execute the notebooks but skip the HTML")
     p.add_argument("--no-solutions", action="store_true",

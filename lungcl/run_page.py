@@ -43,8 +43,10 @@ def render_page(root: Path) -> str:
            "or execute it with papermill, e.g.",
            "`papermill notebooks/03_sequence_ABC.ipynb out.ipynb -p profile smoke -p method ewc`",
            "(make the `.ipynb` once with `jupytext --to ipynb notebooks/03_sequence_ABC.py`).",
-           "`profile = \"smoke\"` runs any chapter in minutes. This page is generated from the",
-           "chapters' parameters cells by `lungcl book`.", ""]
+           "`profile = \"smoke\"` runs any chapter in minutes. The whole book takes a parameter too:",
+           "`lungcl book --set epochs=2 --set 'seeds=[0]'` gives it to every chapter that has it (and",
+           "executes again only those). This page is generated from the chapters' parameters cells",
+           "by `lungcl book`.", ""]
     for source in chapter_sources(root):
         out += [f"## {source.stem}: {_title(source)}", "",
                 "| parameter | default | meaning |", "| --- | --- | --- |"]

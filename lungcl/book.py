@@ -61,6 +61,8 @@ BUILD_PARAMETERS = {"profile": "--profile", "source": "--source", "data_dir": "-
 def chapter_overrides(chapters: list[Chapter], overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each chapter's share of ``overrides`` (the parameters its cell declares); a clear error for a
     parameter that a flag of its own sets or that no chapter declares."""
+    if not overrides:  # nothing to share out: no chapter's cell need be read (0.5 s for the book)
+        return {c.name: {} for c in chapters}
     from .run_page import chapter_parameters
 
     for key in overrides:

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from lungcl.data.nodules import CHARACTERISTICS, ReaderMasks, build_nodule_table, load_nodule_table
-from lungcl.data.nodules import _scan_rows
+from lungcl.data.nodules import CHARACTERISTICS, ReaderMasks, _scan_rows, build_nodule_table, load_nodule_table
 from lungcl.pylidc_compat import geometry_computed_once, pylidc
 
 

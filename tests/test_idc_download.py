@@ -167,6 +167,7 @@ if [ $count -eq 2 ]; then
   target=$(eval echo \\${{$#}})
   ls "$target"*.dcm | head -n 40 | xargs rm -f
   f=$(ls "$target"*.dcm | head -n 1); head -c 1000 "$f" > "$f.cut" && mv "$f.cut" "$f"
+  : > "$target"1-001.dcm4242  # a temporary file as a killed s5cmd leaves them
   kill -KILL $PPID
 fi
 """

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from ..errors import LungclError
-from .dicom import dicom_files, read_header
+from .dicom import dicom_files, is_dicom_name, read_header
 from .idc import INSTALL_HINT, SeriesSelection
 
 # idc-index's own endpoint for the AWS copy of IDC's buckets (idc_index.index.aws_endpoint_url)
@@ -144,8 +144,17 @@ def download(selection: SeriesSelection, root: str | Path, endpoint_url: str = I
         if problem:
             raise LungclError(f"series {r.SeriesInstanceUID} of {r.PatientID} is incomplete after "
                               f"download ({problem}); it stays hidden in {partial}, {RESUME_HINT}")
+        _drop_leftovers(partial)
         os.replace(partial, final)
         report.downloaded.append(r.SeriesInstanceUID)
         report.downloaded_mb += float(r.size_MB)
     return report
 
+
+
+def _drop_leftovers(folder: Path) -> None:
+    """Remove what is not a DICOM file of the series: a killed s5cmd's temporary files
+    (``<name>.dcm<digits>``), so the final folder holds exactly the verified series."""
+    for name in os.listdir(folder):
+        if not is_dicom_name(name) and (folder / name).is_file():
+            (folder / name).unlink()

@@ -9,7 +9,6 @@ positions; the real s5cmd fetches them (``--endpoint-url`` the local server,
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import subprocess
@@ -159,17 +158,21 @@ def test_unreachable_endpoint_is_one_line(bucket, tmp_path):
 
 
 KILLER = """#!/bin/sh
-# s5cmd's stand-in for one test: the real s5cmd copies the second series, then this script loses
-# some of its files, cuts one short and kills the lungcl process (SIGKILL) before it verifies anything
-"{real}" "$@" || exit $?
+# s5cmd for one test: the first call is the real s5cmd; on the second (the second series) the real
+# s5cmd is SIGKILLed once 8 files are whole (others in flight), three whole files are lost and one
+# cut short (so that some are missing even if s5cmd was faster), and the lungcl process is SIGKILLed
+# before it verifies anything
 count=$(cat "{counter}" 2>/dev/null || echo 0); count=$((count + 1)); echo $count > "{counter}"
-if [ $count -eq 2 ]; then
-  target=$(eval echo \\${{$#}})
-  ls "$target"*.dcm | head -n 40 | xargs rm -f
-  f=$(ls "$target"*.dcm | head -n 1); head -c 1000 "$f" > "$f.cut" && mv "$f.cut" "$f"
-  : > "$target"1-001.dcm4242  # a temporary file as a killed s5cmd leaves them
-  kill -KILL $PPID
-fi
+if [ $count -ne 2 ]; then exec "{real}" "$@"; fi
+target=$(eval echo \\${{$#}})
+"{real}" "$@" &
+i=0
+while [ $i -lt 2000 ] && [ $(ls "$target" | grep -c 'dcm$') -lt 8 ]; do sleep 0.005; i=$((i + 1)); done
+kill -KILL $! 2>/dev/null; wait
+ls "$target"*.dcm | head -n 3 | xargs rm -f
+f=$(ls "$target"*.dcm | head -n 1); head -c 1000 "$f" > "$f.cut" && mv "$f.cut" "$f"
+: > "$target"1-001.dcm4242  # a temporary file as a killed s5cmd leaves them
+kill -KILL $PPID
 """
 
 
@@ -188,10 +191,10 @@ def test_killed_download_resumes(bucket, tmp_path):
     table.drop(columns="written").to_json(tmp_path / "sel.json")
     code = ("import pandas as pd, sys; from lungcl.data.download import download; "
             "from lungcl.data.idc import SeriesSelection; "
-            f"download(SeriesSelection(pd.read_json(sys.argv[1]), ()), sys.argv[2], '{endpoint}')")
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "sel.json"), str(root)], env=env,
-                          capture_output=True, text=True, timeout=120)
+            "download(SeriesSelection(pd.read_json(sys.argv[1]), ()), sys.argv[2], sys.argv[3], "
+            "s5cmd=sys.argv[4])")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "sel.json"), str(root), endpoint,
+                           str(killer)], capture_output=True, text=True, timeout=120)
     assert done.returncode == -signal.SIGKILL, done.stderr
     first, second = table.itertuples()
     assert final_folder(root, first).is_dir() and not final_folder(root, second).exists()

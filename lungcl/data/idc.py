@@ -169,9 +169,10 @@ def select_series(index: pd.DataFrame, scans: pd.DataFrame) -> SeriesSelection:
 
 
 def selection_for(data_dir: str | Path, tasks: list[Task] | None, patients: int | None,
-                  split_seed: int = 0, index_path: str | Path | None = None) -> SeriesSelection:
+                  split_seed: int = 0, index: pd.DataFrame | None = None) -> SeriesSelection:
     """The series ``lungcl data download`` fetches: the scans of ``tasks`` (None: every annotated
-    scan), of the first ``patients`` patients of the stratified split order when given."""
+    scan), of the first ``patients`` patients of the stratified split order when given.
+    ``index``: the LIDC-IDRI rows of the IDC index (default: read from idc-index-data)."""
     from .nodules import load_nodule_table, load_scan_table
     from .splits import load_or_make_split
     from .tasks import resolve_tasks
@@ -186,4 +187,4 @@ def selection_for(data_dir: str | Path, tasks: list[Task] | None, patients: int 
         split = load_or_make_split(data_dir, nodules, split_seed)
         order = stratified_patient_order(split, patient_strata(nodules, resolve_tasks("ABC")))
         scans = scans[scans["patient_id"].isin(set(order[:patients]))]
-    return select_series(read_lidc_index(index_path), scans)
+    return select_series(read_lidc_index() if index is None else index, scans)

@@ -189,7 +189,7 @@ i=0
 while [ $i -lt 2000 ] && [ $(ls "$target" | grep -c 'dcm$') -lt 8 ]; do sleep 0.005; i=$((i + 1)); done
 kill -KILL $! 2>/dev/null; wait
 ls "$target"*.dcm | head -n 3 | xargs rm -f
-f=$(ls "$target"*.dcm | head -n 1); head -c 1000 "$f" > "$f.cut" && mv "$f.cut" "$f"
+f=$(ls "$target"*.dcm | head -n 1); [ -n "$f" ] && head -c 1000 "$f" > "$f.cut" && mv "$f.cut" "$f"
 : > "$target"1-001.dcm4242  # a temporary file as a killed s5cmd leaves them
 kill -KILL $PPID
 """

@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,book,dask]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,book,dask,real]"
 	touch $(STAMP)
 
 data: venv

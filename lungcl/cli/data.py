@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 
 from ..data.sources import DEFAULT_MIN_SHARE, SOURCES
 from ..profiles import DEFAULT_PROFILE, PROFILES, check_profile
@@ -31,6 +32,26 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fail (and leave the store unfinished) if fewer than this share of the nodules "
                         f"could be prepared (default {DEFAULT_MIN_SHARE})")
     p.set_defaults(func=cmd_prepare)
+
+    d = dsub.add_parser("download", help="fetch the annotated LIDC-IDRI CT series from NCI's Imaging "
+                                         "Data Commons (resumable; prints the size first)")
+    d.add_argument("--lidc-root", required=True,
+                   help="where to put them (then: data prepare --source dicom --lidc-root DIR)")
+    d.add_argument("--tasks", default="ABC",
+                   help="only scans holding a nodule labelled by these tasks (default ABC)")
+    d.add_argument("--all-annotated", action="store_true",
+                   help="every scan holding a nodule, whatever the tasks")
+    d.add_argument("--patients", type=int, default=None,
+                   help="only the first N patients of the split's stratified order (a subset that "
+                        "keeps the test/fold shares and each part's class mix)")
+    d.add_argument("--split-seed", type=int, default=0)
+    d.add_argument("--dry-run", action="store_true", help="print what would be downloaded, fetch nothing")
+    d.add_argument("--json", action="store_true",
+                   help="print the selected series (uid, patient, size, instances) and the total as JSON")
+    d.add_argument("--endpoint-url", default=None,
+                   help="the S3 endpoint (default: IDC's public AWS bucket, as idc-index uses)")
+    d.add_argument("--data-dir", default="data", help="where the nodule table lives (default ./data)")
+    d.set_defaults(func=cmd_download)
 
     s = dsub.add_parser("summary", help="per task and split: positives, negatives, patients")
     add_data_options(s)
@@ -71,4 +92,36 @@ def cmd_summary(args: argparse.Namespace) -> int:
     for task, info in summary["tasks"].items():
         print(f"{task}: {info['rule']}")
     print(summary_table(summary).to_string(index=False))
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..data.download import IDC_ENDPOINT, download, remaining
+    from ..data.idc import selection_for
+    from ..data.tasks import resolve_tasks
+
+    tasks = None if args.all_annotated else resolve_tasks(args.tasks)
+    selection = selection_for(args.data_dir, tasks, args.patients, args.split_seed)
+    todo = remaining(selection, Path(args.lidc_root).expanduser())
+    what = "every annotated scan" if tasks is None else f"scans with nodules of {args.tasks}"
+    head = (f"LIDC-IDRI CT ({what}{'' if args.patients is None else f', first {args.patients} patients'}): "
+            f"{len(selection.series)} series of {selection.series['PatientID'].nunique()} patients, "
+            f"{selection.total_gb:.2f} GB ({selection.time_text(100)}); "
+            f"{len(selection.series) - len(todo)} already whole under {args.lidc_root}")
+    if args.json:
+        print(json.dumps(selection.to_json(), indent=1))
+    out = sys.stderr if args.json else sys.stdout
+    print(head, file=out)
+    if selection.missing:
+        print(f"lungcl: {len(selection.missing)} pylidc series are not in the IDC index "
+              f"(e.g. {selection.missing[0]})", file=sys.stderr)
+    if args.dry_run:
+        return 0
+    report = download(selection, args.lidc_root, args.endpoint_url or IDC_ENDPOINT,
+                      say=lambda line: print(line, file=out))
+    print(f"{len(report.downloaded)} series downloaded ({report.downloaded_mb / 1000:.2f} GB), "
+          f"{len(report.skipped)} already whole; next: lungcl data prepare --source dicom "
+          f"--lidc-root {args.lidc_root}", file=out)
     return 0

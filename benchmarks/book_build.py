@@ -7,7 +7,9 @@ cached: no nodule table, no patch store, no run records, no executed notebooks; 
 ``lungcl book`` there with the interpreter running this script (its environment is the one
 ``make venv`` made; the clone's own package is imported, through PYTHONPATH). Prints the
 time of every chapter, the render, the whole build, the largest process's peak memory and
-the machine's load before and after (the machine is shared: a busy machine is slower).
+the machine's load before and after (the machine is shared: a busy machine is slower), and
+``core_minutes`` (CPU time of every process of the build) with ``efficiency`` = core_minutes /
+(workers x wall_minutes): how well the build kept its workers busy.
 
 ``--content`` says which experiments the chapters run:
 
@@ -36,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lungcl.machine import usable_cores
+
 REPO = Path(__file__).resolve().parents[1]
 CONTENT = {
     "now": [],
@@ -53,25 +57,30 @@ def clone(into: Path, commit: str | None) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
-def build(root: Path, profile: str, settings: list[str], log: Path) -> dict:
-    """Run ``lungcl book`` in the clone; its chapter times, wall time, exit code and peak memory."""
+def build(root: Path, profile: str, settings: list[str], log: Path, workers: int | None) -> dict:
+    """Run ``lungcl book`` in the clone; its chapter times, wall time, the CPU time of all its processes
+    (``core_minutes``: every process it started and waited for, run workers and kernels included),
+    exit code and peak memory."""
     argv = [sys.executable, "-c", "import sys; from lungcl.cli.main import main; sys.exit(main())",
             "book", "--profile", profile, "--root", str(root), "--data-dir", str(root / "data"),
-            "--results", str(root / "results")]
+            "--results", str(root / "results")] + ([] if workers is None else ["--workers", str(workers)])
     for item in settings:
         argv += ["--set", item]
     env = dict(os.environ, PYTHONPATH=str(root))
-    start = time.perf_counter()
+    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     with log.open("w") as out:
         rc = subprocess.run(argv, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
     wall = time.perf_counter() - start
     text = log.read_text()
     rows = {m["name"]: float(m["s"]) for m in ROW.finditer(text)}
     render = rows.pop("(render)", None)
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    core_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    peak_kib = after.ru_maxrss
     if rc:
         print("".join(text.splitlines(keepends=True)[-15:]), file=sys.stderr)
-    return {"rc": rc, "wall_s": round(wall, 1), "chapters_s": rows, "render_s": render,
+    return {"rc": rc, "wall_s": round(wall, 1), "wall_minutes": round(wall / 60, 2),
+            "core_minutes": round(core_s / 60, 2), "chapters_s": rows, "render_s": render,
             "peak_process_gb": round(peak_kib / 1024 ** 2, 2)}
 
 
@@ -81,6 +90,8 @@ def main() -> int:
     p.add_argument("--commit", default=None, help="build this revision's book instead of HEAD's")
     p.add_argument("--profile", default="cpu")
     p.add_argument("--keep", type=Path, default=None, help="clone into this (new) folder and keep it")
+    p.add_argument("--workers", type=int, default=None,
+                   help="lungcl book --workers (default: its own, every usable core; older revisions: none)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args()
     if args.commit and args.content != "now":
@@ -91,7 +102,10 @@ def main() -> int:
             p.error(f"{root} exists: --keep wants a new folder")
         rev = clone(root, args.commit)
         load_before = os.getloadavg()[0]
-        result = build(root, args.profile, CONTENT[args.content], root.parent / f"{root.name}.log")
+        result = build(root, args.profile, CONTENT[args.content], root.parent / f"{root.name}.log", args.workers)
+    workers = args.workers or usable_cores()
+    result["workers"] = workers
+    result["efficiency"] = round(result["core_minutes"] / (workers * max(result["wall_minutes"], 1e-9)), 3)
     result = {"revision": rev, "content": args.content, "profile": args.profile,
               "settings": CONTENT[args.content], **result,
               "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
@@ -109,6 +123,9 @@ def main() -> int:
     print(f"{'(outside the chapters)':<24} {rest:>8.0f}   (start-up; and the nodule table and patch store "
           "where the build prepares them before chapter 1)")
     print(f"{'total (wall)':<24} {result['wall_s']:>8.0f}   = {result['wall_s'] / 60:.1f} min")
+    print(f"{'core time (all processes)':<24} {result['core_minutes'] * 60:>8.0f}   = {result['core_minutes']:.1f} "
+          f"core-min on {result['workers']} worker(s): efficiency {result['efficiency']:.2f} "
+          "(core-minutes / (workers x wall minutes))")
     print(f"\nexit code {result['rc']}; largest process's peak memory {result['peak_process_gb']} GB; "
           f"load average {result['load_average'][0]} before, {result['load_average'][1]} after")
     return result["rc"]

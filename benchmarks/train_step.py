@@ -17,6 +17,8 @@ tensors; target >= 0.80), and from one ``lungcl run --tasks ABC`` in a fresh pro
 ``non_training_share`` (share of that wall time outside the training steps the record
 times; target <= 0.25) and ``startup_s`` (process start to the first training step:
 imports, store check and loading, the untrained network's evaluation; target <= 3).
+``abc_core_s`` is that run's CPU seconds (training and the evaluation thread), ``abc_steps`` its
+training steps; ``--set curve_every=4`` (or any setting) measures the run with it.
 ``load_average`` is the 1-minute load before and after (the machine is shared).
 """
 
@@ -137,19 +139,23 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def abc_run(profile: str, data_dir: str) -> dict:
+def abc_run(profile: str, data_dir: str, settings: list[str] = ()) -> dict:
     """One `lungcl run --tasks ABC` in a fresh process: wall seconds from process start to exit,
-    the share of it outside training steps (the record's train_s), and the start-up seconds."""
+    the share of it outside training steps (the record's train_s), the start-up seconds, and the
+    process's CPU seconds (training and the evaluation thread: ``core_s``)."""
+    import resource
+
     from lungcl.experiments.records import read_record_json
 
     with tempfile.TemporaryDirectory() as results:
         cmd = [sys.executable, "-c", _TIMED_RUN, "run", "--tasks", "ABC", "--profile", profile,
-               "--data-dir", data_dir, "--results", results, "--quiet"]
+               "--data-dir", data_dir, "--results", results, "--quiet", *sum((["--set", s] for s in settings), [])]
         here = str(Path(lungcl.__file__).resolve().parents[1])  # the child runs this very lungcl
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
-        t0 = time.time()
+        t0, before = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        wall = time.time() - t0
+        wall, after = time.time() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+        core_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         if done.returncode != 0:
             raise SystemExit(f"the ABC run failed:\n{done.stderr[-2000:]}")
         first = next(float(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("FIRST_STEP"))
@@ -157,11 +163,12 @@ def abc_run(profile: str, data_dir: str) -> dict:
     stages = record["timings"]["stages"]
     # training seconds of the steps kept (steps run ahead of an early stop are discarded)
     train_s = sum(s["train_s"] * s["steps"] / (s["steps"] + s.get("discarded_steps", 0)) for s in stages)
-    return {"abc_run_s": wall, "startup_s": first - t0, "train_s": train_s,
+    return {"abc_run_s": wall, "startup_s": first - t0, "train_s": train_s, "core_s": core_s,
+            "steps": sum(s["steps"] for s in record["stages"]),
             "eval_s": sum(s["eval_s"] for s in stages), "non_training_share": 1.0 - train_s / wall}
 
 
-def json_report(config, data_dir: str, profile: str, steps: int, repeats: int) -> dict:
+def json_report(config, data_dir: str, profile: str, steps: int, repeats: int, settings: list[str] = ()) -> dict:
     """The three headline numbers of issue #12 as one dict."""
     from lungcl.data.prepare import prepare_store
     from lungcl.profiles import data_settings
@@ -173,13 +180,14 @@ def json_report(config, data_dir: str, profile: str, steps: int, repeats: int) -
     pipeline = statistics.median(trainer_loop(config, splits, steps, eval_every=10**9)[0]
                                  for _ in range(repeats))
     load_before = os.getloadavg()[0]
-    abc = abc_run(profile, data_dir)
+    abc = abc_run(profile, data_dir, settings)
     return {"profile": profile, "floor_samples_per_s": round(floor, 1),
             "pipeline_samples_per_s": round(pipeline, 1),
             "pipeline_over_floor": round(pipeline / floor, 3),
             "non_training_share": round(abc["non_training_share"], 3), "abc_run_s": round(abc["abc_run_s"], 2),
             "startup_s": round(abc["startup_s"], 2), "abc_train_s": round(abc["train_s"], 2),
-            "abc_eval_s": round(abc["eval_s"], 2),
+            "abc_eval_s": round(abc["eval_s"], 2), "abc_core_s": round(abc["core_s"], 2),
+            "abc_steps": abc["steps"], "abc_settings": list(settings),
             "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
 
 
@@ -190,11 +198,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", action="store_true", help="print one JSON object of the headline numbers")
+    ap.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting of the ABC run (e.g. curve_every=4), as lungcl run --set")
     args = ap.parse_args()
     torch.set_num_threads(1)
     config = default_config(args.profile, tasks="ABC", data_dir=args.data_dir)
     if args.json:
-        print(json.dumps(json_report(config, args.data_dir, args.profile, args.steps, args.repeats)))
+        print(json.dumps(json_report(config, args.data_dir, args.profile, args.steps, args.repeats, args.settings)))
         return
     print(f"profile {args.profile}: ResNet-{config.depth} width {config.width}, batch {config.batch_size}, "
           f"{torch.get_num_threads()} torch thread")

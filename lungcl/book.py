@@ -55,7 +55,8 @@ def discover_chapters(root: Path) -> list[Chapter]:
 
 
 BUILD_PARAMETERS = {"profile": "--profile", "source": "--source", "data_dir": "--data-dir",
-                    "results_dir": "--results", "seed": "--seed"}  # set by lungcl book's own flags
+                    "results_dir": "--results", "seed": "--seed",
+                    "workers": "--workers"}  # set by lungcl book's own flags
 
 
 def chapter_overrides(chapters: list[Chapter], overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -355,8 +356,12 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
                only: list[str] | None = None, data_dir: str | Path = "data",
                results_dir: str | Path = "results", seed: int = 0, force: bool = False,
                render: bool = True, progress: Callable[[str], None] = print,
-               solutions: bool = True, overrides: dict[str, Any] | None = None) -> BuildReport:
+               solutions: bool = True, overrides: dict[str, Any] | None = None,
+               workers: int | None = None) -> BuildReport:
     """Execute the chapters that are not current, then render the book; see the module doc.
+
+    ``workers`` reaches the chapters that declare it (runs they compute at once; None: every usable
+    core); it changes no number, so it is not part of a chapter's stamp.
 
     ``overrides`` are chapter parameters (``{"epochs": 2}``), each given to the chapters that declare
     it; a chapter's stamp holds only its own, so an override re-executes only the chapters it reaches.
@@ -388,6 +393,7 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
         start = time.perf_counter()
         notebook = sync_pair(chapter)
         chapter_params = {**parameters, **own[chapter.name]}
+        run_params = {**chapter_params, **({} if workers is None else {"workers": int(workers)})}
         stamp = execution_stamp(chapter, chapter_params, package_digest,
                                 _store_digest(data_dir, source, profile))
         output = executed / f"{chapter.name}.ipynb"
@@ -399,7 +405,7 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
             continue
         why = "forced" if force else _what_changed(old, stamp, output.exists())
         progress(f"[{n}/{len(selected)}] {chapter.name}: executing ({profile} profile; {why})")
-        n_stderr = execute_chapter(chapter, notebook, chapter_params, root, output, show_bar)
+        n_stderr = execute_chapter(chapter, notebook, run_params, root, output, show_bar)
         if n_stderr:
             progress(f"    {n_stderr} stderr output(s) (warnings or progress bars) are hidden in the "
                      f"book; read them in {output.relative_to(root)}")

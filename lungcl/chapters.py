@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from .chapter_context import ChapterContext
 from .errors import LungclError
+from .machine import usable_cores
 from .experiments import GridOutcome, RunConfig, default_config, execute_grid, grid_configs
 from .methods import THESIS_METHODS, parse_methods  # noqa: F401 (the chapters call them from here)
 from .profiles import NORMALISATION_METHODS
@@ -157,6 +158,81 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
                         strengths if wanted else {}, tuned if wanted else {}, norm_runs)
 
 
+# ---------------------------------------------------------------- each chapter's runs, from its parameters
+# One function per experiment chapter: the chapter's notebook calls it with its parameters, and the book's
+# plan (lungcl.plan) calls it with the same parameters read from the cell, so both name the same runs.
+
+def single_task_chapter(ctx: ChapterContext, tasks: str = "ABC", folds: Sequence[int] = (0,),
+                        epochs: int | None = None, **_: Any) -> list[RunConfig]:
+    """Chapter 02: each task of ``tasks`` trained alone, per fold."""
+    from .data.tasks import resolve_tasks
+
+    return single_task_configs(ctx, [t.name for t in resolve_tasks(tasks)], folds, epochs=epochs)
+
+
+def sequence_chapter(ctx: ChapterContext, tasks: str = "ABC", method: str = "all", folds: Sequence[int] = (0,),
+                     epochs: int | None = None, l2_lambda: float | None = None, ewc_lambda: float | None = None,
+                     seeds: Sequence[int] | None = None, **_: Any) -> list[RunConfig]:
+    """Chapter 03: the methods on one order, over the chapter's seeds."""
+    return sequence_configs(ctx, parse_orders(tasks)[:1], parse_methods(method), folds, epochs=epochs,
+                            l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, seeds=chapter_seeds(ctx.seed, seeds))
+
+
+def orders_chapter(ctx: ChapterContext, orders: str = "all", method: str = "all", folds: Sequence[int] = (0,),
+                   epochs: int | None = None, l2_lambda: float | None = None, ewc_lambda: float | None = None,
+                   streams: str = "task", **_: Any) -> list[RunConfig]:
+    """Chapter 04: the methods on every order."""
+    return sequence_configs(ctx, parse_orders(orders), parse_methods(method), folds, epochs=epochs,
+                            l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, streams=streams)
+
+
+def analysis_chapter(ctx: ChapterContext, tasks: str = "ABC", folds: Sequence[int] = (0,),
+                     epochs: int | None = None, **params: Any) -> "AnalysisRuns":
+    """Chapter 05: :func:`analysis_configs` on the first order of ``tasks`` (its other settings from
+    :data:`ANALYSIS_DEFAULTS`, overridden by ``params``)."""
+    settings = {**ANALYSIS_DEFAULTS, **{k: v for k, v in params.items() if k in ANALYSIS_DEFAULTS}}
+    return analysis_configs(ctx, parse_orders(tasks)[0], folds=folds, epochs=epochs, **settings)
+
+
+def multitask_chapter(ctx: ChapterContext, tasks: str = "all", epochs: int | None = None,
+                      fusion_init: float = 100.0, optimizer: str = "adam", sgd_comparison: bool = True,
+                      single_task_baselines: bool = True, fold: int = 0, **_: Any):
+    """Chapter 06: (base configuration, the named comparison runs, each task's single-task baseline)."""
+    from .mtl.compare import comparison_configs
+    from .mtl.config import default_mtl_config
+    from .mtl.train import single_task_configs as mtl_alone
+
+    base = default_mtl_config(ctx.profile, tasks=tasks, source=ctx.source, data_dir=str(ctx.data_dir),
+                              seed=ctx.seed, fold=fold, epochs=epochs, fusion_init=float(fusion_init),
+                              optimizer=optimizer, **({"lr": 0.02, "weight_decay": 5e-4} if optimizer == "sgd" else {}))
+    configs = comparison_configs(base, include_sgd=sgd_comparison)
+    alone = {c.tasks[0]: c for c in mtl_alone(base.replace(multiclass=False))} if single_task_baselines else {}
+    return base, configs, alone
+
+
+def _all_of(result: Any) -> list:
+    """The flat list of configurations a chapter function returned."""
+    if isinstance(result, AnalysisRuns):
+        return result.all
+    if isinstance(result, tuple):  # the multi-task chapter
+        _, configs, alone = result
+        return list(configs.values()) + list(alone.values())
+    return list(result)
+
+
+# chapter notebook (its file's stem) -> the function that lists its runs
+CHAPTER_RUNS = {"02_single_task": single_task_chapter, "03_sequence_ABC": sequence_chapter,
+                "04_task_orders": orders_chapter, "05_analysis": analysis_chapter,
+                "06_multitask_gates": multitask_chapter}
+
+
+def chapter_configs(chapter: str, ctx: ChapterContext, parameters: dict[str, Any]) -> list:
+    """Every run configuration chapter ``chapter`` asks for with ``parameters`` (its cell's values); none
+    for a chapter that computes no runs."""
+    declare = CHAPTER_RUNS.get(chapter)
+    return [] if declare is None else _all_of(declare(ctx, **parameters))
+
+
 @dataclass
 class ChapterRuns:
     """The records a chapter asked for, and the runs that failed (config -> one-line reason)."""
@@ -175,12 +251,14 @@ def dask_available() -> bool:
     return True
 
 
-def run_configs(configs: Sequence[RunConfig], results: str | Path, workers: int = 2,
+def run_configs(configs: Sequence[RunConfig], results: str | Path, workers: int | None = None,
                 allow_failures: bool = False) -> ChapterRuns:
-    """Load the finished runs and compute the others, ``workers`` at a time when Dask is installed
-    (else one after the other). A failed run raises, unless ``allow_failures`` (e.g. a lambda
-    sweep, where a diverging lambda is a result): then it is reported in ``failed``."""
-    parallel = workers if workers and workers > 1 and dask_available() else None
+    """Load the finished runs and compute the others, ``workers`` at a time (None: every usable core) when
+    Dask is installed (else one after the other). A failed run raises, unless ``allow_failures`` (e.g. a
+    lambda sweep, where a diverging lambda is a result): then it is reported in ``failed``. Built by
+    ``lungcl book``, a chapter finds every run already computed by the book's plan and only loads."""
+    workers = usable_cores() if workers is None else int(workers)
+    parallel = workers if workers > 1 and dask_available() else None
     outcome: GridOutcome = execute_grid(configs, results, workers=parallel, progress=False)
     if outcome.errors and not allow_failures:
         run_id, message = next(iter(outcome.errors.items()))
@@ -229,5 +307,6 @@ def load_finished(configs: Sequence[RunConfig], results: str | Path) -> tuple[li
 
 
 __all__ = ["THESIS_METHODS", "ANALYSIS_DEFAULTS", "NORMALISATIONS", "parse_methods", "parse_orders", "sequence_configs", "single_task_configs", "show_run_times",
-           "AnalysisRuns", "analysis_configs", "ChapterRuns", "dask_available", "run_configs", "show_failures",
+           "AnalysisRuns", "analysis_configs", "CHAPTER_RUNS", "chapter_configs", "single_task_chapter",
+           "sequence_chapter", "orders_chapter", "analysis_chapter", "multitask_chapter", "ChapterRuns", "dask_available", "run_configs", "show_failures",
            "load_finished"]

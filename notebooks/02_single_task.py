@@ -39,7 +39,7 @@ seed = 0  # network initialisation and data order
 tasks = "ABC"  # each trained alone: ABC, or e.g. spiculation,margin,texture
 epochs = None  # epochs (None: the profile default, as one stage of a sequence)
 folds = [0]  # cross-validation folds (0-4); the thesis averages all five
-workers = 2  # runs computed in parallel (one CPU core each)
+workers = None  # runs computed at once, one CPU core each (None: every usable core; `lungcl book --workers`)
 
 # %%
 import matplotlib.pyplot as plt
@@ -54,7 +54,7 @@ from lungcl.data.tasks import resolve_tasks
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
 task_names = [t.name for t in resolve_tasks(tasks)]
-configs = chapters.single_task_configs(ctx, task_names, folds, epochs=epochs)
+configs = chapters.single_task_chapter(ctx, tasks=tasks, folds=folds, epochs=epochs)
 records = chapters.run_configs(configs, ctx.results_dir, workers).records
 
 # %% [markdown]

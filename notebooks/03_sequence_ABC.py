@@ -47,7 +47,7 @@ l2_lambda = None  # L2 strength (None: the profile default)
 ewc_lambda = None  # EWC strength (None: the profile default)
 epochs = None  # epochs per stage (None: the profile default)
 folds = [0]  # cross-validation folds (0-4); the thesis averages all five
-workers = 2  # runs computed in parallel (one CPU core each)
+workers = None  # runs computed at once, one CPU core each (None: every usable core; `lungcl book --workers`)
 
 # %%
 import matplotlib.pyplot as plt
@@ -60,9 +60,8 @@ from lungcl.chapter_context import chapter_setup
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
 run_seeds = chapters.chapter_seeds(ctx.seed, seeds)
-configs = chapters.sequence_configs(
-    ctx, chapters.parse_orders(tasks)[:1], chapters.parse_methods(method), folds,
-    epochs=epochs, l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, seeds=run_seeds)
+configs = chapters.sequence_chapter(ctx, tasks=tasks, method=method, folds=folds, epochs=epochs,
+                                   l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, seeds=seeds)
 runs = chapters.run_configs(configs, ctx.results_dir, workers, allow_failures=True)
 records = runs.records  # one record per method, fold and seed: loaded, or computed now
 order = thesis.thesis_order(records[0].tasks)  # "ABC" etc., None for other tasks

@@ -48,7 +48,7 @@ ewc_lambda = None  # EWC strength (None: the profile default)
 epochs = None  # epochs per stage (None: the profile default)
 folds = [0]  # cross-validation folds (0-4); the thesis averages all five
 streams = "task"  # a task's data stream seeded by its name (task) or by its place in the order (position)
-workers = 2  # runs computed in parallel (one CPU core each)
+workers = None  # runs computed at once, one CPU core each (None: every usable core; `lungcl book --workers`)
 
 # %%
 import matplotlib.pyplot as plt
@@ -60,9 +60,8 @@ from lungcl.chapter import pct
 from lungcl.chapter_context import chapter_setup
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
-configs = chapters.sequence_configs(
-    ctx, chapters.parse_orders(orders), chapters.parse_methods(method), folds,
-    epochs=epochs, l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, streams=streams)
+configs = chapters.orders_chapter(ctx, orders=orders, method=method, folds=folds, epochs=epochs,
+                                 l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, streams=streams)
 runs = chapters.run_configs(configs, ctx.results_dir, workers, allow_failures=True)
 records = runs.records
 chapters.show_failures(runs)

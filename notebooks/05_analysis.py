@@ -58,7 +58,7 @@ norm_methods = None  # methods run under every normalisation (with probes) at th
 norm_seeds = None  # their seeds (None: seed, seed + 1, seed + 2)
 epochs = None  # epochs per stage (None: the profile default)
 folds = [0]  # cross-validation folds (0-4)
-workers = 2  # runs computed in parallel (one CPU core each)
+workers = None  # runs computed at once, one CPU core each (None: every usable core; `lungcl book --workers`)
 
 # %%
 import matplotlib.pyplot as plt
@@ -70,8 +70,8 @@ from lungcl.chapter_context import chapter_setup
 from lungcl.experiments import tuned
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
-plan = chapters.analysis_configs(ctx, chapters.parse_orders(tasks)[0], ewc_factors,
-                                 l2_factors, online_gamma, folds, epochs=epochs, frozen_bn=frozen_bn,
+plan = chapters.analysis_chapter(ctx, tasks=tasks, folds=folds, epochs=epochs, ewc_factors=ewc_factors,
+                                 l2_factors=l2_factors, online_gamma=online_gamma, frozen_bn=frozen_bn,
                                  fisher_variants=fisher_variants, variant_seeds=variant_seeds,
                                  normalisations=normalisations, norm_methods=norm_methods, norm_seeds=norm_seeds)
 ewc_default, l2_default = plan.ewc_default, plan.l2_default

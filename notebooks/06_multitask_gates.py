@@ -42,7 +42,7 @@ optimizer = "adam"  # adam | sgd
 sgd_comparison = True  # one more run: the binary setting with plain SGD (the fusion's start then matters)
 single_task_baselines = True  # one single-branch network per task (nothing to share)
 fold = 0
-workers = 2  # runs trained at once (one CPU core each)
+workers = None  # runs trained at once, one CPU core each (None: every usable core; `lungcl book --workers`)
 
 # %%
 import warnings
@@ -53,18 +53,17 @@ from IPython.display import display
 from lungcl.chapter import multitask as story
 from lungcl.chapter import say
 from lungcl.chapter_context import chapter_setup
-from lungcl.mtl.compare import comparison_configs, metric_table, run_all, run_overview, single_task_column
-from lungcl.mtl.config import default_mtl_config
+from lungcl.chapters import multitask_chapter
+from lungcl.mtl.compare import metric_table, run_all, run_overview, single_task_column
 from lungcl.mtl.sharing import (forgetting_vs_sharing, plot_sharing, plot_sharing_grid, sharing_summary,
                                 short_names, top_pairs)
-from lungcl.mtl.train import single_task_configs
 from lungcl.plots import multitask as figures
 
 warnings.filterwarnings("ignore", category=UserWarning)
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
-base = default_mtl_config(ctx.profile, tasks=tasks, source=ctx.source, data_dir=str(ctx.data_dir),
-                          seed=ctx.seed, fold=fold, epochs=epochs, fusion_init=float(fusion_init),
-                          optimizer=optimizer, **({"lr": 0.02, "weight_decay": 5e-4} if optimizer == "sgd" else {}))
+base, configs, alone_configs = multitask_chapter(  # the comparison's runs and each task's single-task baseline
+    ctx, tasks=tasks, epochs=epochs, fusion_init=fusion_init, optimizer=optimizer, sgd_comparison=sgd_comparison,
+    single_task_baselines=single_task_baselines, fold=fold)
 print(f"profile {ctx.profile}, source {ctx.source}, {len(base.tasks)} tasks, {base.epochs} epochs")
 
 # %% [markdown]
@@ -139,10 +138,7 @@ display(story.network_sizes(base).style.set_caption(f"The networks of this chapt
 # characteristics have 5 classes, internal structure 4 and calcification 6.
 
 # %% tags=["hide-input"]
-configs = comparison_configs(base, include_sgd=sgd_comparison)
 # every run of the chapter at once, the single-task baselines (one per task) included
-alone_configs = ({c.tasks[0]: c for c in single_task_configs(base.replace(multiclass=False))}
-                 if single_task_baselines else {})
 done = run_all(list(configs.values()) + list(alone_configs.values()), str(ctx.results_dir), workers)
 records, singles = dict(zip(configs, done)), dict(zip(alone_configs, done[len(configs):]))
 main_name = next(iter(records))

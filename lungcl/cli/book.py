@@ -31,14 +31,21 @@ def parse_chapter_settings(items: list[str]) -> dict[str, Any]:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from ..book import build_book
+    from ..plan import book_plan, build_planned_book, plan_json, plan_table
 
     start = time.perf_counter()
-    report = build_book(root=args.root, profile=args.profile, source=args.source, only=args.only,
-                        data_dir=args.data_dir, results_dir=args.results, seed=args.seed,
-                        force=args.force, render=not args.no_render,
-                        solutions=not args.no_solutions,
-                        overrides=parse_chapter_settings(args.overrides))
+    if args.workers is not None and args.workers < 1:
+        raise LungclError(f"--workers must be a whole number >= 1, got {args.workers}")
+    settings = dict(root=args.root, profile=args.profile, source=args.source, only=args.only,
+                    data_dir=args.data_dir, results_dir=args.results, seed=args.seed,
+                    overrides=parse_chapter_settings(args.overrides))
+    if args.plan:
+        plan = book_plan(**settings, workers=args.workers)
+        print(plan_json(plan) if args.json else plan_table(plan))
+        return 0
+    _, _, report = build_planned_book(**settings, workers=args.workers, scheduler=args.scheduler,
+                                      force=args.force, render=not args.no_render,
+                                      solutions=not args.no_solutions)
     print(f"\n{'chapter':<24} {'status':<10} {'seconds':>8}")
     for ch in report.chapters:
         print(f"{ch.name:<24} {ch.status:<10} {ch.seconds:>8.1f}")
@@ -70,6 +77,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a chapter parameter for every chapter that has it, as its parameters cell "
                         "writes it, e.g. --set epochs=2 --set 'seeds=[0]' (repeatable; "
                         "book/run_it_yourself.md lists them)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="runs computed at once, one core each (default: every core this process may use)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="compute the book's runs on a Dask cluster (e.g. tcp://HOST:8786; dask-jobqueue on "
+                        "SLURM/PBS), with data/ and results/ on a shared file system")
+    p.add_argument("--plan", action="store_true",
+                   help="print the book's plan (runs per chapter, cached, estimated core-minutes and wall "
+                        "time) and compute nothing")
+    p.add_argument("--json", action="store_true", help="with --plan: the plan as JSON")
     p.add_argument("--force", action="store_true", help="execute chapters even if they are current")
     p.add_argument("--no-render", action="store_true", help="execute the notebooks but skip the HTML")
     p.add_argument("--no-solutions", action="store_true",

@@ -30,7 +30,8 @@ UNHASHED = ("data_dir", "lidc_root")
 # fields added after CONFIG_VERSION 1, hashed only away from the value that reproduces the old
 # behaviour, so that adding a setting does not change the id of every existing run
 ADDED: dict[str, object] = {"freeze_bn_stats": False, "penalty_step": "gradient", "bn": "update", "norm": "batch",
-                             "probes": False, "streams": "position"}
+                             "probes": False, "streams": "position",
+                             "curve_every": 1}
 PENALTY_STEPS = ("gradient", "proximal")
 # BatchNorm's running statistics: PyTorch's default (update), fixed after the first stage (freeze, the
 # former freeze_bn_stats=True) or one set per task (task); norm=group has none (GroupNorm)
@@ -68,7 +69,8 @@ class RunConfig(ConfigDict):
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    eval_every: int = 50  # steps between evaluations of every task; 0 = at each epoch's end
+    eval_every: int = 50  # steps between evaluations (of the stage's task on validation, at least); 0 = each epoch's end
+    curve_every: int = 1  # every k-th evaluation (and each kept checkpoint) scores every task on val and test
     patience: int | None = None  # evaluations without a better current-task val loss before the stage stops
     freeze_bn_stats: bool = False  # the same as bn="freeze" (kept so that older records and ids stay valid)
     bn: str = "update"  # BatchNorm's running statistics: update | freeze (after the first stage) | task
@@ -127,6 +129,8 @@ class RunConfig(ConfigDict):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.context_slices >= 0, f"context_slices must be >= 0, got {self.context_slices}")
         _check(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
+        _check(isinstance(self.curve_every, int) and self.curve_every >= 1,
+               f"curve_every must be a whole number >= 1, got {self.curve_every!r}")
         _check(self.lr > 0, f"lr must be > 0, got {self.lr:g}")
         _check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum:g}")
         _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay:g}")

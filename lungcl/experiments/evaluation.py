@@ -97,11 +97,14 @@ class Evaluator:
         already evaluated is answered from memory (the same numbers: inference is deterministic)."""
         return self.predict_many(model, [(task, split)])[(task, split)]
 
-    def predict_many(self, model: nn.Module, pairs: list[tuple[str, str]]
+    def predict_many(self, model: nn.Module, pairs: list[tuple[str, str]], remember: bool = True
                      ) -> dict[tuple[str, str], tuple[float, np.ndarray]]:
         """:meth:`predict` of every (task, split) in ``pairs``, with one trunk pass per pooled patch
-        for those not remembered."""
+        for those not remembered. ``remember=False``: computed here and not kept (a partial evaluation,
+        whose trunk pass pools fewer patches, leaves the full one to be computed as always)."""
         model.eval()
+        if not remember:
+            return self._forward(model, list(dict.fromkeys(pairs)))
         state = state_fingerprint(model)
         missing = [p for p in dict.fromkeys(pairs) if (state, *p) not in self._seen]
         if missing:
@@ -168,12 +171,14 @@ class Evaluator:
         loss = float(torch.stack(losses).sum() / len(y_all))
         return loss, torch.cat(probs).numpy().astype(np.float64)
 
-    def curve_point(self, model: nn.Module, tasks: list[str]) -> list[dict]:
-        """Loss, accuracy, balanced accuracy and AUC of each task on val and test."""
+    def curve_point(self, model: nn.Module, tasks: list[str], splits: tuple[str, ...] = SPLITS) -> list[dict]:
+        """Loss, accuracy, balanced accuracy and AUC of each task on ``splits`` (val and test); a point of
+        fewer splits than all (the validation a decision needs) is not remembered."""
         rows = []
-        predictions = self.predict_many(model, [(task, split) for task in tasks for split in SPLITS])
+        predictions = self.predict_many(model, [(task, split) for task in tasks for split in splits],
+                                        remember=tuple(splits) == tuple(SPLITS))
         for task in tasks:
-            for split in SPLITS:
+            for split in splits:
                 loss, prob = predictions[(task, split)]
                 m = M.binary_metrics(self.sets[(task, split)].y, prob)
                 rows.append({"task": task, "split": split, "loss": loss,

@@ -8,7 +8,6 @@ evaluating in turn; only where the time goes changes.
 from __future__ import annotations
 
 import copy
-import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
@@ -16,14 +15,12 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..machine import usable_cores
+
 
 def spare_core() -> bool:
     """Whether this process may use a core beyond torch's threads (then evaluation overlaps training)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return cores > torch.get_num_threads()
+    return usable_cores() > torch.get_num_threads()
 
 
 @dataclass

@@ -1,9 +1,12 @@
 """The continual-learning trainer: one stage per task, evaluated all along, reported at the best checkpoint.
 
 Stage k trains task k (or, for ``joint``, every task seen so far) with SGD,
-loss = cross-entropy + the method's penalty. Every ``eval_every`` steps every
-task of the sequence is evaluated on validation and test (the curves of the
-thesis's Fig. 4.20-4.23); the weights with the lowest validation loss of the
+loss = cross-entropy + the method's penalty. Every ``eval_every`` steps the
+stage's task(s) are evaluated on validation, which the checkpoint rule and the
+early stop read; every ``curve_every``-th of those evaluations, the stage's
+start and end, and the kept checkpoint score every task of the sequence on
+validation and test (the curves of the thesis's Fig. 4.20-4.23; ``curve_every``
+1: every evaluation). The weights with the lowest validation loss of the
 current task are kept in memory and restored at the stage's end (the thesis's
 rule). Then the method consolidates (e.g. EWC's Fisher on the un-augmented
 training set) and every task is measured. Each stage reseeds from (seed,
@@ -33,7 +36,7 @@ from tqdm.auto import tqdm
 from ..data.batches import PatchBatches
 from ..data.datasets import PatchDataset, TaskSplits, task_seed
 from ..errors import LungclError
-from .evaluation import Diverged, Evaluator
+from .evaluation import SPLITS, Diverged, Evaluator
 from .overlap import Pending, submit
 
 STAGE_SEED_STRIDE = 1_000_003
@@ -205,25 +208,35 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
         return LungclError(f"training diverged in stage {stage + 1} ({task}) at step {step}: {why}; lower lr "
                            f"or lambda (now lr={cfg.lr:g}, lambda={cfg.strength:g})")
 
+    def full(stage_step: int) -> bool:
+        """Whether the evaluation at ``stage_step`` scores every task on val and test (a curve point)."""
+        return stage_step in (0, total) or (stage_step // eval_every) % cfg.curve_every == 0
+
     def score(net: nn.Module, stage_step: int) -> list[dict]:
-        """Every task on val and test at ``net``'s weights (a snapshot's, on the evaluation thread)."""
+        """At ``net``'s weights (a snapshot's, on the evaluation thread): every task on val and test, or
+        (between curve points) the stage's task(s) on validation."""
         t0 = time.perf_counter()
         try:
-            return ctx.evaluator.curve_point(net, eval_tasks)
+            if full(stage_step):
+                return ctx.evaluator.curve_point(net, eval_tasks)
+            return ctx.evaluator.curve_point(net, train_tasks, splits=("val",))
         except Diverged as exc:
             raise diverged(stage_step, str(exc)) from exc
         finally:
             timings["eval_s"] += time.perf_counter() - t0
 
-    def record(point: list[dict], stage_step: int, global_step: int) -> float:
+    def record(point: list[dict], stage_step: int, global_step: int) -> None:
         for row in point:
             ctx.curve({"stage": stage, "trained": task, "step": global_step, "stage_step": stage_step,
                        "epoch": stage_step / per_epoch, **row})
-        return float(np.mean([r["loss"] for r in point if r["split"] == "val" and r["task"] in train_tasks]))
+
+    def keep(done: Pending, point: list[dict]) -> None:
+        kept.update(step=done.step, global_step=done.global_step, scored={(r["task"], r["split"]) for r in point})
 
     bar = tqdm(total=total, desc=f"stage {stage + 1} {task} ({cfg.method})", unit="step",
                disable=not ctx.progress, leave=False)
     best = {"loss": math.inf, "step": 0, "state": None, "since": 0}
+    kept: dict[str, Any] = {}  # where the kept weights were evaluated, and what that evaluation scored
     background = ThreadPoolExecutor(1, thread_name_prefix="lungcl-eval") if ctx.overlap_eval else None
     pending: Pending | None = None
 
@@ -235,18 +248,21 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
         done, pending = pending, None
         point = done.point.result()
         timings["eval_wait_s"] += time.perf_counter() - t0
-        val_loss = record(point, done.step, done.global_step)
+        record(point, done.step, done.global_step)
+        val_loss = float(np.mean([r["loss"] for r in point if r["split"] == "val" and r["task"] in train_tasks]))
         bar.set_postfix(val=f"{val_loss:.3f}")
         if done.step == 0:
             return False
         if val_loss < best["loss"]:
             best.update(loss=val_loss, step=done.step, since=0, state=done.net.state_dict())
+            keep(done, point)
         else:
             best["since"] += 1
         if not (cfg.patience and best["since"] >= cfg.patience):
             return False
         if best["state"] is None:  # no better point at all: the weights of the stopping step
             best["state"] = done.net.state_dict()
+            keep(done, point)
         timings["discarded_steps"] = ctx.global_step - done.global_step
         total, ctx.global_step = done.step, done.global_step
         return True
@@ -291,6 +307,12 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    if kept and kept["scored"] != {(t, s) for t in eval_tasks for s in SPLITS}:
+        # the kept checkpoint on every task, val and test: a point of every curve (what the stage reports)
+        t0 = time.perf_counter()
+        point = ctx.evaluator.curve_point(model, eval_tasks)
+        timings["eval_s"] += time.perf_counter() - t0
+        record([r for r in point if (r["task"], r["split"]) not in kept["scored"]], kept["step"], kept["global_step"])
     timings["steps"] = total
     ran = total + timings["discarded_steps"]  # train_s also timed the steps run ahead of a stop
     timings["samples_per_s"] = ran * cfg.batch_size * len(train_tasks) / max(timings["train_s"], 1e-9)

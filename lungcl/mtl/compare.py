@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from ..machine import usable_cores
 from ..runs.executor import execute, records_or_raise
 from .config import MTLConfig
 from .record import MTLRecord
@@ -34,10 +35,12 @@ def comparison_configs(base: MTLConfig, include_sgd: bool = True) -> dict[str, M
     return out
 
 
-def run_all(configs: Sequence[MTLConfig], results: str, workers: int = 2) -> list[MTLRecord]:
+def run_all(configs: Sequence[MTLConfig], results: str, workers: int | None = None) -> list[MTLRecord]:
     """The records of ``configs``, in order: finished runs loaded, the others trained ``workers`` at a
-    time in local processes (one torch thread each; ``workers`` 1: here, one after the other).
+    time in local processes (one torch thread each; ``workers`` 1: here, one after the other; None:
+    every usable core).
     Any failure -> one LungclError once the others are done."""
+    workers = usable_cores() if workers is None else int(workers)
     return records_or_raise(execute(MULTITASK, configs, results, workers=workers, progress=False))
 
 

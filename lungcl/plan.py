@@ -1,0 +1,275 @@
+"""The book as one plan: every selected chapter's runs, listed from the chapters' parameters cells and
+computed at once, before any chapter executes.
+
+Each experiment chapter names its runs through one function of :data:`lungcl.chapters.CHAPTER_RUNS`,
+which its notebook calls with its parameters. :func:`book_plan` calls the same function with the
+values of the chapter's ``parameters`` cell, the build's settings (profile, source, folders, seed) and
+``--set`` on top, so the plan and the chapter name the same runs without executing the notebook. The
+union, de-duplicated by run id, is one grid: :func:`run_plan` computes what is missing, longest run
+first, on ``workers`` local processes (default: every usable core) or a Dask cluster; the chapters
+then only load. Costs are the runs' own measured times where they are finished, the median of
+similar finished runs where there are some, else a nominal cost per profile (said as such).
+"""
+
+from __future__ import annotations
+
+import ast
+import heapq
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .book import BUILD_PARAMETERS, BuildReport, build_book, chapter_overrides, discover_chapters, select_chapters
+from .chapter_context import ChapterContext
+from .chapters import chapter_configs
+from .errors import LungclError
+from .experiments.runner import SEQUENCES
+from .machine import usable_cores
+from .mtl.train import MULTITASK
+from .profiles import check_profile
+from .project import project_root
+from .run_page import chapter_parameters
+from .runs.engine import RunKind
+from .runs.executor import execute
+from .runs.folder import read_record_json
+
+KINDS = (SEQUENCES, MULTITASK)
+# one run's wall seconds on one core when nothing similar has been measured yet: a three-stage sequence
+# (the cpu figure: README, "a cpu ABC run takes 1-3 minutes of one core"; paper: about 20 GPU minutes)
+NOMINAL_RUN_S = {"smoke": 10.0, "cpu": 120.0, "paper": 1200.0}
+
+
+@dataclass
+class PlannedRun:
+    """One run of the plan: its configuration, the chapters asking for it, and what it costs."""
+
+    config: Any
+    kind: RunKind
+    chapters: list[str]
+    cached: bool
+    cost_s: float  # measured (finished runs) or estimated, wall seconds on one core
+    basis: str  # "measured" | "similar" | "nominal"
+
+
+@dataclass
+class BookPlan:
+    """Every run the selected chapters ask for, once each."""
+
+    runs: list[PlannedRun]
+    chapters: dict[str, list[str]]  # chapter -> its run ids
+    workers: int
+
+    @property
+    def todo(self) -> list[PlannedRun]:
+        """The runs still to compute, longest first."""
+        return sorted((r for r in self.runs if not r.cached), key=lambda r: -r.cost_s)
+
+    @property
+    def core_s(self) -> float:
+        """Estimated core-seconds of what is still to compute."""
+        return sum(r.cost_s for r in self.todo)
+
+    @property
+    def makespan_s(self) -> float:
+        """Estimated wall seconds of what is still to compute, longest first on ``workers`` cores."""
+        return makespan([r.cost_s for r in self.todo], self.workers)
+
+    def summary(self) -> dict:
+        """The plan as JSON-ready numbers: per chapter, in all, and what the estimate rests on."""
+        by_id = {r.config.run_id: r for r in self.runs}
+        chapters = {name: {"runs": len(ids), "cached": sum(by_id[i].cached for i in ids),
+                           "estimated_core_minutes": round(sum(by_id[i].cost_s for i in ids
+                                                               if not by_id[i].cached) / 60, 2)}
+                    for name, ids in self.chapters.items()}
+        asked = sum(len(ids) for ids in self.chapters.values())
+        return {"chapters": chapters, "runs": len(self.runs), "cached": len(self.runs) - len(self.todo),
+                "to_compute": len(self.todo), "asked_by_chapters": asked, "shared_between_chapters": asked - len(self.runs),
+                "shared_prefixes": 0, "workers": self.workers,
+                "estimated_core_minutes": round(self.core_s / 60, 2),
+                "estimated_wall_minutes": round(self.makespan_s / 60, 2),
+                "estimate_basis": {b: sum(r.basis == b for r in self.todo) for b in ("similar", "nominal")}}
+
+
+def makespan(costs: Sequence[float], workers: int) -> float:
+    """Wall time of ``costs`` run longest first, each on the worker free first (LPT scheduling)."""
+    free = [0.0] * max(1, int(workers))
+    for cost in sorted(costs, reverse=True):
+        heapq.heapreplace(free, free[0] + cost)
+    return max(free)
+
+
+def cell_values(source: Path) -> dict[str, Any]:
+    """The values of a chapter's ``parameters`` cell, as Python literals."""
+    values = {}
+    for name, text, _ in chapter_parameters(source):
+        try:
+            values[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError) as exc:
+            raise LungclError(f"{source.name}: parameter {name} = {text} is not a literal; the book's plan "
+                              "reads the parameters cell without executing it") from exc
+    return values
+
+
+def book_folder(root: Path, folder: str | Path) -> Path:
+    """A book folder (data, results) as an absolute path: a relative one is taken from the book's root."""
+    path = Path(folder).expanduser()
+    return (path if path.is_absolute() else root / path).resolve()
+
+
+def _kind_of(config: Any) -> RunKind:
+    for kind in KINDS:
+        if isinstance(config, kind.record_type.config_type):
+            return kind
+    raise LungclError(f"the plan knows no kind of run for {type(config).__name__}")
+
+
+def _similarity(config: Any) -> tuple:
+    """What makes two runs cost about the same: the kind, the profile, the network and the work per stage."""
+    names = ("profile", "kind", "model", "multiclass", "method", "fisher", "probes", "norm", "bn", "epochs",
+             "depth", "width", "param_scale")
+    return (type(config).__name__, len(config.tasks), *(getattr(config, n, None) for n in names))
+
+
+def _stages(config: Any) -> int:
+    """How many trainings of one task a run holds (a multi-task run trains once)."""
+    return len(config.tasks) if getattr(config, "kind", None) in ("sequence", "single_task") else 1
+
+
+def _measured_s(kind: RunKind, results: Path, run_id: str) -> float | None:
+    path = kind.folder(results).record_path(run_id)
+    try:
+        return float(read_record_json(path)["timings"]["total_s"])
+    except (LungclError, KeyError, TypeError, ValueError):
+        return None
+
+
+def book_plan(root: str | Path | None = None, profile: str = "cpu", source: str = "phantom",
+              data_dir: str | Path = "data", results_dir: str | Path = "results", seed: int = 0,
+              overrides: dict[str, Any] | None = None, only: list[str] | None = None,
+              workers: int | None = None) -> BookPlan:
+    """The runs of the selected chapters with their settings, once each, with what is cached and what the
+    rest costs (nothing is computed). Relative folders are taken from the book's root."""
+    check_profile(profile)
+    root = Path(root).resolve() if root else project_root()
+    data_dir, results_dir = book_folder(root, data_dir), book_folder(root, results_dir)
+    chapters = discover_chapters(root)
+    own = chapter_overrides(chapters, overrides or {})
+    ctx = ChapterContext(profile, source, int(seed), data_dir, results_dir)
+    planned: dict[str, PlannedRun] = {}
+    per_chapter: dict[str, list[str]] = {}
+    similar: dict[tuple, list[float]] = {}
+    for chapter in select_chapters(chapters, only):
+        values = {**cell_values(chapter.source), **own[chapter.name]}
+        for key in BUILD_PARAMETERS:
+            values.pop(key, None)
+        configs = chapter_configs(chapter.name, ctx, values)
+        per_chapter[chapter.name] = list(dict.fromkeys(c.run_id for c in configs))
+        for c in configs:
+            if c.run_id in planned:
+                planned[c.run_id].chapters.append(chapter.name)
+                continue
+            kind = _kind_of(c)
+            cached = kind.folder(results_dir).is_finished(c.run_id)
+            cost = _measured_s(kind, results_dir, c.run_id) if cached else None
+            if cost is not None:
+                similar.setdefault(_similarity(c), []).append(cost)
+            planned[c.run_id] = PlannedRun(c, kind, [chapter.name], cached, cost or 0.0, "measured")
+    for run in planned.values():
+        if run.basis == "measured" and run.cost_s:
+            continue
+        seen = similar.get(_similarity(run.config))
+        run.cost_s, run.basis = ((statistics.median(seen), "similar") if seen
+                                 else (NOMINAL_RUN_S[run.config.profile] * _stages(run.config) / 3, "nominal"))
+    return BookPlan(list(planned.values()), per_chapter, usable_cores() if workers is None else int(workers))
+
+
+def plan_table(plan: BookPlan) -> str:
+    """The plan for a terminal: runs per chapter, cached, and the estimate."""
+    s = plan.summary()
+    lines = [f"{'chapter':<24} {'runs':>5} {'cached':>7} {'core-min':>9}"]
+    for name, c in s["chapters"].items():
+        lines.append(f"{name:<24} {c['runs']:>5} {c['cached']:>7} {c['estimated_core_minutes']:>9.1f}")
+    basis = ", ".join(f"{n} {b}" for b, n in s["estimate_basis"].items() if n) or "nothing to compute"
+    lines += ["", f"{s['runs']} distinct runs ({s['shared_between_chapters']} asked by more than one chapter), "
+                  f"{s['cached']} cached, {s['to_compute']} to compute: about {s['estimated_core_minutes']:.0f} "
+                  f"core-minutes, {s['estimated_wall_minutes']:.0f} minutes on {s['workers']} worker(s), "
+                  f"longest first (estimated from: {basis}; 'nominal' is a per-profile guess that the "
+                  "measured times of a finished build replace)"]
+    return "\n".join(lines)
+
+
+@dataclass
+class PlanOutcome:
+    """What computing the plan did."""
+
+    computed: list[str] = field(default_factory=list)
+    loaded: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def run_plan(plan: BookPlan, results_dir: str | Path, scheduler: str | None = None,
+             progress: bool = True) -> PlanOutcome:
+    """Compute every missing run of ``plan``, longest first, on its workers (or at a Dask ``scheduler``),
+    with one progress bar over the whole plan. A failed run is reported and the others go on (the
+    chapter that asks for it says so)."""
+    from tqdm.auto import tqdm
+
+    outcome = PlanOutcome()
+    todo = plan.todo
+    start = time.perf_counter()
+    bar = tqdm(total=len(todo), desc="runs of the book", unit="run", disable=not progress or not todo)
+
+    def report(status: str, config: Any, message: str) -> None:
+        if status in ("computed", "done", "error"):
+            bar.update(1)
+
+    try:
+        for kind in KINDS:
+            configs = [r.config for r in todo if r.kind is kind]
+            if not configs:
+                continue
+            workers = plan.workers if plan.workers > 1 else None
+            done = execute(kind, configs, results_dir, workers=workers, scheduler=scheduler, progress=False,
+                           report=report)
+            outcome.computed += done.computed
+            outcome.loaded += done.loaded
+            outcome.errors.update(done.errors)
+    finally:
+        bar.close()
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def build_planned_book(root: str | Path | None = None, profile: str = "cpu", source: str = "phantom",
+                       only: list[str] | None = None, data_dir: str | Path = "data",
+                       results_dir: str | Path = "results", seed: int = 0, workers: int | None = None,
+                       scheduler: str | None = None, progress: Callable[[str], None] = print,
+                       overrides: dict[str, Any] | None = None, **build: Any) -> tuple[BookPlan, PlanOutcome, BuildReport]:
+    """``lungcl book``: the plan computed first (every core), then the chapters executed (they load)
+    and the book rendered by :func:`lungcl.book.build_book` (``build``: its other options)."""
+    root = Path(root).resolve() if root else project_root()
+    data_dir, results_dir = (book_folder(root, p) for p in (data_dir, results_dir))
+    settings = dict(root=root, profile=profile, source=source, only=only, data_dir=data_dir,
+                    results_dir=results_dir, seed=seed, overrides=overrides)
+    plan = book_plan(**settings, workers=workers)
+    s = plan.summary()
+    progress(f"the book's plan: {s['runs']} runs, {s['cached']} cached, {s['to_compute']} to compute on "
+             f"{plan.workers} worker(s) (about {s['estimated_wall_minutes']:.0f} min)")
+    outcome = run_plan(plan, results_dir, scheduler=scheduler)
+    if outcome.computed or outcome.errors:
+        progress(f"the plan: {len(outcome.computed)} run(s) computed in {outcome.seconds:.0f} s"
+                 + (f", {len(outcome.errors)} failed (the chapters say which)" if outcome.errors else ""))
+    report = build_book(**settings, progress=progress, workers=plan.workers, **build)
+    return plan, outcome, report
+
+
+def plan_json(plan: BookPlan) -> str:
+    return json.dumps(plan.summary(), indent=1)
+
+
+__all__ = ["BookPlan", "PlannedRun", "PlanOutcome", "NOMINAL_RUN_S", "book_plan", "build_planned_book",
+           "cell_values", "makespan", "plan_json", "plan_table", "run_plan"]

@@ -262,7 +262,11 @@ def build_planned_book(root: str | Path | None = None, profile: str = "cpu", sou
     outcome = run_plan(plan, results_dir, scheduler=scheduler)
     if outcome.computed or outcome.errors:
         progress(f"the plan: {len(outcome.computed)} run(s) computed in {outcome.seconds:.0f} s"
-                 + (f", {len(outcome.errors)} failed (the chapters say which)" if outcome.errors else ""))
+                 + (f", {len(outcome.errors)} failed (the chapters that asked for them say so)"
+                    if outcome.errors else ""))
+        labels = {r.config.run_id: r.config.label for r in plan.runs}
+        for run_id, message in list(outcome.errors.items())[:5]:
+            progress(f"    {labels.get(run_id, run_id)}: {message}")
     report = build_book(**settings, progress=progress, workers=plan.workers, **build)
     return plan, outcome, report
 

@@ -61,7 +61,9 @@ from lungcl.mtl.train import single_task_configs
 from lungcl.plots import multitask as figures
 
 warnings.filterwarnings("ignore", category=UserWarning)
-ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
+ctx = chapter_setup(profile, source, data_dir, results_dir, seed, tasks=tasks, epochs=epochs,
+                    fusion_init=fusion_init, optimizer=optimizer, sgd_comparison=sgd_comparison,
+                    single_task_baselines=single_task_baselines, fold=fold, workers=workers)
 base = default_mtl_config(ctx.profile, tasks=tasks, source=ctx.source, data_dir=str(ctx.data_dir),
                           seed=ctx.seed, fold=fold, epochs=epochs, fusion_init=float(fusion_init),
                           optimizer=optimizer, **({"lr": 0.02, "weight_decay": 5e-4} if optimizer == "sgd" else {}))

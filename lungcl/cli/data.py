@@ -8,13 +8,14 @@ import os
 
 from ..data.sources import DEFAULT_MIN_SHARE, SOURCES
 from ..profiles import DEFAULT_PROFILE, PROFILES, check_profile
+from .common import DATA_HELP
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
     """Options every command that reads the data shares."""
     p.add_argument("--profile", default=DEFAULT_PROFILE, help=f"one of {', '.join(PROFILES)} (default {DEFAULT_PROFILE})")
     p.add_argument("--source", default="phantom", help=f"one of {', '.join(SOURCES)} (default phantom)")
-    p.add_argument("--data-dir", default="data", help="where the nodule table and stores live (default ./data)")
+    p.add_argument("--data-dir", default=None, help="where the nodule table and stores live " + DATA_HELP[DATA_HELP.index("("):])
 
 
 def register(sub: argparse._SubParsersAction) -> None:

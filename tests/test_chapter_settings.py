@@ -173,3 +173,21 @@ def test_the_discussion_asks_for_exactly_the_runs_the_chapters_ask_for_under_the
     assert {c.run_id for c in wanted} == {c.run_id for c in sequence + orders}
     assert {c.run_id for c in plan.all} == {c.run_id for c in analysed.all}
     assert not plan.variants and not plan.normalisation
+
+
+def test_a_chapter_whose_every_run_failed_says_so_in_one_sentence(monkeypatch):
+    """Instead of the IndexError of ``records[0]`` in the chapter's next line."""
+    from lungcl.experiments import GridOutcome, default_config
+
+    configs = [default_config("smoke", method=m) for m in ("sgd", "ewc")]
+    failed = GridOutcome(errors={c.run_id: "diverged at step 3" for c in configs},
+                         configs={c.run_id: c for c in configs})
+    monkeypatch.setattr(chapters, "execute_grid", lambda *a, **k: failed)
+    with pytest.raises(LungclError, match=r"every one of the chapter's 2 run\(s\) failed, e.g. ABC sgd .*: "
+                                          "diverged at step 3") as info:
+        chapters.run_configs(configs, "results", allow_failures=True)
+    assert "\n" not in str(info.value)
+    one = GridOutcome(records=["a record"], errors={configs[1].run_id: "diverged"},
+                      configs={c.run_id: c for c in configs})
+    monkeypatch.setattr(chapters, "execute_grid", lambda *a, **k: one)
+    assert list(chapters.run_configs(configs, "results", allow_failures=True).failed) == [configs[1].run_id]

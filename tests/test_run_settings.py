@@ -103,3 +103,10 @@ def test_cuda_settings_on_a_torch_without_cuda_are_one_line(setting, line, tmp_p
     err = capsys.readouterr().err
     assert code == 2 and line in err and len(err.splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_data_summary_refuses_a_negative_split_seed_before_reading_anything(tmp_path, capsys):
+    code = main(["data", "summary", "--split-seed", "-1", "--data-dir", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert code == 2 and err == "lungcl: error: --split-seed must be an integer >= 0, got -1\n"
+    assert not (tmp_path / "data").exists()

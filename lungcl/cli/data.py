@@ -7,6 +7,7 @@ import json
 import os
 
 from ..data.sources import DEFAULT_MIN_SHARE, SOURCES
+from ..errors import LungclError
 from ..profiles import DEFAULT_PROFILE, PROFILES, check_profile
 from .common import DATA_HELP
 
@@ -61,6 +62,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from ..data.tasks import resolve_tasks
 
     check_profile(args.profile)
+    if args.split_seed < 0:  # numpy's generators take no negative seed
+        raise LungclError(f"--split-seed must be an integer >= 0, got {args.split_seed}")
     summary = data_summary(args.data_dir, resolve_tasks(args.tasks), args.profile, args.source,
                            args.split_seed)
     if args.json:

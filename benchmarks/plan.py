@@ -23,8 +23,8 @@ from lungcl.plan import book_plan, makespan
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default="results", help="the results folder of a finished build")
-    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--results", default=None, help="the results folder of a finished build (default: the book root's)")
+    parser.add_argument("--data-dir", default=None)
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--workers", default="2,16,64", help="comma-separated worker counts")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")

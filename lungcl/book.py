@@ -26,9 +26,10 @@ from typing import Any, Callable
 
 from . import __version__
 from .atomic import atomic_write_bytes, atomic_write_json
+from .chapter_settings import check_chapter_settings
 from .errors import LungclError
 from .profiles import check_profile
-from .project import chapter_sources, project_root
+from .project import book_folder, chapter_sources, project_root
 
 KERNEL_NAME = "python3"  # ipykernel's own spec: always the interpreter that runs papermill
 EXECUTED = "notebooks/_executed"
@@ -61,7 +62,8 @@ BUILD_PARAMETERS = {"profile": "--profile", "source": "--source", "data_dir": "-
 
 def chapter_overrides(chapters: list[Chapter], overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each chapter's share of ``overrides`` (the parameters its cell declares); a clear error for a
-    parameter that a flag of its own sets or that no chapter declares."""
+    parameter that a flag of its own sets, that no chapter declares or whose value has the wrong form
+    (:mod:`lungcl.chapter_settings`)."""
     if not overrides:  # nothing to share out: no chapter's cell need be read (0.5 s for the book)
         return {c.name: {} for c in chapters}
     from .run_page import chapter_parameters
@@ -75,6 +77,7 @@ def chapter_overrides(chapters: list[Chapter], overrides: dict[str, Any]) -> dic
         known = sorted(set().union(*declared.values()) - set(BUILD_PARAMETERS))
         raise LungclError(f"no chapter has the parameter {', '.join(unknown)}; the chapters' parameters "
                           f"are {', '.join(known)} (book/run_it_yourself.md says what each does)")
+    check_chapter_settings(overrides)
     return {name: {k: v for k, v in overrides.items() if k in names} for name, names in declared.items()}
 
 
@@ -353,8 +356,8 @@ def _book_title(root: Path) -> str:
 
 
 def build_book(root: str | Path | None = None, profile: str = "cpu", source: str = "phantom",
-               only: list[str] | None = None, data_dir: str | Path = "data",
-               results_dir: str | Path = "results", seed: int = 0, force: bool = False,
+               only: list[str] | None = None, data_dir: str | Path | None = None,
+               results_dir: str | Path | None = None, seed: int = 0, force: bool = False,
                render: bool = True, progress: Callable[[str], None] = print,
                solutions: bool = True, overrides: dict[str, Any] | None = None,
                workers: int | None = None) -> BuildReport:
@@ -365,13 +368,16 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
 
     ``overrides`` are chapter parameters (``{"epochs": 2}``), each given to the chapters that declare
     it; a chapter's stamp holds only its own, so an override re-executes only the chapters it reaches.
+    ``data_dir`` / ``results_dir``: None is ``data`` / ``results`` under the book's root; a relative
+    one given is relative to the current folder.
     """
     _require_tools()
     check_profile(profile)
+    check_chapter_settings({"source": source, "seed": seed})
     root = Path(root).resolve() if root else project_root()
     if not (root / "_toc.yml").exists():
         raise LungclError(f"{root} has no _toc.yml: not a lungcl book")
-    data_dir, results_dir = Path(data_dir).resolve(), Path(results_dir).resolve()
+    data_dir, results_dir = book_folder("data", data_dir, root), book_folder("results", results_dir, root)
     parameters = {"profile": profile, "source": source, "data_dir": _shown_path(data_dir, root),
                   "results_dir": _shown_path(results_dir, root), "seed": int(seed)}
     chapters = discover_chapters(root)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from .chapter_settings import check_chapter_settings
 from .errors import LungclError
 from .profiles import check_profile
-from .project import project_root
+from .project import book_root_or_none, in_root
 
 
 @dataclass(frozen=True)
@@ -26,20 +28,14 @@ class ChapterContext:
 
 def chapter_setup(profile: str = "cpu", source: str = "phantom", data_dir: str | Path = "data",
                   results_dir: str | Path = "results", seed: int = 0,
-                  threads: int = 1) -> ChapterContext:
-    """Resolve a chapter's folders (relative ones against the book root) and set the plot style."""
+                  threads: int = 1, **settings: Any) -> ChapterContext:
+    """Check the chapter's parameters (``settings``: the rest of its parameters cell) before any work,
+    resolve its folders (relative ones against the book root) and set the plot style."""
     check_profile(profile)
     if source not in ("phantom", "dicom"):
         raise LungclError(f"unknown source {source!r}; choose phantom or dicom")
-    try:
-        root = project_root()
-    except LungclError:
-        root = Path.cwd()
-
-    def absolute(p: str | Path) -> Path:
-        p = Path(p).expanduser()
-        return (p if p.is_absolute() else root / p).resolve()
-
+    check_chapter_settings({"data_dir": data_dir, "results_dir": results_dir, "seed": seed, **settings})
+    root = book_root_or_none() or Path.cwd()
     _plot_style()
     try:
         import torch
@@ -47,7 +43,7 @@ def chapter_setup(profile: str = "cpu", source: str = "phantom", data_dir: str |
         torch.set_num_threads(threads)
     except ImportError:  # pragma: no cover - torch is a hard dependency
         pass
-    return ChapterContext(profile, source, int(seed), absolute(data_dir), absolute(results_dir))
+    return ChapterContext(profile, source, int(seed), in_root(data_dir, root), in_root(results_dir, root))
 
 
 def _plot_style() -> None:

@@ -4,8 +4,8 @@ ask for the same configuration (and so load one cached record instead of trainin
 A chapter passes its parameters cell through :func:`sequence_configs`,
 :func:`single_task_configs` or :func:`analysis_configs` and hands the list to
 :func:`run_configs` (which loads finished runs and computes the others, two at
-a time through Dask when it is installed); the discussion only
-:func:`load_finished`.
+a time through Dask when it is installed); the discussion asks for the same runs
+(:func:`experiment_runs`, from the same parameters) and only :func:`load_finished`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,6 @@ from .experiments import GridOutcome, RunConfig, default_config, execute_grid, g
 from .methods import THESIS_METHODS, parse_methods  # noqa: F401 (the chapters call them from here)
 from .profiles import NORMALISATION_METHODS
 
-# the analysis chapter's default sweep (its parameters cell repeats them; a test checks they agree), so that
-# the discussion finds the same runs
-ANALYSIS_DEFAULTS = {"ewc_factors": [0.1, 1, 10], "l2_factors": [0.1, 1, 10], "online_gamma": 0.9,
-                     "frozen_bn": True, "fisher_variants": ["sampled", "empirical", "batched"], "variant_seeds": None,
-                     "normalisations": ["update", "freeze", "task", "group"], "norm_methods": None,
-                     "norm_seeds": None}
 # a normalisation of the analysis chapter's table -> the run settings that give it
 NORMALISATIONS = {"update": {}, "freeze": {"bn": "freeze"}, "task": {"bn": "task"}, "group": {"norm": "group"}}
 
@@ -186,12 +180,16 @@ def orders_chapter(ctx: ChapterContext, orders: str = "all", method: str = "all"
                             l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, streams=streams)
 
 
-def analysis_chapter(ctx: ChapterContext, tasks: str = "ABC", folds: Sequence[int] = (0,),
-                     epochs: int | None = None, **params: Any) -> "AnalysisRuns":
-    """Chapter 05: :func:`analysis_configs` on the first order of ``tasks`` (its other settings from
-    :data:`ANALYSIS_DEFAULTS`, overridden by ``params``)."""
-    settings = {**ANALYSIS_DEFAULTS, **{k: v for k, v in params.items() if k in ANALYSIS_DEFAULTS}}
-    return analysis_configs(ctx, parse_orders(tasks)[0], folds=folds, epochs=epochs, **settings)
+def analysis_chapter(ctx: ChapterContext, tasks: str, folds: Sequence[int], ewc_factors: Sequence[float],
+                     l2_factors: Sequence[float], online_gamma: float, epochs: int | None = None,
+                     frozen_bn: bool = True, fisher_variants: Sequence[str] = (),
+                     variant_seeds: Sequence[int] | None = None, normalisations: Sequence[str] = (),
+                     norm_methods: Sequence[str] | None = None, norm_seeds: Sequence[int] | None = None,
+                     **_: Any) -> "AnalysisRuns":
+    """Chapter 05: :func:`analysis_configs` on the first order of ``tasks``."""
+    return analysis_configs(ctx, parse_orders(tasks)[0], ewc_factors, l2_factors, online_gamma, folds, epochs=epochs,
+                            frozen_bn=frozen_bn, fisher_variants=fisher_variants, variant_seeds=variant_seeds,
+                            normalisations=normalisations, norm_methods=norm_methods, norm_seeds=norm_seeds)
 
 
 def multitask_chapter(ctx: ChapterContext, tasks: str = "all", epochs: int | None = None,
@@ -233,6 +231,20 @@ def chapter_configs(chapter: str, ctx: ChapterContext, parameters: dict[str, Any
     return [] if declare is None else _all_of(declare(ctx, **parameters))
 
 
+def experiment_runs(ctx: ChapterContext, tasks: str, orders: str | Sequence[str], method: str | Sequence[str],
+                    folds: Sequence[int], epochs: int | None = None, l2_lambda: float | None = None,
+                    ewc_lambda: float | None = None, seeds: Sequence[int] | None = None, streams: str = "task",
+                    **analysis: Any) -> tuple[list[RunConfig], AnalysisRuns]:
+    """The runs the sequence chapter (``tasks``' order, ``seeds``), the task-order chapter (``orders``,
+    ``streams``) and the analysis chapter (``tasks``' order, ``analysis``: its parameters) ask for with
+    these parameters, which are theirs: the runs the discussion reads. Nothing is trained."""
+    lambdas = {"epochs": epochs, "l2_lambda": l2_lambda, "ewc_lambda": ewc_lambda}
+    every_order = orders_chapter(ctx, orders=orders, method=method, folds=folds, streams=streams, **lambdas)
+    repeated = sequence_chapter(ctx, tasks=tasks, method=method, folds=folds, seeds=seeds, **lambdas)
+    plan = analysis_chapter(ctx, tasks=tasks, folds=folds, epochs=epochs, **analysis)
+    return list({c.run_id: c for c in every_order + repeated}.values()), plan
+
+
 @dataclass
 class ChapterRuns:
     """The records a chapter asked for, and the runs that failed (config -> one-line reason)."""
@@ -260,6 +272,10 @@ def run_configs(configs: Sequence[RunConfig], results: str | Path, workers: int 
     workers = usable_cores() if workers is None else int(workers)
     parallel = workers if workers > 1 and dask_available() else None
     outcome: GridOutcome = execute_grid(configs, results, workers=parallel, progress=False)
+    if configs and not outcome.records and outcome.errors:  # nothing to show: say so, not an IndexError later
+        run_id, message = next(iter(outcome.errors.items()))
+        raise LungclError(f"every one of the chapter's {len(outcome.errors)} run(s) failed, e.g. "
+                          f"{outcome.configs[run_id].label}: {message}")
     if outcome.errors and not allow_failures:
         run_id, message = next(iter(outcome.errors.items()))
         raise LungclError(f"{len(outcome.errors)} run(s) failed, e.g. {outcome.configs[run_id].label}: {message}")
@@ -306,7 +322,7 @@ def load_finished(configs: Sequence[RunConfig], results: str | Path) -> tuple[li
     return [load_record(c.run_id, folder.root) for c in done], missing
 
 
-__all__ = ["THESIS_METHODS", "ANALYSIS_DEFAULTS", "NORMALISATIONS", "parse_methods", "parse_orders", "sequence_configs", "single_task_configs", "show_run_times",
-           "AnalysisRuns", "analysis_configs", "CHAPTER_RUNS", "chapter_configs", "single_task_chapter",
-           "sequence_chapter", "orders_chapter", "analysis_chapter", "multitask_chapter", "ChapterRuns", "dask_available", "run_configs", "show_failures",
+__all__ = ["THESIS_METHODS", "NORMALISATIONS", "experiment_runs", "CHAPTER_RUNS", "chapter_configs", "single_task_chapter",
+           "sequence_chapter", "orders_chapter", "analysis_chapter", "multitask_chapter", "parse_methods", "parse_orders", "sequence_configs", "single_task_configs", "show_run_times",
+           "AnalysisRuns", "analysis_configs", "ChapterRuns", "dask_available", "run_configs", "show_failures",
            "load_finished"]

@@ -30,7 +30,7 @@ from .experiments.runner import SEQUENCES
 from .machine import usable_cores
 from .mtl.train import MULTITASK
 from .profiles import check_profile
-from .project import project_root
+from .project import book_folder, project_root
 from .run_page import chapter_parameters
 from .runs.engine import RunKind
 from .runs.executor import execute
@@ -113,12 +113,6 @@ def cell_values(source: Path) -> dict[str, Any]:
     return values
 
 
-def book_folder(root: Path, folder: str | Path) -> Path:
-    """A book folder (data, results) as an absolute path: a relative one is taken from the book's root."""
-    path = Path(folder).expanduser()
-    return (path if path.is_absolute() else root / path).resolve()
-
-
 def _kind_of(config: Any) -> RunKind:
     for kind in KINDS:
         if isinstance(config, kind.record_type.config_type):
@@ -147,14 +141,15 @@ def _measured_s(kind: RunKind, results: Path, run_id: str) -> float | None:
 
 
 def book_plan(root: str | Path | None = None, profile: str = "cpu", source: str = "phantom",
-              data_dir: str | Path = "data", results_dir: str | Path = "results", seed: int = 0,
+              data_dir: str | Path | None = None, results_dir: str | Path | None = None, seed: int = 0,
               overrides: dict[str, Any] | None = None, only: list[str] | None = None,
               workers: int | None = None) -> BookPlan:
     """The runs of the selected chapters with their settings, once each, with what is cached and what the
-    rest costs (nothing is computed). Relative folders are taken from the book's root."""
+    rest costs (nothing is computed). Folders as :func:`lungcl.project.book_folder` reads them: None is
+    ``data`` / ``results`` at the book's root, a relative one given is from the current folder."""
     check_profile(profile)
     root = Path(root).resolve() if root else project_root()
-    data_dir, results_dir = book_folder(root, data_dir), book_folder(root, results_dir)
+    data_dir, results_dir = book_folder("data", data_dir, root), book_folder("results", results_dir, root)
     chapters = discover_chapters(root)
     own = chapter_overrides(chapters, overrides or {})
     ctx = ChapterContext(profile, source, int(seed), data_dir, results_dir)
@@ -245,14 +240,14 @@ def run_plan(plan: BookPlan, results_dir: str | Path, scheduler: str | None = No
 
 
 def build_planned_book(root: str | Path | None = None, profile: str = "cpu", source: str = "phantom",
-                       only: list[str] | None = None, data_dir: str | Path = "data",
-                       results_dir: str | Path = "results", seed: int = 0, workers: int | None = None,
+                       only: list[str] | None = None, data_dir: str | Path | None = None,
+                       results_dir: str | Path | None = None, seed: int = 0, workers: int | None = None,
                        scheduler: str | None = None, progress: Callable[[str], None] = print,
                        overrides: dict[str, Any] | None = None, **build: Any) -> tuple[BookPlan, PlanOutcome, BuildReport]:
     """``lungcl book``: the plan computed first (every core), then the chapters executed (they load)
     and the book rendered by :func:`lungcl.book.build_book` (``build``: its other options)."""
     root = Path(root).resolve() if root else project_root()
-    data_dir, results_dir = (book_folder(root, p) for p in (data_dir, results_dir))
+    data_dir, results_dir = book_folder("data", data_dir, root), book_folder("results", results_dir, root)
     settings = dict(root=root, profile=profile, source=source, only=only, data_dir=data_dir,
                     results_dir=results_dir, seed=seed, overrides=overrides)
     plan = book_plan(**settings, workers=workers)

@@ -52,7 +52,8 @@ from lungcl.chapter import single_task as story
 from lungcl.chapter_context import chapter_setup
 from lungcl.data.tasks import resolve_tasks
 
-ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
+ctx = chapter_setup(profile, source, data_dir, results_dir, seed, tasks=tasks, epochs=epochs, folds=folds,
+                    workers=workers)
 task_names = [t.name for t in resolve_tasks(tasks)]
 configs = chapters.single_task_chapter(ctx, tasks=tasks, folds=folds, epochs=epochs)
 records = chapters.run_configs(configs, ctx.results_dir, workers).records

@@ -58,7 +58,8 @@ from lungcl.chapter import pct, say
 from lungcl.chapter import sequence as story
 from lungcl.chapter_context import chapter_setup
 
-ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
+ctx = chapter_setup(profile, source, data_dir, results_dir, seed, seeds=seeds, tasks=tasks, method=method,
+                    l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, epochs=epochs, folds=folds, workers=workers)
 run_seeds = chapters.chapter_seeds(ctx.seed, seeds)
 configs = chapters.sequence_chapter(ctx, tasks=tasks, method=method, folds=folds, epochs=epochs,
                                    l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, seeds=seeds)

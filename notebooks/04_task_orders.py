@@ -59,7 +59,9 @@ from lungcl.chapter import orders as story
 from lungcl.chapter import pct
 from lungcl.chapter_context import chapter_setup
 
-ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
+ctx = chapter_setup(profile, source, data_dir, results_dir, seed, orders=orders, method=method,
+                    l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, epochs=epochs, folds=folds, streams=streams,
+                    workers=workers)
 configs = chapters.orders_chapter(ctx, orders=orders, method=method, folds=folds, epochs=epochs,
                                  l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, streams=streams)
 runs = chapters.run_configs(configs, ctx.results_dir, workers, allow_failures=True)

@@ -69,7 +69,11 @@ from lungcl.chapter import analysis as story
 from lungcl.chapter_context import chapter_setup
 from lungcl.experiments import tuned
 
-ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
+ctx = chapter_setup(profile, source, data_dir, results_dir, seed, tasks=tasks, ewc_factors=ewc_factors,
+                    l2_factors=l2_factors, online_gamma=online_gamma, frozen_bn=frozen_bn,
+                    fisher_variants=fisher_variants, variant_seeds=variant_seeds,
+                    normalisations=normalisations, norm_methods=norm_methods, norm_seeds=norm_seeds,
+                    epochs=epochs, folds=folds, workers=workers)
 plan = chapters.analysis_chapter(ctx, tasks=tasks, folds=folds, epochs=epochs, ewc_factors=ewc_factors,
                                  l2_factors=l2_factors, online_gamma=online_gamma, frozen_bn=frozen_bn,
                                  fisher_variants=fisher_variants, variant_seeds=variant_seeds,

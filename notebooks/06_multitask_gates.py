@@ -60,7 +60,9 @@ from lungcl.mtl.sharing import (forgetting_vs_sharing, plot_sharing, plot_sharin
 from lungcl.plots import multitask as figures
 
 warnings.filterwarnings("ignore", category=UserWarning)
-ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
+ctx = chapter_setup(profile, source, data_dir, results_dir, seed, tasks=tasks, epochs=epochs,
+                    fusion_init=fusion_init, optimizer=optimizer, sgd_comparison=sgd_comparison,
+                    single_task_baselines=single_task_baselines, fold=fold, workers=workers)
 base, configs, alone_configs = multitask_chapter(  # the comparison's runs and each task's single-task baseline
     ctx, tasks=tasks, epochs=epochs, fusion_init=fusion_init, optimizer=optimizer, sgd_comparison=sgd_comparison,
     single_task_baselines=single_task_baselines, fold=fold)

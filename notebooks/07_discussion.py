@@ -27,9 +27,26 @@ source = "phantom"  # phantom | dicom
 data_dir = "data"  # shared data cache
 results_dir = "results"  # the run records of the experiment chapters (read only)
 seed = 0  # the seed of the experiment chapters
-seeds = None  # the ABC chapter's repeated runs (None: seed, seed + 1, seed + 2, as that chapter)
-folds = [0]  # the folds of the experiment chapters
+# The runs read are the ones the experiment chapters ask for: the parameters below are theirs, with the
+# same defaults, and `lungcl book --set` gives each to this chapter too.
+seeds = None  # the sequence chapter's repeated runs (None: seed, seed + 1, seed + 2)
+tasks = "ABC"  # the task order of the sequence and analysis chapters
+orders = "all"  # the task-order chapter's orders
+method = "all"  # the methods of the sequence and task-order chapters
+l2_lambda = None  # their L2 strength (None: the profile default)
+ewc_lambda = None  # their EWC strength (None: the profile default)
 epochs = None  # the epochs of the experiment chapters (None: the profile default)
+folds = [0]  # the folds of the experiment chapters
+streams = "task"  # the task-order chapter's data streams (task or position)
+ewc_factors = [0.1, 1, 10]  # the analysis chapter's EWC sweep (x the profile default)
+l2_factors = [0.1, 1, 10]  # its L2 sweep (x the profile default)
+online_gamma = 0.9  # its online EWC decay
+frozen_bn = True  # its runs with BatchNorm's running statistics frozen after stage 1
+fisher_variants = ["sampled", "empirical", "batched"]  # its Fisher variants ([]: that section was skipped)
+variant_seeds = None  # their seeds (None: seed, seed + 1, seed + 2)
+normalisations = ["update", "freeze", "task", "group"]  # its normalisations ([]: that study was skipped)
+norm_methods = None  # the methods run under every normalisation (None: the profile's)
+norm_seeds = None  # their seeds (None: seed, seed + 1, seed + 2)
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
@@ -39,15 +56,16 @@ from lungcl.chapter import discussion as story
 from lungcl.chapter import say
 from lungcl.chapter_context import chapter_setup
 
-ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
-every_order = chapters.sequence_configs(ctx, chapters.parse_orders("all"),
-                                       chapters.THESIS_METHODS, folds, epochs=epochs)
-abc_seeds = chapters.sequence_configs(ctx, ["ABC"], chapters.THESIS_METHODS, folds, epochs=epochs,
-                                      seeds=chapters.chapter_seeds(ctx.seed, seeds))
-wanted = list({c.run_id: c for c in every_order + abc_seeds}.values())
-orders, missing = chapters.load_finished(wanted, ctx.results_dir)
-plan = chapters.analysis_configs(ctx, "ABC", folds=folds, epochs=epochs,
-                                 **chapters.ANALYSIS_DEFAULTS)
+analysis_parameters = dict(ewc_factors=ewc_factors, l2_factors=l2_factors, online_gamma=online_gamma,
+                           frozen_bn=frozen_bn, fisher_variants=fisher_variants, variant_seeds=variant_seeds,
+                           normalisations=normalisations, norm_methods=norm_methods, norm_seeds=norm_seeds)
+ctx = chapter_setup(profile, source, data_dir, results_dir, seed, seeds=seeds, tasks=tasks, orders=orders,
+                    method=method, l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, epochs=epochs, folds=folds,
+                    streams=streams, **analysis_parameters)
+wanted, plan = chapters.experiment_runs(ctx, tasks, orders, method, folds, epochs=epochs, l2_lambda=l2_lambda,
+                                        ewc_lambda=ewc_lambda, seeds=seeds, streams=streams,
+                                        **analysis_parameters)
+records, missing = chapters.load_finished(wanted, ctx.results_dir)
 analysis, missing_analysis = chapters.load_finished(plan.all, ctx.results_dir)
 alone = [r for r in analysis if r.config.kind == "single_task"]
 say(story.missing_runs_sentence(missing + missing_analysis, ctx.results_dir.name))
@@ -72,8 +90,8 @@ say(story.missing_runs_sentence(missing + missing_analysis, ctx.results_dir.name
 # accuracy, as the thesis, and on balanced accuracy.
 
 # %% tags=["hide-input"]
-if orders:
-    table, verdict_bullets = story.verdicts_page(orders)
+if records:
+    table, verdict_bullets = story.verdicts_page(records)
     display(table)
     display(Markdown(verdict_bullets))
     display(Markdown(story.COMPANY))
@@ -84,8 +102,8 @@ if orders:
 # another.
 
 # %% tags=["hide-input"]
-if orders:
-    for text in story.order_sentences(thesis.transfer_with_thesis(orders)):
+if records:
+    for text in story.order_sentences(thesis.transfer_with_thesis(records)):
         display(Markdown(text))
 
 # %% [markdown]
@@ -97,7 +115,7 @@ if orders:
 # %% tags=["hide-input"]
 notes = [story.starting_level_note(alone, ctx.data_dir, ctx.results_dir, folds[0], ctx.profile, ctx.source)
          if alone else None,
-         story.imbalance_note(orders[0]) if orders else None,
+         story.imbalance_note(records[0]) if records else None,
          story.thesis_test_sets_note("ABC"),
          story.folds_and_seeds_note(len(chapters.chapter_seeds(ctx.seed, seeds)))]
 display(Markdown("\n\n".join(n for n in notes if n)))

@@ -234,7 +234,8 @@ def test_paper_profile_builds_and_trains_on_cpu_at_toy_size():
     from lungcl.experiments.sequence import build_method, build_model
     from lungcl.experiments.trainer import _train_step, resolve_device
 
-    config = default_config("paper", width=2, amp=True, method="ewc")
+    # amp acts on CUDA only (default_config refuses it where torch sees none): set past that check
+    config = default_config("paper", width=2, method="ewc").replace(amp=True)
     assert config.depth == 101 and config.device == "auto"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     model = build_model(config, list(config.tasks))

@@ -73,6 +73,10 @@ def test_bad_set_is_a_clear_error(item, message):
     (dict(tasks="AA"), "names a task twice"),
     (dict(kind="single_task", method="ewc"), "single-task"),
     (dict(device="tpu"), "device"),
+    (dict(device="cudax"), "device must be auto, cpu, cuda or cuda:N"),
+    (dict(device="cpu", amp=True), "amp=true is mixed precision on CUDA"),
+    (dict(seed=-1), "seed must be an integer >= 0"),
+    (dict(split_seed=-1), "split_seed must be an integer >= 0"),
     (dict(epochs=0), "epochs must be >= 1"),
     (dict(nonsense=1), "unknown setting"),
 ])

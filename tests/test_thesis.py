@@ -259,20 +259,6 @@ def test_the_fisher_comparison_runs_each_variant_at_its_validated_lambda(tmp_pat
     assert not smoke.variant_tuned["sampled"] and {c.seed for c in smoke.variants} == {4}
 
 
-def test_the_discussion_finds_the_analysis_chapter_runs():
-    """The analysis chapter's default parameters are the sweep the discussion reads."""
-    import jupytext
-
-    from lungcl.project import project_root
-
-    nb = jupytext.read(project_root() / "notebooks" / "05_analysis.py")
-    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    values: dict = {}
-    exec(cell.source, {}, values)  # the parameters cell is plain assignments
-    for name, default in chapters.ANALYSIS_DEFAULTS.items():
-        assert values[name] == default, name
-
-
 def test_settings_table_shows_the_stopping_rule_and_the_steps_trained():
     recs = [make_record("sgd", ABC, steps=4, seed=0), make_record("sgd", ABC, steps=6, seed=1)]
     table = summaries.settings_table(recs)

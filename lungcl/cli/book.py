@@ -69,9 +69,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "download (run `lungcl data prepare --source dicom --lidc-root DIR` first)")
     p.add_argument("--only", nargs="+", metavar="NN",
                    help="execute only these chapters (number like 03 or name like 03_sequence_ABC)")
-    p.add_argument("--data-dir", default="data", help="data cache shared by all chapters (default: data)")
-    p.add_argument("--results", default="results",
-                   help="run records shared by all chapters (default: results)")
+    p.add_argument("--data-dir", default=None,
+                   help="data cache shared by all chapters (default: data/ at the book's root; a relative "
+                        "path is from the current folder)")
+    p.add_argument("--results", default=None,
+                   help="run records shared by all chapters (default: results/ at the book's root; a "
+                        "relative path is from the current folder)")
     p.add_argument("--seed", type=int, default=0, help="seed passed to every chapter (default: 0)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a chapter parameter for every chapter that has it, as its parameters cell "

@@ -8,14 +8,16 @@ import os
 from pathlib import Path
 
 from ..data.sources import DEFAULT_MIN_SHARE, SOURCES
+from ..errors import LungclError
 from ..profiles import DEFAULT_PROFILE, PROFILES, check_profile
+from .common import DATA_HELP
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
     """Options every command that reads the data shares."""
     p.add_argument("--profile", default=DEFAULT_PROFILE, help=f"one of {', '.join(PROFILES)} (default {DEFAULT_PROFILE})")
     p.add_argument("--source", default="phantom", help=f"one of {', '.join(SOURCES)} (default phantom)")
-    p.add_argument("--data-dir", default="data", help="where the nodule table and stores live (default ./data)")
+    p.add_argument("--data-dir", default=None, help="where the nodule table and stores live " + DATA_HELP[DATA_HELP.index("("):])
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,6 +83,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from ..data.tasks import resolve_tasks
 
     check_profile(args.profile)
+    if args.split_seed < 0:  # numpy's generators take no negative seed
+        raise LungclError(f"--split-seed must be an integer >= 0, got {args.split_seed}")
     summary = data_summary(args.data_dir, resolve_tasks(args.tasks), args.profile, args.source,
                            args.split_seed)
     if args.json:

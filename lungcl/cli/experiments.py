@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 
 from ..errors import LungclError
-from .common import add_run_options, print_record
+from .common import RESULTS_HELP, RUN_FLAGS, add_run_options, print_record, refuse_flagged
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     sh = sub.add_parser("show", help="a record's accuracy matrix, forgetting and per-stage table")
     sh.add_argument("ref", metavar="RUN_ID|PATH", help="a run id (or unique prefix), run folder or record.json")
-    sh.add_argument("--results", default="results", help="results folder (default ./results)")
+    sh.add_argument("--results", default=None, help=RESULTS_HELP)
     sh.add_argument("--split", choices=("test", "val"), default="test")
     sh.add_argument("--metric", choices=("accuracy", "balanced_accuracy"), default="accuracy",
                     help="the metric of the matrix and summary (default accuracy, as the thesis)")
@@ -102,11 +102,26 @@ def _dask_args(p: argparse.ArgumentParser) -> None:
                    help="run the --workers processes as a Dask LocalCluster (needs lungcl[dask])")
 
 
+# the settings each command sets with a flag of its own (refused in --set, the flag named)
+TASK_FLAG = {"tasks": "--tasks or --order"}
+FLAGS = {
+    "run": {**TASK_FLAG, "method": "--method", "strength": "--lambda", "fold": "--fold", "seed": "--seed",
+            "kind": "--single-task"},
+    "grid": {"tasks": "--orders", "method": "--methods", "fold": "--folds", "seed": "--seeds"},
+    "sweep-lambda": {**TASK_FLAG, "method": "--method", "strength": "--values", "fold": "--folds",
+                     "seed": "--seeds"},
+    "tune": {**TASK_FLAG, "method": "--method", "strength": "--values", "fold": "--fold", "seed": "--seed"},
+}
+
+
 def _base_settings(args: argparse.Namespace) -> dict:
+    """The --source / --data-dir / --lidc-root settings and the --set ones (none that has its own flag)."""
     from ..experiments.config import parse_overrides
 
     settings = {"source": args.source, "data_dir": args.data_dir, "lidc_root": args.lidc_root}
-    settings.update(parse_overrides(args.overrides))
+    overrides = parse_overrides(args.overrides)
+    refuse_flagged(overrides, {**RUN_FLAGS, "lidc_root": "--lidc-root", **FLAGS.get(getattr(args, "command", ""), {})})
+    settings.update(overrides)
     return settings
 
 

@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from ..errors import LungclError
+from .common import resolve_folders
 
 # modules of lungcl.cli, each with register(subparsers) adding its commands
 COMMAND_MODULES = ("data", "experiments", "mtl", "book")
@@ -28,7 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        # the book's folders are at the root it is given (--root): lungcl book resolves them itself
+        note = resolve_folders(args) if args.command != "book" else None
+        code = int(args.func(args) or 0)
+        if note:
+            print(f"lungcl: {note}", file=sys.stderr)
+        return code
     except LungclError as exc:
         print(f"lungcl: error: {exc}", file=sys.stderr)
         return 2

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 
 from ..errors import LungclError
-from .common import add_run_options, print_record
+from .common import RUN_FLAGS, add_run_options, print_record, refuse_flagged
+
+# the settings lungcl mtl sets with a flag of its own (refused in --set, the flag named)
+MTL_FLAGS = {**RUN_FLAGS, "tasks": "--tasks", "model": "--model", "multiclass": "--multiclass",
+             "param_scale": "--param-scale", "dataset": "--derm7pt", "derm7pt_root": "--derm7pt",
+             "fold": "--fold", "seed": "--seed"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +45,9 @@ def config_from_args(args: argparse.Namespace):
         settings["multiclass"] = True
     if args.derm7pt is not None:
         settings.update(dataset="derm7pt", derm7pt_root=args.derm7pt)
-    settings.update(parse_mtl_overrides(args.overrides))
+    overrides = parse_mtl_overrides(args.overrides)
+    refuse_flagged(overrides, MTL_FLAGS)
+    settings.update(overrides)
     return default_mtl_config(args.profile, **settings)
 
 

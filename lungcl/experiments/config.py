@@ -8,6 +8,7 @@ say where things are, not what is computed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -38,6 +39,7 @@ PENALTY_STEPS = ("gradient", "proximal")
 BN_MODES = ("update", "freeze", "task")
 NORMS = ("batch", "group")
 STREAMS = ("position", "task")
+DEVICE_FORM = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,8 @@ class RunConfig(ConfigDict):
             object.__setattr__(self, name, float(getattr(self, name)))
         _check(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma:g}")
         _check(0 <= self.fold <= 4, f"fold must be 0..4, got {self.fold}")
+        for name in ("seed", "split_seed"):  # numpy's generators take no negative seed
+            _check(getattr(self, name) >= 0, f"{name} must be an integer >= 0, got {getattr(self, name)}")
         _check(self.depth in DEPTHS, f"depth must be one of {DEPTHS}, got {self.depth}")
         _check(self.spatial_dims in (2, 3), f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
         for name in ("width", "epochs", "batch_size", "fisher_samples", "n_boot"):
@@ -137,8 +141,10 @@ class RunConfig(ConfigDict):
         _check(self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
                "max_steps_per_epoch must be >= 1 or none")
         _check(self.patience is None or self.patience >= 1, "patience must be >= 1 or none")
-        _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
-               f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+        _check(isinstance(self.device, str) and DEVICE_FORM.fullmatch(self.device) is not None,
+               f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        _check(not (self.amp and self.device == "cpu"),
+               "amp=true is mixed precision on CUDA: it does nothing with device=cpu; leave amp out")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "RunConfig":
@@ -230,7 +236,25 @@ def default_config(profile: str = DEFAULT_PROFILE, **overrides: Any) -> RunConfi
         values["strength"] = default_strength(profile, values.get("method", "sgd"))
     if isinstance(values.get("tasks"), list):
         values["tasks"] = tuple(values["tasks"])
-    return RunConfig(**values)
+    config = RunConfig(**values)
+    check_device(config.device, config.amp)
+    return config
+
+
+def check_device(device: str, amp: bool = False) -> None:
+    """A one-line error, before any work, for a CUDA device (or mixed precision) this torch cannot use;
+    records trained elsewhere are read without this check."""
+    if device in ("auto", "cpu") and not amp:
+        return
+    import torch
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device.startswith("cuda"):
+        index = int(device.partition(":")[2] or 0)
+        _check(index < n, f"device={device}: this torch sees {n} CUDA device(s) (torch.cuda.is_available() is "
+                          f"{n > 0}); use device=cpu or device=auto")
+    _check(not amp or n > 0, "amp=true is mixed precision on CUDA and this torch sees no CUDA device: it would "
+                             "change nothing but the run id; leave amp out")
 
 
 # ---------------------------------------------------------------- --set key=value
@@ -249,6 +273,6 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return configs.parse_overrides(RunConfig, items, _tasks_value)
 
 
-__all__ = ["RunConfig", "default_config", "parse_overrides", "parse_value", "training_settings",
+__all__ = ["RunConfig", "default_config", "check_device", "parse_overrides", "parse_value", "training_settings",
            "default_strength", "canonical_json", "PROFILES", "KINDS",
            "CONFIG_VERSION"]

@@ -78,6 +78,8 @@ class MTLConfig(ConfigDict):
         _check(self.lr > 0 and self.weight_decay >= 0 and self.focal_gamma >= 0,
                "need lr > 0, weight_decay >= 0 and focal_gamma >= 0")
         _check(0 <= self.fold <= 4, f"fold must be 0..4, got {self.fold}")
+        for name in ("seed", "split_seed"):  # numpy's generators take no negative seed
+            _check(getattr(self, name) >= 0, f"{name} must be an integer >= 0, got {getattr(self, name)}")
         _check(self.dataset != "derm7pt" or self.derm7pt_root is not None,
                "the derm7pt dataset needs its folder: --derm7pt DIR")
         _check(self.dataset != "derm7pt" or not self.multiclass,

@@ -128,7 +128,8 @@ def parse_value(cls: type, name: str, text: str, tuple_value: Callable[[str], An
             return typ(text)
     except ValueError:
         pass
-    raise LungclError(f"--set {name}={text}: expected {getattr(typ, '__name__', typ)}"
+    shown = text if text.isprintable() else repr(text)  # a line break in the value stays on the one line
+    raise LungclError(f"--set {name}={shown}: expected {getattr(typ, '__name__', typ)}"
                       f"{' or none' if optional else ''}")
 
 

@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from ..errors import LungclError
+from ..runs.lifeline import Stopped, stop_on_signals
 
 # modules of lungcl.cli, each with register(subparsers) adding its commands
 COMMAND_MODULES = ("data", "experiments", "mtl", "book")
@@ -28,14 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with stop_on_signals():  # SIGTERM, SIGHUP: stop as on Ctrl-C (workers stopped, nothing half-written)
+            return int(args.func(args) or 0)
     except LungclError as exc:
         print(f"lungcl: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("lungcl: interrupted; finished work is kept, run the same command to resume",
+    except KeyboardInterrupt as exc:
+        name = f" by {exc.args[0]}" if isinstance(exc, Stopped) else ""
+        print(f"lungcl: interrupted{name}; finished work is kept, run the same command to resume",
               file=sys.stderr)
-        return 130
+        return 128 + (exc.signum if isinstance(exc, Stopped) else 2)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 from ..errors import LungclError
 from .engine import RunKind, compute, current_record, prepare_stores, run_in_worker
 from .folder import RunBusy, RunRecord
-from .lifeline import guarded, stop_workers, worker_init
+from .lifeline import guarded, signal_pids, stop_workers, worker_init
 
 Report = Callable[[str, Any, str], None]  # (status, config, message or record path)
 Stream = Iterator[tuple[Any, "str | None"]]  # (config, error or None), as runs finish
@@ -180,18 +180,20 @@ def _on_dask(kind: RunKind, configs: list[Any], results: str, workers: int | Non
             client = distributed.Client(scheduler, timeout="10s")
         except (OSError, TimeoutError) as exc:
             raise LungclError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
-        cluster = None
+        cluster, local_pids = None, []
     else:
         if workers is None or workers < 1:
             raise LungclError(f"--workers must be >= 1, got {workers}")
         cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                            dashboard_address=None, silence_logs=40)
         client = distributed.Client(cluster)
+        local_pids = list(client.run(worker_init, os.getpid()).values())  # they die with this process
+    finished = False
     try:
         by_key = {}
         futures = []
         for c in configs:
-            fut = client.submit(partial(run_in_worker, kind), c.with_absolute_paths().to_dict(), results,
+            fut = client.submit(partial(guarded, run_in_worker, kind), c.with_absolute_paths().to_dict(), results,
                                 key=f"lungcl-{kind.name}-{c.run_id}", pure=False, retries=0)
             by_key[fut.key] = c
             futures.append(fut)
@@ -201,7 +203,10 @@ def _on_dask(kind: RunKind, configs: list[Any], results: str, workers: int | Non
                 yield config, fut.result()
             except Exception as exc:  # a worker died or the task raised something unexpected
                 yield config, f"run {config.run_id} failed in its worker: {type(exc).__name__}: {exc}"
+        finished = True
     finally:
+        if not finished:  # stopped early: the local workers end their runs now, not the cluster's way
+            signal_pids(local_pids)
         client.close()
         if cluster is not None:
             cluster.close()

@@ -83,8 +83,10 @@ def _watch_parent(parent_pid: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def worker_init(parent_pid: int) -> None:
-    """Initialiser of a worker process: SIGTERM when the parent dies; Ctrl-C is the parent's to handle."""
+def worker_init(parent_pid: int) -> int:
+    """Initialiser of a worker process: SIGTERM when the parent dies; Ctrl-C is the parent's to handle.
+
+    Returns the worker's pid (what a Dask ``client.run`` hands back)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the whole group
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGHUP, _on_term)
@@ -93,11 +95,16 @@ def worker_init(parent_pid: int) -> None:
         os._exit(128 + signal.SIGTERM)
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="lungcl-parent-watch",
                      daemon=True).start()
+    return os.getpid()
 
 
 def guarded(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` in a worker; stopped during it, the worker unwinds ``fn`` and exits."""
-    _IN_RUN.set()
+    """``fn(*args)`` in a worker; stopped during it, the worker unwinds ``fn`` and exits.
+
+    Only in the worker's main thread (a process pool's): a signal reaches no other thread, so a
+    worker that runs ``fn`` in a thread (Dask's) exits at once, its run's files being atomic."""
+    if threading.current_thread() is threading.main_thread():
+        _IN_RUN.set()
     try:
         return fn(*args)
     except Stopped as exc:
@@ -107,6 +114,15 @@ def guarded(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 # ---------------------------------------------------------------- in the parent
+
+def signal_pids(pids: Iterable[int], signum: int = signal.SIGTERM) -> None:
+    """``signum`` to each of ``pids`` that still runs."""
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
 
 def stop_workers(processes: Iterable[Any], seconds: float = STOP_SECONDS) -> None:
     """SIGTERM to each live worker (they unwind their run), SIGKILL to those still alive after ``seconds``."""
@@ -121,4 +137,4 @@ def stop_workers(processes: Iterable[Any], seconds: float = STOP_SECONDS) -> Non
             p.join(1.0)
 
 
-__all__ = ["Stopped", "guarded", "stop_on_signals", "stop_workers", "worker_init"]
+__all__ = ["Stopped", "guarded", "signal_pids", "stop_on_signals", "stop_workers", "worker_init"]

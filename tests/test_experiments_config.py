@@ -74,6 +74,9 @@ def test_bad_set_is_a_clear_error(item, message):
     (dict(kind="single_task", method="ewc"), "single-task"),
     (dict(device="tpu"), "device"),
     (dict(epochs=0), "epochs must be >= 1"),
+    (dict(weight_decay=float("inf")), "weight_decay must be a finite number, got inf"),
+    (dict(lr=float("inf")), "lr must be a finite number"),
+    (dict(method="ewc", momentum=float("nan")), "momentum must be a finite number"),
     (dict(nonsense=1), "unknown setting"),
 ])
 def test_bad_config_is_a_clear_error(overrides, message):

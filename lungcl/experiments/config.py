@@ -8,6 +8,8 @@ say where things are, not what is computed.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -119,6 +121,7 @@ class RunConfig(ConfigDict):
             object.__setattr__(self, "fisher", "exact")
         for name in ("strength", "gamma", "lr", "momentum", "weight_decay"):
             object.__setattr__(self, name, float(getattr(self, name)))
+            _check(math.isfinite(getattr(self, name)), f"{name} must be a finite number, got {getattr(self, name)}")
         _check(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma:g}")
         _check(0 <= self.fold <= 4, f"fold must be 0..4, got {self.fold}")
         _check(self.depth in DEPTHS, f"depth must be one of {DEPTHS}, got {self.depth}")

@@ -191,15 +191,17 @@ def save_checkpoint(path: Path, checkpoint: dict) -> None:
 def load_checkpoint(path: str | Path) -> dict:
     """A checkpoint written by :func:`save_checkpoint`; a corrupt file -> LungclError naming it."""
     path = Path(path)
+    fix = (f"delete the run's folder {path.parent} and run again the command (or book chapter) that "
+           f"computed it: the run is then computed anew")
     if not path.exists():
-        raise LungclError(f"checkpoint {path} is missing")
+        raise LungclError(f"checkpoint {path} is missing; {fix}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a damaged zip / pickle
-        first = (str(exc).strip().splitlines() or [""])[0][:200]  # some errors have no message
-        raise LungclError(f"corrupt checkpoint {path}: {type(exc).__name__}: {first}") from exc
+        first = (str(exc).strip().splitlines() or [""])[0][:120]  # some errors have no message
+        raise LungclError(f"corrupt checkpoint {path} ({type(exc).__name__}: {first}); {fix}") from exc
     if not isinstance(obj, dict) or "model" not in obj:
-        raise LungclError(f"corrupt checkpoint {path}: no model state")
+        raise LungclError(f"corrupt checkpoint {path}: no model state; {fix}")
     return obj
 
 
@@ -228,7 +230,10 @@ def check_record_config(data: dict, path: Path, required: Iterable[str], config_
 
 
 def read_record_json(path: Path) -> Any:
-    """The parsed JSON of a record file; unreadable or not JSON -> LungclError naming it."""
+    """The parsed JSON of a record file; not a record file, unreadable or not JSON -> LungclError naming it."""
+    if path.name != "record.json":
+        raise LungclError(f"{path} is not a lungcl run record (a record is <results>/runs/<run id>/record.json); "
+                          f"give a run id, a run folder or its record.json")
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
-from .atomic import atomic_write_bytes, atomic_write_json
+from .atomic import atomic_write_bytes, atomic_write_json, make_folder
 from .build_guard import execute_stoppably, one_build_at_a_time
 from .errors import LungclError
 from .profiles import check_profile
@@ -374,7 +374,7 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
     selected = select_chapters(chapters, only)
     own = chapter_overrides(chapters, overrides or {})
     executed = root / EXECUTED
-    executed.mkdir(parents=True, exist_ok=True)
+    make_folder(executed)
     package_digest = _tree_digest(Path(__file__).resolve().parent, ("*.py", "*.csv"))
     if source == "phantom" and _store_digest(data_dir, source, profile) is None:
         # prepared before any chapter runs, so that every chapter is stamped with the same data (a chapter

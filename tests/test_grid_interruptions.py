@@ -169,3 +169,21 @@ def test_a_stopped_grid_leaves_no_process_and_resumes_to_the_same_records(refere
     assert final_records(results, reference) == reference
     leftovers = [p for p in results.rglob("*") if p.name.endswith(".tmp") or p.name == "partial.pt"]
     assert not leftovers, leftovers
+
+
+def test_a_killed_writers_run_folder_is_taken_over(tmp_path):
+    """What a SIGKILLed worker can leave in its run's folder: the lock file (flock is released by the OS)
+    and a half-written temporary. The run is not finished, and the next lock holder removes the temporary."""
+    from lungcl.runs.folder import ResultsFolder
+
+    folder = ResultsFolder(tmp_path / "results").check(create=True)
+    run_dir = folder.run_dir("0123456789abcdef")
+    run_dir.mkdir(parents=True)
+    (run_dir / ".lock").write_text("")
+    half = run_dir / ".record.json.x1y2z3.tmp"
+    half.write_text('{"run_id": "01234')
+    (run_dir / "partial.pt").write_bytes(b"resume state")  # kept: the next run resumes from it
+    assert not folder.is_finished("0123456789abcdef")
+    with folder.lock("0123456789abcdef"):  # not busy: nobody holds it
+        assert not half.exists()
+    assert (run_dir / "partial.pt").exists()

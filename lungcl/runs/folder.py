@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from .. import __version__
-from ..atomic import atomic_write, atomic_write_json
+from ..atomic import atomic_write, atomic_write_json, make_folder
 from ..errors import LungclError
 
 RESULTS_SCHEMA = 1  # the results folder's layout; a folder of another schema is refused
@@ -150,18 +150,31 @@ class ResultsFolder:
         Busy -> :class:`RunBusy`, or with ``wait`` block until the holder is done.
         ``flock`` is released by the OS when its holder dies, so a killed worker leaves no stale lock.
         """
-        folder = self.run_dir(run_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / ".lock", "w") as fh:
+        folder = make_folder(self.run_dir(run_id))
+        lock = folder / ".lock"
+        try:
+            fh = open(lock, "w")
+        except IsADirectoryError as exc:
+            raise LungclError(f"{lock} is a folder, not the run's lock file; delete it and run again") from exc
+        except OSError as exc:  # a read-only or full file system
+            raise LungclError(f"cannot take the run's lock {lock}: {exc.strerror or exc}") from exc
+        with fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError as exc:
                 raise RunBusy(f"run {run_id} is being computed by another process "
                               f"({folder}); wait for it or stop it") from exc
             try:
+                _remove_stale_temporaries(folder)
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """The half-written files (``.NAME.*.tmp``) a killed writer of this run left; called under the run's lock."""
+    for tmp in folder.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- reading and writing

@@ -211,7 +211,7 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a damaged zip / pickle
-        first = (str(exc).strip().splitlines() or [""])[0][:120]  # some errors have no message
+        first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:120]  # some have no message
         raise LungclError(f"corrupt checkpoint {path} ({type(exc).__name__}: {first}); {fix}") from exc
     if not isinstance(obj, dict) or "model" not in obj:
         raise LungclError(f"corrupt checkpoint {path}: no model state; {fix}")

@@ -18,12 +18,27 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def make_folder(path: str | Path) -> Path:
+    """``path`` as a folder, made with its parents when missing; a file in the way, a read-only or full
+    file system -> one LungclError naming the path."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
+        raise LungclError(f"cannot make the folder {path}: {blocker} is a file, not a folder; "
+                          f"move or delete it, or choose another folder") from exc
+    except OSError as exc:
+        raise LungclError(f"cannot make the folder {path}: {exc.strerror or exc}") from exc
+    return path
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` and rename the result onto ``path``: readers never see half a file."""
     path = Path(path)
     tmp_path = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
         tmp_path = Path(tmp)

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
-from .atomic import atomic_write_bytes, atomic_write_json
+from .atomic import atomic_write_bytes, atomic_write_json, make_folder
+from .build_guard import execute_stoppably, one_build_at_a_time
 from .chapter_settings import check_chapter_settings
 from .errors import LungclError
 from .profiles import check_profile
@@ -231,10 +232,10 @@ def execute_chapter(chapter: Chapter, notebook, parameters: dict, root: Path, ou
                                ip=str(Path(sockets) / "kernel"))
             km.start_kernel(cwd=str(root), env=env, stdout=log, stderr=log)
             try:
-                pm.execute_notebook(notebook, str(partial), parameters=params,
-                                    kernel_name=KERNEL_NAME, km=km, cwd=str(root),
-                                    progress_bar=show_progress, log_output=False,
-                                    request_save_on_cell_execute=False)
+                execute_stoppably(lambda: pm.execute_notebook(
+                    notebook, str(partial), parameters=params, kernel_name=KERNEL_NAME, km=km,
+                    cwd=str(root), progress_bar=show_progress, log_output=False,
+                    request_save_on_cell_execute=False), lambda: km.shutdown_kernel(now=True))
             finally:
                 if km.has_kernel:  # nbclient leaves a kernel it did not start running
                     km.shutdown_kernel(now=False)
@@ -384,7 +385,7 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
     selected = select_chapters(chapters, only)
     own = chapter_overrides(chapters, overrides or {})
     executed = root / EXECUTED
-    executed.mkdir(parents=True, exist_ok=True)
+    make_folder(executed)
     package_digest = _tree_digest(Path(__file__).resolve().parent, ("*.py", "*.csv"))
     if source == "phantom" and _store_digest(data_dir, source, profile) is None:
         # prepared before any chapter runs, so that every chapter is stamped with the same data (a chapter
@@ -393,6 +394,16 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
 
         progress(f"preparing the phantom patch store ({profile} profile) before the chapters")
         prepare_store(data_dir, "phantom", profile, progress=False)
+    with one_build_at_a_time(executed, progress):  # a second build on this root waits for this one
+        return _execute_and_render(selected, parameters, own, executed, package_digest, root, data_dir,
+                                   source, profile, force, render, progress, solutions, workers)
+
+
+def _execute_and_render(selected: list[Chapter], parameters: dict, own: dict[str, dict], executed: Path,
+                        package_digest: str, root: Path, data_dir: Path, source: str, profile: str, force: bool,
+                        render: bool, progress: Callable[[str], None], solutions: bool,
+                        workers: int | None = None) -> BuildReport:
+    """The body of :func:`build_book`, run under the book's build lock: the chapters, then the HTML."""
     report = BuildReport()
     show_bar = sys.stderr.isatty()
     for n, chapter in enumerate(selected, 1):

@@ -109,6 +109,11 @@ def test_show_errors(cli_env, capsys, tmp_path):
     corrupt.write_text("{not json")
     code, _, err = _run(capsys, "show", str(corrupt))
     assert code == 2 and f"corrupt record {corrupt}" in err and len(err.strip().splitlines()) == 1
+    foreign = tmp_path / "passwd"  # a file that is no record at all: said so, not "corrupt ... delete"
+    foreign.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    code, _, err = _run(capsys, "show", str(foreign))
+    assert code == 2 and f"{foreign} is not a lungcl run record" in err and "delete" not in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_incompatible_results_folder(cli_env, capsys, tmp_path):

@@ -179,8 +179,10 @@ def test_incompatible_results_folder_is_refused(smoke, tmp_path):
 def test_corrupt_checkpoint_is_a_clear_error(ewc_record: Record, tmp_path):
     broken = tmp_path / "model.pt"
     broken.write_bytes(ewc_record.checkpoint_path.read_bytes()[:500])
-    with pytest.raises(LungclError, match=f"corrupt checkpoint {broken}"):
+    with pytest.raises(LungclError, match=f"corrupt checkpoint {broken}") as info:
         load_checkpoint(broken)
+    assert f"delete the run's folder {tmp_path} and run again" in str(info.value)  # how to recompute
+    assert "\n" not in str(info.value)
 
 
 def test_single_task_baselines_train_each_task_from_scratch(smoke, tmp_path):

@@ -78,6 +78,9 @@ def test_bad_set_is_a_clear_error(item, message):
     (dict(seed=-1), "seed must be an integer >= 0"),
     (dict(split_seed=-1), "split_seed must be an integer >= 0"),
     (dict(epochs=0), "epochs must be >= 1"),
+    (dict(weight_decay=float("inf")), "weight_decay must be a finite number, got inf"),
+    (dict(lr=float("inf")), "lr must be a finite number"),
+    (dict(method="ewc", momentum=float("nan")), "momentum must be a finite number"),
     (dict(nonsense=1), "unknown setting"),
 ])
 def test_bad_config_is_a_clear_error(overrides, message):

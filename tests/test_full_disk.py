@@ -1,6 +1,8 @@
-"""A full disk while writing a record or a store shard: one line, the previous files intact.
+"""A full disk while writing a record or a store shard, a read-only results or data folder: one line
+naming the path, the previous files intact.
 
-Needs root to mount a small tmpfs; skipped where mounting is not allowed.
+Needs root to mount a small tmpfs (remounted read-only: the one read-only folder root cannot write to,
+as root ignores permission bits); skipped where mounting is not allowed.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +20,13 @@ from lungcl.cli.main import main
 from lungcl.errors import LungclError
 
 
-@pytest.fixture
-def small_disk():
-    """A 256 kB tmpfs, unmounted afterwards."""
+@contextmanager
+def tmpfs(size: str):
+    """A tmpfs of ``size``, unmounted afterwards."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     mount = Path(tempfile.mkdtemp())
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         mount.rmdir()
@@ -33,6 +36,26 @@ def small_disk():
     finally:
         subprocess.run(["umount", str(mount)], check=False)
         mount.rmdir()
+
+
+@pytest.fixture
+def small_disk():
+    """A 256 kB tmpfs."""
+    with tmpfs("256k") as mount:
+        yield mount
+
+
+@pytest.fixture
+def roomy_disk():
+    """An 8 MB tmpfs: room for a few smoke runs."""
+    with tmpfs("8m") as mount:
+        yield mount
+
+
+def make_read_only(disk: Path) -> None:
+    done = subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot remount the tmpfs read-only: {done.stderr.strip()}")
 
 
 def fill(disk: Path) -> None:
@@ -88,13 +111,50 @@ def test_record_and_shard_writes_on_a_full_disk(small_disk):
     assert not results.is_finished(second.run_id)
 
 
-def test_prepare_on_a_full_disk_is_one_line(small_disk, nodule_cache, capsys):
-    data = small_disk / "data"
+def one_error_line(code: int, err: str, *words: str) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("lungcl: error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def data_folder(disk: Path, nodule_cache: Path) -> Path:
+    """A data folder on ``disk`` with the shared nodule table and no patch store yet."""
+    data = disk / "data"
     data.mkdir()
     (data / nodule_cache.name).symlink_to(nodule_cache, target_is_directory=True)
+    return data
+
+
+def prepare_smoke(data: Path) -> int:
+    return main(["data", "prepare", "--profile", "smoke", "--workers", "1", "--data-dir", str(data)])
+
+
+def test_prepare_on_a_full_disk_is_one_line(small_disk, nodule_cache, capsys):
+    data = data_folder(small_disk, nodule_cache)
     fill(small_disk)
-    code = main(["data", "prepare", "--profile", "smoke", "--workers", "1", "--data-dir", str(data)])
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.strip().splitlines() if ln.startswith("lungcl: error:")]
-    assert code == 2 and len(lines) == 1 and "No space left" in lines[0], err
-    assert "Traceback" not in err
+    one_error_line(prepare_smoke(data), capsys.readouterr().err, "No space left")
+
+
+def test_a_new_run_in_a_read_only_results_folder_is_one_line(roomy_disk, smoke_store, data_dir, capsys):
+    """A results folder that holds a finished run, then became read-only: that run still loads; a new
+    run is refused in one line naming its folder, before any training."""
+    results = roomy_disk / "results"
+    common = ["run", "--profile", "smoke", "--order", "AB", "--data-dir", str(data_dir), "--results",
+              str(results), "--quiet"]
+    assert main([*common, "--method", "sgd", "--set", "epochs=1", "--set", "max_steps_per_epoch=1"]) == 0
+    finished = capsys.readouterr().out.strip().splitlines()[-1]
+    make_read_only(roomy_disk)
+    assert main([*common, "--method", "sgd", "--set", "epochs=1", "--set", "max_steps_per_epoch=1"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == finished
+    code = main([*common, "--method", "l2", "--set", "epochs=1", "--set", "max_steps_per_epoch=1"])
+    out, err = capsys.readouterr()
+    one_error_line(code, err, str(results / "runs"), "Read-only file system")
+    assert "steps in" not in out  # refused before training
+
+
+def test_a_new_store_in_a_read_only_data_folder_is_one_line(small_disk, nodule_cache, capsys):
+    data = data_folder(small_disk, nodule_cache)
+    make_read_only(small_disk)
+    one_error_line(prepare_smoke(data), capsys.readouterr().err, str(data / "store"), "Read-only file system")

@@ -1,5 +1,6 @@
-"""`lungcl grid` killed with SIGKILL at random moments, or run twice at once on one results folder:
-each run is computed once and the final records equal an uninterrupted grid's."""
+"""`lungcl grid` killed with SIGKILL at random moments, stopped by any signal while its workers compute,
+or run twice at once on one results folder: no process of the grid outlives it, each run is computed
+once and the final records equal an uninterrupted grid's."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import fcntl
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -22,9 +24,10 @@ METHODS = ["sgd", "ewc"]
 KILL_SEED = 15
 
 
-def grid_command(data_dir: Path, results: Path) -> list[str]:
+def grid_command(data_dir: Path, results: Path, *options: str) -> list[str]:
     return [sys.executable, "-m", "lungcl.cli.main", "grid", "--profile", "smoke", "--orders", "ABC",
-            "--methods", ",".join(METHODS), "--data-dir", str(data_dir), "--results", str(results), "--quiet"]
+            "--methods", ",".join(METHODS), "--data-dir", str(data_dir), "--results", str(results), "--quiet",
+            *options]
 
 
 def a_run_is_computing(results: Path) -> bool:
@@ -39,8 +42,9 @@ def a_run_is_computing(results: Path) -> bool:
     return False
 
 
-def kill_mid_run(proc: subprocess.Popen, results: Path, rng: random.Random) -> bool:
-    """Wait until the grid computes a run, let it go on for a random moment, SIGKILL it.
+def kill_mid_run(proc: subprocess.Popen, results: Path, rng: random.Random,
+                 signum: int = signal.SIGKILL) -> bool:
+    """Wait until the grid computes a run, let it go on for a random moment, send it ``signum`` (SIGKILL).
 
     False when the grid ended first (nothing left to compute). Waiting for the lock instead of
     sleeping a fixed time keeps the kill inside a run however fast the machine is."""
@@ -52,15 +56,38 @@ def kill_mid_run(proc: subprocess.Popen, results: Path, rng: random.Random) -> b
     time.sleep(rng.uniform(0.0, 2.0))
     if proc.poll() is not None:
         return False
-    proc.kill()  # SIGKILL: no handler runs, files are as the kill left them
+    proc.send_signal(signum)  # SIGKILL: no handler runs, files are as the kill left them
     return True
 
 
-def start_grid(data_dir: Path, results: Path) -> subprocess.Popen:
-    """The grid in a subprocess importing this checkout's code, one torch thread."""
+def start_grid(data_dir: Path, results: Path, *options: str) -> subprocess.Popen:
+    """The grid in a subprocess importing this checkout's code, one torch thread, in a session of its
+    own (its id: the grid's pid), so that its workers can be found however they were re-parented."""
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    return subprocess.Popen(grid_command(data_dir, results), cwd=REPO, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(grid_command(data_dir, results, *options), cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def live_processes_of_session(session: int) -> list[str]:
+    """'pid command' of every process (zombies aside: they hold no memory) in the session ``session``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended while we looked
+            continue
+        state, _ppid, _pgrp, sid = text[text.rindex(")") + 2:].split()[:4]
+        if int(sid) == session and state != "Z":
+            found.append(f"{stat.parent.name} {text[text.index('(') + 1:text.rindex(')')]}")
+    return found
+
+
+def wait_until_gone(session: int, seconds: float) -> list[str]:
+    """The session's live processes still there after at most ``seconds`` (none: all ended)."""
+    deadline = time.monotonic() + seconds
+    while (left := live_processes_of_session(session)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +137,53 @@ def test_two_grids_at_once_compute_each_run_once(reference, data_dir, tmp_path):
                 for out, _ in outputs]
     assert sum(computed) == len(METHODS), [o for o, _ in outputs]
     assert final_records(results, reference) == reference
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the grid's processes in /proc")
+def test_a_stopped_grid_leaves_no_process_and_resumes_to_the_same_records(reference, data_dir, tmp_path):
+    """`grid --workers 2` (two runs at once) stopped by each signal while its workers compute: within a
+    bounded wait no process of its session is left (workers, resource tracker), and the next grid
+    finishes the same records as the uninterrupted one, with no temporary file left behind."""
+    results = tmp_path / "results"
+    rng = random.Random(KILL_SEED)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGKILL):
+        proc = start_grid(data_dir, results, "--workers", "2")
+        try:
+            assert kill_mid_run(proc, results, rng, signum), f"the grid ended before {signum.name}"
+            _, err = proc.communicate(timeout=60)
+            left = wait_until_gone(proc.pid, 20.0)
+        finally:
+            for line in live_processes_of_session(proc.pid):  # do not leave them to the next test
+                os.kill(int(line.split()[0]), signal.SIGKILL)
+        assert not left, f"after {signum.name}: {left}"
+        assert "Traceback" not in err, err
+        if signum != signal.SIGKILL:
+            assert proc.returncode == 128 + signum, (signum.name, proc.returncode, err)
+            assert "interrupted" in err, err
+    proc = start_grid(data_dir, results, "--workers", "2")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    counts = re.search(r"(\d+) computed, (\d+) already done, 0 failed", out)
+    assert counts and int(counts.group(1)) + int(counts.group(2)) == len(METHODS), out
+    assert final_records(results, reference) == reference
+    leftovers = [p for p in results.rglob("*") if p.name.endswith(".tmp") or p.name == "partial.pt"]
+    assert not leftovers, leftovers
+
+
+def test_a_killed_writers_run_folder_is_taken_over(tmp_path):
+    """What a SIGKILLed worker can leave in its run's folder: the lock file (flock is released by the OS)
+    and a half-written temporary. The run is not finished, and the next lock holder removes the temporary."""
+    from lungcl.runs.folder import ResultsFolder
+
+    folder = ResultsFolder(tmp_path / "results").check(create=True)
+    run_dir = folder.run_dir("0123456789abcdef")
+    run_dir.mkdir(parents=True)
+    (run_dir / ".lock").write_text("")
+    half = run_dir / ".record.json.x1y2z3.tmp"
+    half.write_text('{"run_id": "01234')
+    (run_dir / "partial.pt").write_bytes(b"resume state")  # kept: the next run resumes from it
+    assert not folder.is_finished("0123456789abcdef")
+    with folder.lock("0123456789abcdef"):  # not busy: nobody holds it
+        assert not half.exists()
+    assert (run_dir / "partial.pt").exists()

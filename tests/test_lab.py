@@ -1,8 +1,10 @@
-"""`make lab`: JupyterLab with jupytext's contents manager serves a chapter's .py as a notebook (127.0.0.1 only)."""
+"""`make lab`: JupyterLab with jupytext's contents manager serves a chapter's .py as a notebook (127.0.0.1 only),
+started by the Makefile's recipe itself, as root too."""
 
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -29,15 +31,22 @@ def test_make_lab_recipe_uses_jupytext_contents_manager():
     assert "LAB_IP   ?= 127.0.0.1" in recipe
 
 
+def test_the_recipe_allows_root_only_for_root():
+    """Jupyter refuses root unless given --allow-root: the recipe adds it for root, and only then."""
+    dry = subprocess.run(["make", "-n", "-C", str(ROOT), "lab-server", f"BIN={Path(sys.executable).parent}"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "jupyterlab" in dry
+    assert ("--allow-root" in dry) == (os.geteuid() == 0)
+
+
 @pytest.mark.timeout(120)
 def test_lab_server_lists_a_chapter_as_a_notebook(tmp_path):
+    """The Makefile's own recipe (`make lab-server`, what `make lab` runs after installing) serves a chapter,
+    as whichever user runs the tests (root in CI containers)."""
     port, token = _free_port(), "lungcl-test"
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           f"--IdentityProvider.token={token}", f"--notebook-dir={ROOT / 'notebooks'}",
-           "--ServerApp.contents_manager_class=jupytext.TextFileContentsManager"]
-    if os.geteuid() == 0:  # CI containers run as root; Jupyter refuses that unless told
-        cmd.append("--allow-root")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    cmd = ["make", "--no-print-directory", "-C", str(ROOT), "lab-server", f"BIN={Path(sys.executable).parent}",
+           f"LAB_PORT={port}", f"LAB_ARGS=--no-browser --IdentityProvider.token={token}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             env={"JUPYTER_CONFIG_DIR": str(tmp_path), "JUPYTER_RUNTIME_DIR": str(tmp_path),
                                  "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     try:
@@ -56,5 +65,5 @@ def test_lab_server_lists_a_chapter_as_a_notebook(tmp_path):
             nb = json.load(r)["content"]
         assert any("parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)  # make and the server it started
         proc.wait(timeout=30)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from lungcl.cli.main import main
+from lungcl.errors import LungclError
 from lungcl.data.nodules import load_nodule_table, load_scan_table
 from lungcl.data.prepare import skip_reason
 from lungcl.data.store import read_manifest, store_folder
@@ -155,3 +156,59 @@ def test_missing_patch_of_a_finished_store_is_rendered_again(capsys, smoke_store
     code, _, err = run(capsys, "data", "prepare", "--profile", "smoke", "--workers", 1, "--data-dir", fresh_data)
     assert code == 0 and "missing" in err
     assert read_manifest(folder)["nodules"] == smoke_store.manifest["nodules"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "emptied", "other rows"])
+def test_a_cache_that_does_not_match_the_manifest_is_named_by_a_run_and_rebuilt_by_prepare(
+        capsys, smoke_store, fresh_data, damage):
+    """A damaged central-slices cache (e.g. truncated: every run died in numpy's mmap while `data prepare`
+    called the store fine): reading it names it and `data prepare`; `data prepare` rebuilds it as it was."""
+    import shutil
+
+    import numpy as np
+
+    from lungcl.data.store import central_cache_path, central_slices, open_store
+
+    folder = store_folder(fresh_data, "phantom", "smoke")
+    shutil.copytree(smoke_store.folder, folder)
+    store = open_store(fresh_data, "phantom", "smoke")
+    cache = central_cache_path(store, 0)
+    cache.unlink(missing_ok=True)
+    _, good = central_slices(store)
+    intact = cache.read_bytes()
+    if damage == "other rows":
+        np.save(cache, np.asarray(good)[:-1])
+    else:
+        cache.write_bytes(intact[: len(intact) // 2] if damage == "truncated" else b"")
+    stale = folder / "central-ctx0-0123456789ab.npy"  # made for another build of the store
+    stale.write_bytes(intact)
+
+    with pytest.raises(LungclError) as info:
+        central_slices(store)
+    message = str(info.value)
+    assert str(cache) in message and "lungcl data prepare" in message and "\n" not in message
+
+    code, _, err = run(capsys, "data", "prepare", "--profile", "smoke", "--data-dir", fresh_data)
+    assert code == 0 and "Traceback" not in err
+    assert f"{cache} does not match the store's manifest" in err and "rebuilding" in err
+    assert cache.read_bytes() == intact and not stale.exists()
+    code, _, err = run(capsys, "data", "prepare", "--profile", "smoke", "--data-dir", fresh_data)
+    assert code == 0 and "does not match" not in err  # nothing left to repair
+
+
+def test_a_file_at_a_runs_folder_or_a_folder_at_its_lock_is_one_line(capsys, smoke_store, data_dir, tmp_path):
+    from lungcl.experiments import default_config
+
+    config = default_config("smoke", tasks="AB", method="sgd", data_dir=str(data_dir))
+    results = tmp_path / "results"
+    common = ["run", "--profile", "smoke", "--order", "AB", "--method", "sgd", "--data-dir", data_dir,
+              "--results", results, "--quiet"]
+    run_dir = results / "runs" / config.run_id
+    run_dir.parent.mkdir(parents=True)
+    run_dir.write_text("not a folder")
+    code, _, err = run(capsys, *common)
+    one_line_error(code, err, str(run_dir), "is a file, not a folder")
+    run_dir.unlink()
+    (run_dir / ".lock").mkdir(parents=True)
+    code, _, err = run(capsys, *common)
+    one_line_error(code, err, str(run_dir / ".lock"), "is a folder", "delete it")

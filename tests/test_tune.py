@@ -77,3 +77,14 @@ def test_a_flat_curve_is_said_to_choose_nothing(data_dir, smoke_store, tmp_path,
                  "--data-dir", str(data_dir), "--results", str(tmp_path), "--quiet"])
     out = capsys.readouterr().out
     assert code == 0 and "the curve does not choose" in out and "widen" not in out
+
+
+def test_a_tune_where_no_lambda_finished_fails(data_dir, smoke_store, tmp_path, capsys):
+    """Every lambda diverges (lr=1e8): the curve is shown with each failure, and the exit is 2, not 0."""
+    code = main(["tune", "--order", "AB", "--method", "l2", "--values", "1,10", "--profile", "smoke",
+                 "--data-dir", str(data_dir), "--results", str(tmp_path), "--quiet", "--set", "lr=1e8",
+                 "--set", "epochs=1"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out.count("failed: training diverged") == 2
+    assert "no lambda of 2 finished" in err and len(err.strip().splitlines()) == 1

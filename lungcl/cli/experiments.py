@@ -227,6 +227,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                   progress=not args.quiet, report=None if args.json else _grid_report(len(values or [0] * 7)))
     if args.json:
         print(json.dumps(record, indent=1, sort_keys=True))
+        _require_a_pick(record)
         return 0
     print(f"\n{record['order']} {method} fold {record['fold']}: {record['criterion_description']} "
           f"on the {record['split']} split")
@@ -240,7 +241,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
     elif record["at_grid_edge"]:
         print("  (the pick is at the grid's edge: widen --values)")
     print(tune_path(args.results, base, record["values"], args.criterion))
+    _require_a_pick(record)
     return 0
+
+
+def _require_a_pick(record: dict) -> None:
+    """A tune where no lambda finished picked nothing: an error (exit 2), after its curve was shown."""
+    if record["pick"] is None:
+        raise LungclError(f"no lambda of {len(record['curve'])} finished (every run failed, see above), so "
+                          f"none is picked; fix the cause (e.g. a lower lr) and tune again")
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import sys
 
 from ..errors import LungclError
 from .common import resolve_folders
+from ..runs.lifeline import Stopped, stop_on_signals
 
 # modules of lungcl.cli, each with register(subparsers) adding its commands
 COMMAND_MODULES = ("data", "experiments", "mtl", "book")
@@ -31,17 +32,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # the book's folders are at the root it is given (--root): lungcl book resolves them itself
         note = resolve_folders(args) if args.command != "book" else None
-        code = int(args.func(args) or 0)
+        with stop_on_signals():  # SIGTERM, SIGHUP: stop as on Ctrl-C (workers stopped, nothing half-written)
+            code = int(args.func(args) or 0)
         if note:
             print(f"lungcl: {note}", file=sys.stderr)
         return code
     except LungclError as exc:
         print(f"lungcl: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("lungcl: interrupted; finished work is kept, run the same command to resume",
+    except KeyboardInterrupt as exc:
+        name = f" by {exc.args[0]}" if isinstance(exc, Stopped) else ""
+        print(f"lungcl: interrupted{name}; finished work is kept, run the same command to resume",
               file=sys.stderr)
-        return 130
+        return 128 + (exc.signum if isinstance(exc, Stopped) else 2)
 
 
 if __name__ == "__main__":

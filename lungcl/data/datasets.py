@@ -23,32 +23,10 @@ from ..errors import LungclError
 from .nodules import load_nodule_table
 from .prepare import select_nodules
 from .splits import PatientSplit, load_or_make_split
-from .store import PatchStore, open_store
+from .store import central_slices, open_store
 from .batches import centre_crop, window_hu
 from .tasks import Task
 from .transforms import apply, eval_transform, item_seed, train_transform
-
-
-def central_slices(store: PatchStore, context_slices: int = 0) -> tuple[list[str], np.ndarray]:
-    """(nodule ids, int16 array (N, 1 + 2*context, S, S)) of every nodule's central slices.
-
-    Cached next to the manifest (keyed by its digest) so that many runs load it once.
-    """
-    digest = store.manifest["digest"][:12]
-    cache = store.folder / f"central-ctx{context_slices}-{digest}.npy"
-    ids = store.nodule_ids
-    if cache.exists():
-        arr = np.load(cache, mmap_mode="r")
-        if arr.shape[0] == len(ids):
-            return ids, np.asarray(arr)
-    side = store.settings.crop_mm
-    c = side // 2
-    lo, hi = c - context_slices, c + context_slices + 1
-    if lo < 0:
-        raise LungclError(f"context_slices={context_slices} is larger than the crop allows")
-    arr = np.stack([store.load(nid)[0][lo:hi] for nid in ids])
-    atomic_write(cache, lambda p: np.save(p.open("wb"), arr))
-    return ids, arr
 
 
 class PatchDataset(Dataset):

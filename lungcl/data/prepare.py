@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_write_bytes, atomic_write_json
+from ..atomic import atomic_write_bytes, atomic_write_json, make_folder
 from ..errors import LungclError
 from ..profiles import DataSettings, data_settings
 from ..pylidc_compat import pylidc_version
@@ -32,7 +32,8 @@ from .nodules import ReaderMasks, load_nodule_table, load_scan_table
 from .patch_source import ScanError
 from .sources import DEFAULT_MIN_SHARE, make_source, source_version
 from .store import (PatchStore, check_data_dir, is_compatible, new_manifest, open_store, patch_bytes,
-                    read_manifest, read_patch, sha256_file, store_folder, write_manifest)
+                    read_manifest, read_patch, rebuild_damaged_caches, sha256_file, store_folder,
+                    write_manifest)
 
 
 def select_nodules(nodules: pd.DataFrame, settings: DataSettings) -> pd.DataFrame:
@@ -181,7 +182,9 @@ def prepare_store(data_dir: str | Path = "data", source: str = "phantom", profil
             print(f"lungcl: {len(missing)} patch file(s) of the store in {folder} are missing "
                   f"(e.g. {missing[0]}); rendering them again", file=sys.stderr)
         elif not ((retry_failed or new_root) and manifest["failures"]):
-            return PatchStore(folder, manifest)
+            store = PatchStore(folder, manifest)
+            rebuild_damaged_caches(store)  # e.g. a truncated central-slices cache: every run would fail on it
+            return store
     make_source(source, lidc_root)  # validates the source's arguments before any work
     # an unfinished store (no manifest yet) is resumed only if it was started with the same settings
     started = folder / "started.json"
@@ -193,7 +196,7 @@ def prepare_store(data_dir: str | Path = "data", source: str = "phantom", profil
             unfinished is not None and not is_compatible(unfinished, source, version, settings)):
         shutil.rmtree(folder, ignore_errors=True)
     patch_dir = folder / "patches"
-    patch_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(patch_dir)
     manifest = new_manifest(source, version, settings, pylidc_version())
     if root_text is not None:
         manifest["lidc_root"] = root_text

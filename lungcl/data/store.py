@@ -4,6 +4,8 @@ Layout of ``<data_dir>/store/<source>-<profile>/``::
 
     patches/<nodule_id>.npz   hu (int16, S^3, z-y-x), mask (bool), provenance (JSON bytes)
     manifest.json             version, settings, per-nodule checksum + patient, failed scans
+    central-ctx<C>-<digest>.npy  every nodule's central slices (a cache the runs read; rebuilt when
+                              it does not match the manifest, see :func:`damaged_caches`)
 
 Each patch file is written atomically, so an interrupted ``prepare`` resumes
 from the files present; the manifest is written last, so a store without one
@@ -14,13 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
-from ..atomic import atomic_write_json, npz_bytes
+from ..atomic import atomic_write, atomic_write_json, npz_bytes
 from ..errors import LungclError, StoreVersionError
 from ..profiles import DataSettings
 
@@ -110,6 +114,68 @@ class PatchStore:
             if not p.exists() or sha256_file(p) != entry["sha256"]:
                 bad.append(nid)
         return bad
+
+
+CENTRAL_CACHES = "central-ctx*-*.npy"
+
+
+def central_cache_path(store: PatchStore, context_slices: int) -> Path:
+    return store.folder / f"central-ctx{context_slices}-{store.manifest['digest'][:12]}.npy"
+
+
+def cache_problem(path: Path, store: PatchStore) -> str | None:
+    """Why a central-slices cache does not match the store's manifest (None: it does)."""
+    if not path.name.endswith(f"-{store.manifest['digest'][:12]}.npy"):
+        return "made for another build of the store"
+    try:
+        rows = np.load(path, mmap_mode="r").shape[0]  # the file's size must fit its header's shape
+    except (ValueError, OSError, EOFError, IndexError) as exc:
+        return f"unreadable or truncated: {_one_line(exc)}"
+    if rows != len(store.manifest["nodules"]):
+        return f"{rows} rows for {len(store.manifest['nodules'])} nodules"
+    return None
+
+
+def damaged_caches(store: PatchStore) -> dict[Path, str]:
+    """The store's central-slices caches that do not match its manifest, each with why."""
+    found = {p: cache_problem(p, store) for p in sorted(store.folder.glob(CENTRAL_CACHES))}
+    return {p: why for p, why in found.items() if why is not None}
+
+
+def central_slices(store: PatchStore, context_slices: int = 0) -> tuple[list[str], np.ndarray]:
+    """(nodule ids, int16 array (N, 1 + 2*context, S, S)) of every nodule's central slices.
+
+    Cached next to the manifest (keyed by its digest) so that many runs load it once. A cache that
+    does not match the manifest (e.g. truncated) is an error that says to run ``lungcl data prepare``,
+    which rebuilds it.
+    """
+    cache = central_cache_path(store, context_slices)
+    ids = store.nodule_ids
+    if cache.exists():
+        problem = cache_problem(cache, store)
+        if problem is not None:
+            raise LungclError(f"the patch store's cache {cache} does not match its manifest ({problem}); run "
+                              f"`lungcl data prepare` (with this store's --data-dir, --source and --profile) "
+                              f"to rebuild it")
+        return ids, np.asarray(np.load(cache, mmap_mode="r"))
+    side = store.settings.crop_mm
+    c = side // 2
+    lo, hi = c - context_slices, c + context_slices + 1
+    if lo < 0:
+        raise LungclError(f"context_slices={context_slices} is larger than the crop allows")
+    arr = np.stack([store.load(nid)[0][lo:hi] for nid in ids])
+    atomic_write(cache, lambda p: np.save(p.open("wb"), arr))
+    return ids, arr
+
+
+def rebuild_damaged_caches(store: PatchStore) -> None:
+    """Each cache that does not match the manifest deleted (said on stderr) and, if current, built again."""
+    for path, why in damaged_caches(store).items():
+        print(f"lungcl: {path} does not match the store's manifest ({why}); "
+              f"{'deleting' if why.startswith('made for another') else 'rebuilding'} it", file=sys.stderr)
+        path.unlink()
+        if not why.startswith("made for another"):
+            central_slices(store, int(re.match(r"central-ctx(\d+)-", path.name).group(1)))
 
 
 def read_manifest(folder: Path) -> dict | None:

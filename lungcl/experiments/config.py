@@ -8,6 +8,7 @@ say where things are, not what is computed.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -123,6 +124,7 @@ class RunConfig(ConfigDict):
             object.__setattr__(self, "fisher", "exact")
         for name in ("strength", "gamma", "lr", "momentum", "weight_decay"):
             object.__setattr__(self, name, float(getattr(self, name)))
+            _check(math.isfinite(getattr(self, name)), f"{name} must be a finite number, got {getattr(self, name)}")
         _check(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma:g}")
         _check(0 <= self.fold <= 4, f"fold must be 0..4, got {self.fold}")
         for name in ("seed", "split_seed"):  # numpy's generators take no negative seed

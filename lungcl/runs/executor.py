@@ -13,6 +13,8 @@ optional: ``pip install "lungcl[dask]"``.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+from contextlib import closing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,6 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 from ..errors import LungclError
 from .engine import RunKind, compute, current_record, prepare_stores, run_in_worker
 from .folder import RunBusy, RunRecord
+from .lifeline import guarded, signal_pids, stop_workers, worker_init
 
 Report = Callable[[str, Any, str], None]  # (status, config, message or record path)
 Stream = Iterator[tuple[Any, "str | None"]]  # (config, error or None), as runs finish
@@ -79,16 +82,17 @@ def execute(kind: RunKind, configs: Iterable[Any], results: str | Path, workers:
         stream = _in_processes(kind, todo, root, workers)
     else:
         stream = _serially(kind, todo, results, progress, report)
-    for config, error in stream:
-        if error is _BY_OTHER:
-            outcome.loaded.append(config.run_id)
-            report("done", config, str(folder.record_path(config.run_id)))
-        elif error is None:
-            outcome.computed.append(config.run_id)
-            report("computed", config, str(folder.record_path(config.run_id)))
-        else:
-            outcome.errors[config.run_id] = error
-            report("error", config, error)
+    with closing(stream):  # interrupted (Ctrl-C, SIGTERM): the stream stops its workers at once
+        for config, error in stream:
+            if error is _BY_OTHER:
+                outcome.loaded.append(config.run_id)
+                report("done", config, str(folder.record_path(config.run_id)))
+            elif error is None:
+                outcome.computed.append(config.run_id)
+                report("computed", config, str(folder.record_path(config.run_id)))
+            else:
+                outcome.errors[config.run_id] = error
+                report("error", config, error)
     outcome.records = [kind.load(c.run_id, results) for c in configs if c.run_id not in outcome.errors]
     return outcome
 
@@ -132,9 +136,16 @@ def _serially(kind: RunKind, configs: list[Any], results: str | Path, progress: 
 
 
 def _in_processes(kind: RunKind, configs: list[Any], results: str, workers: int) -> Stream:
-    """``workers`` local processes (spawned: no torch state inherited), one run each at a time."""
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(run_in_worker, kind, c.with_absolute_paths().to_dict(), results): c
+    """``workers`` local processes (spawned: no torch state inherited), one run each at a time.
+
+    The workers die with this process (:mod:`.lifeline`); stopped early (an exception, Ctrl-C,
+    SIGTERM, the stream closed), it cancels the queued runs and stops the workers' current ones.
+    """
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=worker_init,
+                               initargs=(os.getpid(),))
+    finished = False
+    try:
+        futures = {pool.submit(guarded, run_in_worker, kind, c.with_absolute_paths().to_dict(), results): c
                    for c in configs}
         for fut in as_completed(futures):
             config = futures[fut]
@@ -142,6 +153,11 @@ def _in_processes(kind: RunKind, configs: list[Any], results: str, workers: int)
                 yield config, fut.result()
             except Exception as exc:  # the worker died (e.g. out of memory)
                 yield config, f"run {config.run_id} failed in its worker: {type(exc).__name__}: {exc}"
+        finished = True
+    finally:
+        if not finished:
+            stop_workers(list((pool._processes or {}).values()))  # no public way to stop a pool's workers
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _require_dask():
@@ -164,18 +180,20 @@ def _on_dask(kind: RunKind, configs: list[Any], results: str, workers: int | Non
             client = distributed.Client(scheduler, timeout="10s")
         except (OSError, TimeoutError) as exc:
             raise LungclError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
-        cluster = None
+        cluster, local_pids = None, []
     else:
         if workers is None or workers < 1:
             raise LungclError(f"--workers must be >= 1, got {workers}")
         cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                            dashboard_address=None, silence_logs=40)
         client = distributed.Client(cluster)
+        local_pids = list(client.run(worker_init, os.getpid()).values())  # they die with this process
+    finished = False
     try:
         by_key = {}
         futures = []
         for c in configs:
-            fut = client.submit(partial(run_in_worker, kind), c.with_absolute_paths().to_dict(), results,
+            fut = client.submit(partial(guarded, run_in_worker, kind), c.with_absolute_paths().to_dict(), results,
                                 key=f"lungcl-{kind.name}-{c.run_id}", pure=False, retries=0)
             by_key[fut.key] = c
             futures.append(fut)
@@ -185,7 +203,10 @@ def _on_dask(kind: RunKind, configs: list[Any], results: str, workers: int | Non
                 yield config, fut.result()
             except Exception as exc:  # a worker died or the task raised something unexpected
                 yield config, f"run {config.run_id} failed in its worker: {type(exc).__name__}: {exc}"
+        finished = True
     finally:
+        if not finished:  # stopped early: the local workers end their runs now, not the cluster's way
+            signal_pids(local_pids)
         client.close()
         if cluster is not None:
             cluster.close()

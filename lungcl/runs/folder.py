@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from .. import __version__
-from ..atomic import atomic_write, atomic_write_json
+from ..atomic import atomic_write, atomic_write_json, make_folder
 from ..errors import LungclError
 
 RESULTS_SCHEMA = 1  # the results folder's layout; a folder of another schema is refused
@@ -150,18 +150,31 @@ class ResultsFolder:
         Busy -> :class:`RunBusy`, or with ``wait`` block until the holder is done.
         ``flock`` is released by the OS when its holder dies, so a killed worker leaves no stale lock.
         """
-        folder = self.run_dir(run_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / ".lock", "w") as fh:
+        folder = make_folder(self.run_dir(run_id))
+        lock = folder / ".lock"
+        try:
+            fh = open(lock, "w")
+        except IsADirectoryError as exc:
+            raise LungclError(f"{lock} is a folder, not the run's lock file; delete it and run again") from exc
+        except OSError as exc:  # a read-only or full file system
+            raise LungclError(f"cannot take the run's lock {lock}: {exc.strerror or exc}") from exc
+        with fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError as exc:
                 raise RunBusy(f"run {run_id} is being computed by another process "
                               f"({folder}); wait for it or stop it") from exc
             try:
+                _remove_stale_temporaries(folder)
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """The half-written files (``.NAME.*.tmp``) a killed writer of this run left; called under the run's lock."""
+    for tmp in folder.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- reading and writing
@@ -191,15 +204,17 @@ def save_checkpoint(path: Path, checkpoint: dict) -> None:
 def load_checkpoint(path: str | Path) -> dict:
     """A checkpoint written by :func:`save_checkpoint`; a corrupt file -> LungclError naming it."""
     path = Path(path)
+    fix = (f"delete the run's folder {path.parent} and run again the command (or book chapter) that "
+           f"computed it: the run is then computed anew")
     if not path.exists():
-        raise LungclError(f"checkpoint {path} is missing")
+        raise LungclError(f"checkpoint {path} is missing; {fix}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a damaged zip / pickle
-        first = (str(exc).strip().splitlines() or [""])[0][:200]  # some errors have no message
-        raise LungclError(f"corrupt checkpoint {path}: {type(exc).__name__}: {first}") from exc
+        first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:120]  # some have no message
+        raise LungclError(f"corrupt checkpoint {path} ({type(exc).__name__}: {first}); {fix}") from exc
     if not isinstance(obj, dict) or "model" not in obj:
-        raise LungclError(f"corrupt checkpoint {path}: no model state")
+        raise LungclError(f"corrupt checkpoint {path}: no model state; {fix}")
     return obj
 
 
@@ -228,7 +243,10 @@ def check_record_config(data: dict, path: Path, required: Iterable[str], config_
 
 
 def read_record_json(path: Path) -> Any:
-    """The parsed JSON of a record file; unreadable or not JSON -> LungclError naming it."""
+    """The parsed JSON of a record file; not a record file, unreadable or not JSON -> LungclError naming it."""
+    if path.name != "record.json":
+        raise LungclError(f"{path} is not a lungcl run record (a record is <results>/runs/<run id>/record.json); "
+                          f"give a run id, a run folder or its record.json")
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

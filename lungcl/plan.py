@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 from .book import BUILD_PARAMETERS, BuildReport, build_book, chapter_overrides, discover_chapters, select_chapters
 from .chapter_context import ChapterContext
+from .chapter_settings import check_chapter_settings
 from .chapters import chapter_configs
 from .errors import LungclError
 from .experiments.runner import SEQUENCES
@@ -148,6 +149,7 @@ def book_plan(root: str | Path | None = None, profile: str = "cpu", source: str 
     rest costs (nothing is computed). Folders as :func:`lungcl.project.book_folder` reads them: None is
     ``data`` / ``results`` at the book's root, a relative one given is from the current folder."""
     check_profile(profile)
+    check_chapter_settings({"source": source, "seed": seed})
     root = Path(root).resolve() if root else project_root()
     data_dir, results_dir = book_folder("data", data_dir, root), book_folder("results", results_dir, root)
     chapters = discover_chapters(root)

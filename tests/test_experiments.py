@@ -155,11 +155,13 @@ def test_corrupt_record_is_a_clear_error_and_the_grid_goes_on(smoke, tmp_path):
 
 def test_edited_or_foreign_records_are_refused(ewc_record: Record, tmp_path):
     data = json.loads(ewc_record.path.read_text())
-    edited = tmp_path / "edited.json"
+    edited = tmp_path / "edited" / "record.json"  # a record is a record.json (another name is not one)
+    edited.parent.mkdir()
     edited.write_text(json.dumps({**data, "config": {**data["config"], "lr": 9.0}}))
     with pytest.raises(LungclError, match="does not match its configuration"):
         load_record(edited)
-    old = tmp_path / "old.json"
+    old = tmp_path / "old" / "record.json"
+    old.parent.mkdir()
     old.write_text(json.dumps({**data, "schema": 0}))
     with pytest.raises(LungclError, match="schema 0"):
         load_record(old)

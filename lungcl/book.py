@@ -21,10 +21,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__
+from . import __version__, book_pdf
 from .atomic import atomic_write_bytes, atomic_write_json
 from .errors import LungclError
 from .profiles import check_profile
@@ -154,6 +155,8 @@ class BuildReport:
     render_seconds: float | None = None
     html_index: Path | None = None
     missing: list[str] = field(default_factory=list)
+    pdf: Path | None = None
+    pdf_seconds: float | None = None
 
 
 def _require_tools() -> None:
@@ -251,8 +254,12 @@ def execute_chapter(chapter: Chapter, notebook, parameters: dict, root: Path, ou
     executed = nbformat.read(partial, as_version=4)
     n_stderr = 0
     for cell in executed.cells:
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags:
             cell.source = cell.source.replace("# Parameters", INJECTED_NOTE, 1)
+        if ("parameters" in tags or "injected-parameters" in tags) and "hide-cell" not in tags:
+            # collapsed on the page: the run card shows the parameters as run (and the defaults they changed)
+            cell.metadata["tags"] = [*tags, "hide-cell"]
         n_stderr += sum(1 for o in cell.get("outputs", [])
                         if o.get("output_type") == "stream" and o.get("name") == "stderr")
     nbformat.write(executed, partial)
@@ -299,15 +306,17 @@ def student_config(root: Path) -> Path:
     return path
 
 
-def render_book(root: Path, progress: Callable[[str], None], solutions: bool = True) -> Path:
-    """``jupyter-book build -W`` with execution off; returns ``_build/html/index.html``.
+def render_book(root: Path, progress: Callable[[str], None], solutions: bool = True,
+                builder: str = "html") -> Path:
+    """``jupyter-book build -W`` with execution off; returns ``_build/html/index.html``
+    (``builder="singlehtml"``: ``_build/singlehtml/index.html``, the whole book on one page).
     ``solutions=False``: the student edition, exercises without their solutions."""
     cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
-           "build", str(root), "-W", "-n", "--keep-going", "--builder", "html"]
+           "build", str(root), "-W", "-n", "--keep-going", "--builder", builder]
     if not solutions:
         cmd += ["--config", str(student_config(root))]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
-    log = root / "_build" / "jupyter-book.log"
+    log = root / "_build" / ("jupyter-book.log" if builder == "html" else f"jupyter-book-{builder}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
     if proc.returncode != 0:
@@ -316,8 +325,9 @@ def render_book(root: Path, progress: Callable[[str], None], solutions: bool = T
         first = problems[0].strip() if problems else f"exit code {proc.returncode}"
         raise LungclError(f"jupyter-book build failed ({len(problems)} problem(s)); first: {first} "
                           f"-- full log in {log.relative_to(root)}")
-    index = root / "_build" / "html" / "index.html"
-    write_landing_page(index, _book_title(root))
+    index = root / "_build" / builder / "index.html"
+    if builder == "html":
+        write_landing_page(index, _book_title(root))
     progress(f"rendered {index.relative_to(root)}")
     return index
 
@@ -355,13 +365,17 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
                only: list[str] | None = None, data_dir: str | Path = "data",
                results_dir: str | Path = "results", seed: int = 0, force: bool = False,
                render: bool = True, progress: Callable[[str], None] = print,
-               solutions: bool = True, overrides: dict[str, Any] | None = None) -> BuildReport:
+               solutions: bool = True, overrides: dict[str, Any] | None = None,
+               pdf: bool = False) -> BuildReport:
     """Execute the chapters that are not current, then render the book; see the module doc.
 
     ``overrides`` are chapter parameters (``{"epochs": 2}``), each given to the chapters that declare
     it; a chapter's stamp holds only its own, so an override re-executes only the chapters it reaches.
+    ``pdf``: also print the whole book to ``_build/pdf/lungcl-book.pdf`` (:mod:`lungcl.book_pdf`).
     """
+    build_start = time.perf_counter()
     _require_tools()
+    chromium = book_pdf.find_chromium() if pdf and render else None  # before any work
     check_profile(profile)
     root = Path(root).resolve() if root else project_root()
     if not (root / "_toc.yml").exists():
@@ -406,8 +420,10 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
         # the chapter may have prepared the store: stamp with the data it actually used
         stamp = execution_stamp(chapter, chapter_params, package_digest,
                                 _store_digest(data_dir, source, profile))
-        atomic_write_json(stamp_path, stamp)
         seconds = time.perf_counter() - start
+        # when and how long, for the front page's execution table (not part of the stamp's key)
+        atomic_write_json(stamp_path, {**stamp, "seconds": round(seconds, 1),
+                                       "executed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         report.chapters.append(ChapterResult(chapter.name, "executed", seconds))
         progress(f"[{n}/{len(selected)}] {chapter.name}: done in {seconds:.0f} s")
     report.missing = [name for name in toc_chapters(root) if not (executed / f"{name}.ipynb").exists()]
@@ -420,7 +436,37 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
             from .run_page import write_page
 
             progress(f"wrote {write_page(root).relative_to(root)} from the parameters cells")
+            table = write_execution_table(root, chapters, report, time.perf_counter() - build_start)
+            progress(f"wrote {table.relative_to(root)} (the front page's execution table)")
             progress("rendering the book (jupyter-book build -W, execution off)")
             report.html_index = render_book(root, progress, solutions)
             report.render_seconds = time.perf_counter() - start
+            atomic_write_json(root / RENDER_TIME, {"seconds": round(report.render_seconds, 1)})
+            if chromium is not None:
+                start = time.perf_counter()
+                progress("rendering the book on one page (jupyter-book build --builder singlehtml) for the PDF")
+                single = render_book(root, progress, solutions, builder="singlehtml")
+                report.pdf = book_pdf.print_pdf(book_pdf.printable_page(single), root / book_pdf.PDF, chromium)
+                report.pdf_seconds = time.perf_counter() - start
+                progress(f"printed {report.pdf.relative_to(root)} with headless Chromium")
     return report
+
+
+RENDER_TIME = "_build/lungcl-render.json"  # the last render's duration, for the next build's front page
+
+
+def write_execution_table(root: Path, chapters: list[Chapter], report: BuildReport, build_seconds: float) -> Path:
+    """The front page's table of every chapter's last execution (from the stamps) and this build's."""
+    from .build_report import ExecutionRow, write_table
+    from .run_page import chapter_title
+
+    status = {c.name: c.status for c in report.chapters}
+    rows = []
+    for chapter in chapters:
+        stamp_path = root / EXECUTED / f"{chapter.name}.stamp.json"
+        stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
+        rows.append(ExecutionRow(chapter.name, chapter_title(chapter.source), status.get(chapter.name, "not selected"),
+                                 stamp.get("executed_at"), stamp.get("seconds")))
+    last = root / RENDER_TIME
+    last_render = json.loads(last.read_text()).get("seconds") if last.exists() else None
+    return write_table(root, rows, build_seconds, last_render)

@@ -50,6 +50,7 @@ import warnings
 import matplotlib.pyplot as plt
 from IPython.display import display
 
+from lungcl import chapters
 from lungcl.chapter import multitask as story
 from lungcl.chapter import say
 from lungcl.chapter_context import chapter_setup
@@ -66,6 +67,12 @@ base = default_mtl_config(ctx.profile, tasks=tasks, source=ctx.source, data_dir=
                           seed=ctx.seed, fold=fold, epochs=epochs, fusion_init=float(fusion_init),
                           optimizer=optimizer, **({"lr": 0.02, "weight_decay": 5e-4} if optimizer == "sgd" else {}))
 print(f"profile {ctx.profile}, source {ctx.source}, {len(base.tasks)} tasks, {base.epochs} epochs")
+configs = comparison_configs(base, include_sgd=sgd_comparison)
+# every run of the chapter at once, the single-task baselines (one per task) included
+alone_configs = ({c.tasks[0]: c for c in single_task_configs(base.replace(multiclass=False))}
+                 if single_task_baselines else {})
+done = run_all(list(configs.values()) + list(alone_configs.values()), str(ctx.results_dir), workers)
+chapters.show_run_card(ctx, done)  # how this page was computed
 
 # %% [markdown]
 # ## The network
@@ -139,11 +146,6 @@ display(story.network_sizes(base).style.set_caption(f"The networks of this chapt
 # characteristics have 5 classes, internal structure 4 and calcification 6.
 
 # %% tags=["hide-input"]
-configs = comparison_configs(base, include_sgd=sgd_comparison)
-# every run of the chapter at once, the single-task baselines (one per task) included
-alone_configs = ({c.tasks[0]: c for c in single_task_configs(base.replace(multiclass=False))}
-                 if single_task_baselines else {})
-done = run_all(list(configs.values()) + list(alone_configs.values()), str(ctx.results_dir), workers)
 records, singles = dict(zip(configs, done)), dict(zip(alone_configs, done[len(configs):]))
 main_name = next(iter(records))
 main = records[main_name]

@@ -50,6 +50,7 @@ plan = chapters.analysis_configs(ctx, "ABC", folds=folds, epochs=epochs,
                                  **chapters.ANALYSIS_DEFAULTS)
 analysis, missing_analysis = chapters.load_finished(plan.all, ctx.results_dir)
 alone = [r for r in analysis if r.config.kind == "single_task"]
+chapters.show_run_card(ctx, orders + analysis)  # how this page was computed
 say(story.missing_runs_sentence(missing + missing_analysis, ctx.results_dir.name))
 
 # %% [markdown]

@@ -194,6 +194,8 @@ def sync_pair(chapter: Chapter):
     return notebook
 
 
+PARAMETER_CELLS = {"parameters": "the parameters cell (the defaults)",
+                   "injected-parameters": "the parameters this build injected"}  # their collapsed cells' labels
 INJECTED_NOTE = ("# Parameters of this build, injected by papermill (`lungcl book`); "
                  "they override the defaults above")
 
@@ -257,9 +259,12 @@ def execute_chapter(chapter: Chapter, notebook, parameters: dict, root: Path, ou
         tags = cell.get("metadata", {}).get("tags", [])
         if "injected-parameters" in tags:
             cell.source = cell.source.replace("# Parameters", INJECTED_NOTE, 1)
-        if ("parameters" in tags or "injected-parameters" in tags) and "hide-cell" not in tags:
+        kind = next((PARAMETER_CELLS[t] for t in ("injected-parameters", "parameters") if t in tags), None)
+        if kind and "hide-cell" not in tags:
             # collapsed on the page: the run card shows the parameters as run (and the defaults they changed)
             cell.metadata["tags"] = [*tags, "hide-cell"]
+            cell.metadata["mystnb"] = {**cell.metadata.get("mystnb", {}), "code_prompt_show": f"Show {kind}",
+                                       "code_prompt_hide": f"Hide {kind}"}
         n_stderr += sum(1 for o in cell.get("outputs", [])
                         if o.get("output_type") == "stream" and o.get("name") == "stderr")
     nbformat.write(executed, partial)

@@ -21,10 +21,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__
+from . import __version__, book_pdf
 from .atomic import atomic_write_bytes, atomic_write_json, make_folder
 from .build_guard import execute_stoppably, one_build_at_a_time
 from .chapter_settings import check_chapter_settings
@@ -159,6 +160,8 @@ class BuildReport:
     render_seconds: float | None = None
     html_index: Path | None = None
     missing: list[str] = field(default_factory=list)
+    pdf: Path | None = None
+    pdf_seconds: float | None = None
 
 
 def _require_tools() -> None:
@@ -196,6 +199,8 @@ def sync_pair(chapter: Chapter):
     return notebook
 
 
+PARAMETER_CELLS = {"parameters": "the parameters cell (the defaults)",
+                   "injected-parameters": "the parameters this build injected"}  # their collapsed cells' labels
 INJECTED_NOTE = ("# Parameters of this build, injected by papermill (`lungcl book`); "
                  "they override the defaults above")
 
@@ -256,8 +261,15 @@ def execute_chapter(chapter: Chapter, notebook, parameters: dict, root: Path, ou
     executed = nbformat.read(partial, as_version=4)
     n_stderr = 0
     for cell in executed.cells:
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags:
             cell.source = cell.source.replace("# Parameters", INJECTED_NOTE, 1)
+        kind = next((PARAMETER_CELLS[t] for t in ("injected-parameters", "parameters") if t in tags), None)
+        if kind and "hide-cell" not in tags:
+            # collapsed on the page: the run card shows the parameters as run (and the defaults they changed)
+            cell.metadata["tags"] = [*tags, "hide-cell"]
+            cell.metadata["mystnb"] = {**cell.metadata.get("mystnb", {}), "code_prompt_show": f"Show {kind}",
+                                       "code_prompt_hide": f"Hide {kind}"}
         n_stderr += sum(1 for o in cell.get("outputs", [])
                         if o.get("output_type") == "stream" and o.get("name") == "stderr")
     nbformat.write(executed, partial)
@@ -304,15 +316,17 @@ def student_config(root: Path) -> Path:
     return path
 
 
-def render_book(root: Path, progress: Callable[[str], None], solutions: bool = True) -> Path:
-    """``jupyter-book build -W`` with execution off; returns ``_build/html/index.html``.
+def render_book(root: Path, progress: Callable[[str], None], solutions: bool = True,
+                builder: str = "html") -> Path:
+    """``jupyter-book build -W`` with execution off; returns ``_build/html/index.html``
+    (``builder="singlehtml"``: ``_build/singlehtml/index.html``, the whole book on one page).
     ``solutions=False``: the student edition, exercises without their solutions."""
     cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
-           "build", str(root), "-W", "-n", "--keep-going", "--builder", "html"]
+           "build", str(root), "-W", "-n", "--keep-going", "--builder", builder]
     if not solutions:
         cmd += ["--config", str(student_config(root))]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
-    log = root / "_build" / "jupyter-book.log"
+    log = root / "_build" / ("jupyter-book.log" if builder == "html" else f"jupyter-book-{builder}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
     if proc.returncode != 0:
@@ -321,8 +335,9 @@ def render_book(root: Path, progress: Callable[[str], None], solutions: bool = T
         first = problems[0].strip() if problems else f"exit code {proc.returncode}"
         raise LungclError(f"jupyter-book build failed ({len(problems)} problem(s)); first: {first} "
                           f"-- full log in {log.relative_to(root)}")
-    index = root / "_build" / "html" / "index.html"
-    write_landing_page(index, _book_title(root))
+    index = root / "_build" / builder / "index.html"
+    if builder == "html":
+        write_landing_page(index, _book_title(root))
     progress(f"rendered {index.relative_to(root)}")
     return index
 
@@ -361,7 +376,7 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
                results_dir: str | Path | None = None, seed: int = 0, force: bool = False,
                render: bool = True, progress: Callable[[str], None] = print,
                solutions: bool = True, overrides: dict[str, Any] | None = None,
-               workers: int | None = None) -> BuildReport:
+               workers: int | None = None, pdf: bool = False) -> BuildReport:
     """Execute the chapters that are not current, then render the book; see the module doc.
 
     ``workers`` reaches the chapters that declare it (runs they compute at once; None: every usable
@@ -371,8 +386,11 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
     it; a chapter's stamp holds only its own, so an override re-executes only the chapters it reaches.
     ``data_dir`` / ``results_dir``: None is ``data`` / ``results`` under the book's root; a relative
     one given is relative to the current folder.
+    ``pdf``: also print the whole book to ``_build/pdf/lungcl-book.pdf`` (:mod:`lungcl.book_pdf`).
     """
+    build_start = time.perf_counter()
     _require_tools()
+    chromium = book_pdf.find_chromium() if pdf and render else None  # before any work
     check_profile(profile)
     check_chapter_settings({"source": source, "seed": seed})
     root = Path(root).resolve() if root else project_root()
@@ -396,13 +414,15 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
         prepare_store(data_dir, "phantom", profile, progress=False)
     with one_build_at_a_time(executed, progress):  # a second build on this root waits for this one
         return _execute_and_render(selected, parameters, own, executed, package_digest, root, data_dir,
-                                   source, profile, force, render, progress, solutions, workers)
+                                   source, profile, force, render, progress, solutions, workers,
+                                   chapters=chapters, build_start=build_start, chromium=chromium)
 
 
 def _execute_and_render(selected: list[Chapter], parameters: dict, own: dict[str, dict], executed: Path,
                         package_digest: str, root: Path, data_dir: Path, source: str, profile: str, force: bool,
                         render: bool, progress: Callable[[str], None], solutions: bool,
-                        workers: int | None = None) -> BuildReport:
+                        workers: int | None = None, chapters: list[Chapter] | None = None,
+                        build_start: float = 0.0, chromium: str | None = None) -> BuildReport:
     """The body of :func:`build_book`, run under the book's build lock: the chapters, then the HTML."""
     report = BuildReport()
     show_bar = sys.stderr.isatty()
@@ -429,8 +449,10 @@ def _execute_and_render(selected: list[Chapter], parameters: dict, own: dict[str
         # the chapter may have prepared the store: stamp with the data it actually used
         stamp = execution_stamp(chapter, chapter_params, package_digest,
                                 _store_digest(data_dir, source, profile))
-        atomic_write_json(stamp_path, stamp)
         seconds = time.perf_counter() - start
+        # when and how long, for the front page's execution table (not part of the stamp's key)
+        atomic_write_json(stamp_path, {**stamp, "seconds": round(seconds, 1),
+                                       "executed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         report.chapters.append(ChapterResult(chapter.name, "executed", seconds))
         progress(f"[{n}/{len(selected)}] {chapter.name}: done in {seconds:.0f} s")
     report.missing = [name for name in toc_chapters(root) if not (executed / f"{name}.ipynb").exists()]
@@ -443,7 +465,37 @@ def _execute_and_render(selected: list[Chapter], parameters: dict, own: dict[str
             from .run_page import write_page
 
             progress(f"wrote {write_page(root).relative_to(root)} from the parameters cells")
+            table = write_execution_table(root, chapters or selected, report, time.perf_counter() - build_start)
+            progress(f"wrote {table.relative_to(root)} (the front page's execution table)")
             progress("rendering the book (jupyter-book build -W, execution off)")
             report.html_index = render_book(root, progress, solutions)
             report.render_seconds = time.perf_counter() - start
+            atomic_write_json(root / RENDER_TIME, {"seconds": round(report.render_seconds, 1)})
+            if chromium is not None:
+                start = time.perf_counter()
+                progress("rendering the book on one page (jupyter-book build --builder singlehtml) for the PDF")
+                single = render_book(root, progress, solutions, builder="singlehtml")
+                report.pdf = book_pdf.print_pdf(book_pdf.printable_page(single), root / book_pdf.PDF, chromium)
+                report.pdf_seconds = time.perf_counter() - start
+                progress(f"printed {report.pdf.relative_to(root)} with headless Chromium")
     return report
+
+
+RENDER_TIME = "_build/lungcl-render.json"  # the last render's duration, for the next build's front page
+
+
+def write_execution_table(root: Path, chapters: list[Chapter], report: BuildReport, build_seconds: float) -> Path:
+    """The front page's table of every chapter's last execution (from the stamps) and this build's."""
+    from .build_report import ExecutionRow, write_table
+    from .run_page import chapter_title
+
+    status = {c.name: c.status for c in report.chapters}
+    rows = []
+    for chapter in chapters:
+        stamp_path = root / EXECUTED / f"{chapter.name}.stamp.json"
+        stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
+        rows.append(ExecutionRow(chapter.name, chapter_title(chapter.source), status.get(chapter.name, "not selected"),
+                                 stamp.get("executed_at"), stamp.get("seconds")))
+    last = root / RENDER_TIME
+    last_render = json.loads(last.read_text()).get("seconds") if last.exists() else None
+    return write_table(root, rows, build_seconds, last_render)

@@ -5,7 +5,8 @@ This is the chapters' runtime; the build that executes and renders them is :mod:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ class ChapterContext:
     seed: int
     data_dir: Path
     results_dir: Path
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))  # the page's run card
 
 
 def chapter_setup(profile: str = "cpu", source: str = "phantom", data_dir: str | Path = "data",

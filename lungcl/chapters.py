@@ -300,6 +300,22 @@ def show_run_times(records: Sequence) -> None:
         "Measured wall time of each run (one CPU core each, when it was computed)"))
 
 
+def show_run_card(ctx: ChapterContext, runs: ChapterRuns | Sequence = (), reads_store: bool = True) -> None:
+    """Show the page's run card (:mod:`lungcl.run_card`): the parameters as run (read from the kernel's
+    parameter cells), commit, versions, the patch store (unless the page reads none), the runs it read
+    (``runs``: a :class:`ChapterRuns` or any records), the machine and the date."""
+    from IPython import get_ipython
+    from IPython.display import display
+
+    from . import run_card
+
+    shell = get_ipython()
+    parameters, defaults = run_card.parameters_as_run(shell.user_ns if shell is not None else {})
+    records = runs.records if isinstance(runs, ChapterRuns) else list(runs)
+    display(run_card.collect(parameters, defaults, records, ctx.started, ctx.data_dir,
+                             ctx.source if reads_store else None, ctx.profile))
+
+
 def show_failures(runs: ChapterRuns) -> None:
     """Tell the reader which runs failed and why (e.g. a lambda too large diverges), as a note."""
     if not runs.failed:
@@ -324,5 +340,6 @@ def load_finished(configs: Sequence[RunConfig], results: str | Path) -> tuple[li
 
 __all__ = ["THESIS_METHODS", "NORMALISATIONS", "experiment_runs", "CHAPTER_RUNS", "chapter_configs", "single_task_chapter",
            "sequence_chapter", "orders_chapter", "analysis_chapter", "multitask_chapter", "parse_methods", "parse_orders", "sequence_configs", "single_task_configs", "show_run_times",
+           "show_run_card",
            "AnalysisRuns", "analysis_configs", "ChapterRuns", "dask_available", "run_configs", "show_failures",
            "load_finished"]

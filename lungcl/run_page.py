@@ -29,7 +29,8 @@ def chapter_parameters(source: Path) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _title(source: Path) -> str:
+def chapter_title(source: Path) -> str:
+    """The chapter's title: its first ``# # `` line (its Markdown title), else its file name."""
     for line in source.read_text().splitlines():
         if line.startswith("# # "):
             return line[4:].strip()
@@ -48,7 +49,7 @@ def render_page(root: Path) -> str:
            "executes again only those). This page is generated from the chapters' parameters cells",
            "by `lungcl book`.", ""]
     for source in chapter_sources(root):
-        out += [f"## {source.stem}: {_title(source)}", "",
+        out += [f"## {source.stem}: {chapter_title(source)}", "",
                 "| parameter | default | meaning |", "| --- | --- | --- |"]
         for name, value, meaning in chapter_parameters(source):
             cell = value.replace("|", "\\|")

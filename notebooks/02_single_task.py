@@ -57,6 +57,7 @@ ctx = chapter_setup(profile, source, data_dir, results_dir, seed, tasks=tasks, e
 task_names = [t.name for t in resolve_tasks(tasks)]
 configs = chapters.single_task_chapter(ctx, tasks=tasks, folds=folds, epochs=epochs)
 records = chapters.run_configs(configs, ctx.results_dir, workers).records
+chapters.show_run_card(ctx, records)  # how this page was computed
 
 # %% [markdown]
 # ## The runs and the data they see

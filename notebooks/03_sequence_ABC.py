@@ -65,6 +65,7 @@ configs = chapters.sequence_chapter(ctx, tasks=tasks, method=method, folds=folds
                                    l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, seeds=seeds)
 runs = chapters.run_configs(configs, ctx.results_dir, workers, allow_failures=True)
 records = runs.records  # one record per method, fold and seed: loaded, or computed now
+chapters.show_run_card(ctx, runs)  # how this page was computed
 order = thesis.thesis_order(records[0].tasks)  # "ABC" etc., None for other tasks
 task_names = records[0].tasks
 chapters.show_failures(runs)

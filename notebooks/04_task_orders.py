@@ -66,6 +66,7 @@ configs = chapters.orders_chapter(ctx, orders=orders, method=method, folds=folds
                                  l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, streams=streams)
 runs = chapters.run_configs(configs, ctx.results_dir, workers, allow_failures=True)
 records = runs.records
+chapters.show_run_card(ctx, runs)  # how this page was computed
 chapters.show_failures(runs)
 by_order = {}
 for r in records:

@@ -82,6 +82,7 @@ ewc_default, l2_default = plan.ewc_default, plan.l2_default
 task_names = list(plan.references[0].tasks)
 runs = chapters.run_configs(plan.all, ctx.results_dir, workers, allow_failures=True)
 records = runs.records
+chapters.show_run_card(ctx, runs)  # how this page was computed
 sequence_records = [r for r in plan.records_of(records, "main") if r.config.kind == "sequence"]
 frozen_records, variant_records = plan.records_of(records, "frozen_bn"), plan.records_of(records, "variants")
 failed = {(cfg.method, cfg.strength): msg for cfg, msg in runs.failed.values()}

@@ -50,6 +50,7 @@ import warnings
 import matplotlib.pyplot as plt
 from IPython.display import display
 
+from lungcl import chapters
 from lungcl.chapter import multitask as story
 from lungcl.chapter import say
 from lungcl.chapter_context import chapter_setup
@@ -67,6 +68,9 @@ base, configs, alone_configs = multitask_chapter(  # the comparison's runs and e
     ctx, tasks=tasks, epochs=epochs, fusion_init=fusion_init, optimizer=optimizer, sgd_comparison=sgd_comparison,
     single_task_baselines=single_task_baselines, fold=fold)
 print(f"profile {ctx.profile}, source {ctx.source}, {len(base.tasks)} tasks, {base.epochs} epochs")
+# every run of the chapter at once, the single-task baselines (one per task) included
+done = run_all(list(configs.values()) + list(alone_configs.values()), str(ctx.results_dir), workers)
+chapters.show_run_card(ctx, done)  # how this page was computed
 
 # %% [markdown]
 # ## The network
@@ -140,8 +144,6 @@ display(story.network_sizes(base).style.set_caption(f"The networks of this chapt
 # characteristics have 5 classes, internal structure 4 and calcification 6.
 
 # %% tags=["hide-input"]
-# every run of the chapter at once, the single-task baselines (one per task) included
-done = run_all(list(configs.values()) + list(alone_configs.values()), str(ctx.results_dir), workers)
 records, singles = dict(zip(configs, done)), dict(zip(alone_configs, done[len(configs):]))
 main_name = next(iter(records))
 main = records[main_name]

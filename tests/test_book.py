@@ -280,7 +280,8 @@ def test_a_failing_notebook_names_itself_and_its_cell(tiny_book: Path, data_dir:
 
 @pytest.fixture(scope="module")
 def smoke_book(tmp_path_factory) -> Path:
-    """The book's frame copied to a temporary folder and built there on the smoke profile.
+    """The book's frame copied to a temporary folder and built there on the smoke profile, as ``lungcl book``
+    builds it: the book's plan computed first (two workers), then the chapters executed (they load).
 
     The data cache is the repository's (shared, content-checked); results go to the copy.
     """
@@ -291,8 +292,12 @@ def smoke_book(tmp_path_factory) -> Path:
     (root / "notebooks").mkdir()
     for src in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"):
         shutil.copy(src, root / "notebooks" / src.name)
-    report = book.build_book(root=root, profile="smoke", data_dir=ROOT / "data",
-                             results_dir=root / "results", progress=print)
+    from lungcl.plan import build_planned_book
+
+    _, outcome, report = build_planned_book(root=root, profile="smoke", data_dir=ROOT / "data",
+                                            results_dir=root / "results", workers=2, progress=print,
+                                            pdf=chromium() is not None)
+    assert not outcome.errors, outcome.errors
     assert report.html_index is not None and report.html_index.exists()
     return root
 
@@ -379,6 +384,26 @@ def chromium() -> str | None:
         if path := shutil.which(name):
             return path
     return None
+
+
+def chromium_or_skip() -> str:
+    """The Chromium binary and the DevTools client, or the test is skipped (CI installs both)."""
+    binary = chromium()
+    if binary is None:
+        pytest.skip("no Chromium binary (apt-get install -y chromium); CI installs it")
+    pytest.importorskip("websocket")
+    return binary
+
+
+def small_site(tmp_path: Path, body: str) -> Path:
+    """A one-page site (``index.html`` with ``body``, the book's icon as ``ok.svg``) for the checks' own tests."""
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(ROOT / "book" / "_static" / "favicon.svg", site / "ok.svg")
+    (site / "index.html").write_text('<html><head><link rel="icon" href="ok.svg">'
+                                     '<meta name="viewport" content="width=device-width"></head>'
+                                     f'<body>{body}</body></html>')
+    return site
 
 
 @pytest.mark.slow
@@ -503,8 +528,8 @@ def html_pages(root: Path) -> list[Path]:
     return sorted(p for p in html.rglob("*.html") if not p.relative_to(html).parts[0].startswith("_"))
 
 
-def check_page(page, url: str) -> list[str]:
-    """Open ``url``; what a reader would see broken: errors, images, alt texts, math, solutions."""
+def settle(page, url: str) -> dict:
+    """Open ``url`` and wait (bounded) until MathJax has typeset and every image has settled; the page's state."""
     page.goto(url)
     # MathJax typesets after the load event: wait (bounded) until it has finished
     page.evaluate("window.MathJax && MathJax.startup && MathJax.startup.promise ? "
@@ -514,8 +539,13 @@ def check_page(page, url: str) -> list[str]:
         state = page.evaluate(PAGE_STATE)
         ready = state["typeset"] == state["math"] and all(i["settled"] for i in state["images"])  # loaded or broken
         if ready or time.monotonic() > deadline:
-            break
+            return state
         page.pump(0.25)
+
+
+def check_page(page, url: str) -> list[str]:
+    """Open ``url``; what a reader would see broken: errors, images, alt texts, math, solutions."""
+    state = settle(page, url)
     problems = page.errors()
     problems += [f"remote request {u}" for u in page.requested()
                  if u.startswith(("http:", "https:", "ws:", "wss:")) and not u.startswith("http://127.0.0.1:")]
@@ -591,18 +621,11 @@ def test_student_edition_renders_without_solutions(smoke_book: Path, tmp_path: P
 def test_the_page_check_sees_what_is_broken(tmp_path: Path):
     """The browser check is not blind: a page with a script error, a missing image and an image
     without alt text is reported on each count."""
-    binary = chromium()
-    if binary is None:
-        pytest.skip("no Chromium binary (apt-get install -y chromium); CI installs it")
-    pytest.importorskip("websocket")
+    binary = chromium_or_skip()
     from browser import Chromium, serve
 
-    site = tmp_path / "site"
-    site.mkdir()
-    shutil.copy(ROOT / "book" / "_static" / "favicon.svg", site / "ok.svg")
-    (site / "index.html").write_text('<html><head><link rel="icon" href="ok.svg"></head><body>'
-                                     '<img src="missing.png" alt="a missing figure"><img src="ok.svg">'
-                                     '<script>console.error("boom"); notDefined();</script></body></html>')
+    site = small_site(tmp_path, '<img src="missing.png" alt="a missing figure"><img src="ok.svg">'
+                                '<script>console.error("boom"); notDefined();</script>')
     with serve(site) as base, Chromium(binary, tmp_path / "profile", timeout=30) as page:
         problems = check_page(page, base + "index.html")
     assert any("console.error: boom" in p for p in problems)
@@ -611,3 +634,228 @@ def test_the_page_check_sees_what_is_broken(tmp_path: Path):
     assert "image not loaded: missing.png" in problems
     assert "image without alt text: ok.svg" in problems
     assert not any("image not loaded: ok.svg" in p for p in problems)
+
+
+# ---------------------------------------------------------------- everything fits the page
+
+# An element sticks out when it is shown, its right edge is beyond the viewport's (the layout width,
+# without a scroll bar) and no ancestor that scrolls sideways (overflow-x auto or scroll) and itself
+# ends inside the viewport holds it: such an element is clipped or widens the page. Only the outermost
+# of nested offenders is named.
+OVERFLOW = """(() => {
+  const vw = document.documentElement.clientWidth;
+  const scrolls = el => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
+  const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+                     [...el.classList].slice(0, 3).map(c => '.' + c).join('');
+  const found = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0 || r.right <= vw + 1) continue;
+    if (!el.checkVisibility({visibilityProperty: true, opacityProperty: true})) continue;
+    let held = false;
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (scrolls(a) && a.getBoundingClientRect().right <= vw + 1) { held = true; break; }
+    }
+    if (!held) found.push(el);
+  }
+  return {width: vw, wider: found.filter(el => !found.some(o => o !== el && o.contains(el)))
+                              .map(el => name(el) + ' ends at ' + Math.round(el.getBoundingClientRect().right))};
+})()"""
+WIDTHS = (1280, 390)  # a laptop and a phone (CSS pixels)
+
+
+def wider_than_the_page(page, url: str, width: int, media: str = "screen") -> list[str]:
+    """The elements of ``url`` that stick out of a ``width`` px viewport (see :data:`OVERFLOW`)."""
+    page.send("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1,
+              mobile=width < 600)
+    page.send("Emulation.setEmulatedMedia", media=media)
+    try:
+        settle(page, url)
+        found = page.evaluate(OVERFLOW)
+    finally:
+        page.send("Emulation.setEmulatedMedia", media="")
+        page.send("Emulation.clearDeviceMetricsOverride")
+    assert found["width"] <= width, found  # the emulation took
+    return found["wider"]
+
+
+@pytest.mark.slow
+def test_every_page_fits_at_1280_and_390_px(smoke_book: Path, tmp_path: Path):
+    """Every page of the smoke book in Chromium at a laptop's and a phone's width: nothing is wider than
+    the viewport unless it scrolls inside its own box (wide tables, long equations, code)."""
+    binary = chromium_or_skip()
+    from browser import Chromium, serve
+
+    html = smoke_book / "_build" / "html"
+    found: dict[str, list[str]] = {}
+    pages = [p for p in html_pages(smoke_book) if 'http-equiv="Refresh"' not in p.read_text()]  # not the redirect
+    assert len(pages) >= len(toc_files())
+    with serve(html) as base, Chromium(binary, tmp_path / "profile", timeout=60) as page:
+        for path in pages:
+            rel = path.relative_to(html).as_posix()
+            for width in WIDTHS:
+                if wider := wider_than_the_page(page, base + rel, width):
+                    found[f"{rel} at {width} px"] = wider
+    assert not found, "\n".join(f"{where}: {', '.join(w[:5])}" for where, w in found.items())
+
+
+@pytest.mark.slow
+def test_the_fit_check_sees_what_sticks_out(tmp_path: Path):
+    """The fit check is not blind: a wide table on its own or clipped by its box sticks out; the same
+    table in a box that scrolls sideways does not."""
+    binary = chromium_or_skip()
+    from browser import Chromium, serve
+
+    table = '<table id="{}"><tr><td style="min-width: 600px">a wide cell</td></tr></table>'
+    site = small_site(tmp_path, '<p>text</p>' + table.format("bare")
+                      + '<div style="overflow-x: hidden">' + table.format("clipped") + '</div>'
+                      + '<div style="overflow-x: auto">' + table.format("scrolled") + '</div>')
+    with serve(site) as base, Chromium(binary, tmp_path / "profile", timeout=30) as page:
+        narrow = wider_than_the_page(page, base + "index.html", 390)
+        wide = wider_than_the_page(page, base + "index.html", 1280)
+    assert sorted(w.split(" ")[0] for w in narrow) == ["table#bare", "table#clipped"], narrow
+    assert wide == []
+
+
+# ---------------------------------------------------------------- the run cards and the front page
+
+
+def chapter_docs() -> list[str]:
+    return [f for f in toc_files() if f.startswith(book.EXECUTED + "/")]
+
+
+@pytest.mark.slow
+def test_every_chapter_page_has_a_run_card_and_its_parameter_cells_collapsed(smoke_book: Path):
+    from lungcl import __version__
+
+    for doc in chapter_docs():
+        html = page(smoke_book, doc)
+        body = html.split("<main", 1)[-1]
+        assert body.count('class="lungcl-run-card"') == 1, f"{doc}: one run card"
+        card = body.split('class="lungcl-run-card"', 1)[1].split("</div>\n</div>", 1)[0]
+        assert re.search(r"commit [0-9a-f]{8}", card), f"{doc}: the card names no commit"
+        assert f"lungcl {__version__}" in card and "torch " in card and "python " in card
+        assert re.search(r"\d+ run\(s\) read", card) and "cores" in card
+        assert "<code>profile</code></td><td><code>&#x27;smoke&#x27;</code>" in card, f"{doc}: parameters as run"
+        # the chapter's parameters cell and papermill's injected one: collapsed, before the card
+        assert body.index('class="lungcl-run-card"') > body.index("Parameters of this build")
+        hidden = re.findall(r'<div class="cell tag_(?:parameters|injected-parameters) tag_hide-cell', body)
+        assert len(hidden) == 2, f"{doc}: {len(hidden)} collapsed parameter cells"
+        assert "Show the parameters cell (the defaults)" in body and "Show the parameters this build injected" in body
+    sequence = page(smoke_book, "notebooks/_executed/03_sequence_ABC")
+    assert re.search(r"Runs read: [1-9]\d* run\(s\): \d+ computed by this execution, \d+ loaded", sequence)
+    # a page that reads no patch store and keeps no runs says so
+    demo = page(smoke_book, "notebooks/_executed/00_first_demo")
+    assert "none read by this page" in demo and "no recorded runs" in demo
+
+
+@pytest.mark.slow
+def test_front_page_has_the_execution_table(smoke_book: Path):
+    intro = page(smoke_book, "book/intro")
+    table = intro.split("How this copy was built", 1)[1]
+    for chapter in book.discover_chapters(smoke_book):
+        row = re.search(rf"<td><p>{chapter.name}: [^<]+</p></td>\s*<td><p>([^<]+)</p></td>\s*"
+                        rf"<td><p>([^<]+)</p></td>\s*<td><p>([^<]+)</p></td>", table)
+        assert row, f"{chapter.name} is not in the front page's execution table"
+        assert row.group(1) in ("executed by this build", "unchanged: not executed again")
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row.group(2)) and re.fullmatch(
+            r"\d+ s|\d+\.\d min", row.group(3)), row.groups()
+    assert "Executing every chapter took" in table and "in all before rendering" in table
+
+
+@pytest.mark.slow
+def test_the_default_book_has_no_launch_buttons(smoke_book: Path):
+    for doc in chapter_docs():
+        html = page(smoke_book, doc)
+        assert "launch-buttons" not in html and "git-pull" not in html and "mybinder" not in html
+
+
+# ---------------------------------------------------------------- the PDF
+
+
+@pytest.mark.slow
+def test_the_pdf_has_every_chapter_its_run_cards_and_nothing_cut_off(smoke_book: Path, tmp_path: Path):
+    """``lungcl book --pdf`` (the smoke book is built with it when Chromium is there): the PDF holds every
+    page's title and every chapter's run card, and printed (print media, a Letter page's text width) no
+    element of the single page sticks out of the paper."""
+    binary = chromium_or_skip()
+    pypdf = pytest.importorskip("pypdf")
+    from lungcl import book_pdf
+
+    pdf = smoke_book / book_pdf.PDF
+    reader = pypdf.PdfReader(pdf)
+    import unicodedata
+
+    # NFKC: the PDF's text has the font's ligatures (an "fi" glyph), the titles have letters
+    text = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", " ".join(p.extract_text() for p in reader.pages)))
+    titles = []
+    for doc in toc_files():
+        h1 = re.search(r"<h1>([^<]*(?:<(?!/h1|a class=\"headerlink)[^>]*>[^<]*)*)<a class=\"headerlink\"",
+                       page(smoke_book, doc))  # the page's own title (the one with a link to itself)
+        assert h1, f"{doc}: no title"
+        titles.append(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", h1.group(1))).strip())
+    missing = [t for t in titles if t not in text]
+    assert not missing, f"chapter titles not in the PDF's text: {missing}"
+    assert text.count("Run card ·") == len(chapter_docs())
+    # every toc page starts a new document in the single page: the PDF has at least a page for each,
+    # and the smoke book's figures and tables make it much longer than that
+    assert len(reader.pages) >= 3 * len(titles), len(reader.pages)
+
+    from browser import Chromium, serve
+
+    single = smoke_book / "_build" / "singlehtml"
+    printed = book_pdf.printable_page(single / "index.html").name  # the page the PDF was printed from
+    with serve(single) as base, Chromium(binary, tmp_path / "profile", timeout=90) as tab:
+        wider = wider_than_the_page(tab, base + printed, 740, media="print")  # 8.5 in less margins
+    assert not wider, wider
+
+
+# ---------------------------------------------------------------- launch buttons for a course
+
+
+def test_launch_urls_point_at_the_chapters_text_notebook():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lungcl_launch", ROOT / "book" / "_ext" / "lungcl_launch.py")
+    launch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launch)
+    hub = ("https://hub.example.edu/hub/user-redirect/git-pull?repo=https%3A//github.com/o/lungcl&urlpath="
+           "lab/tree/lungcl/notebooks/_executed/03_sequence_ABC.ipynb&branch=main")
+    assert launch.source_url(hub, "notebooks/_executed/03_sequence_ABC") == hub.replace(
+        "notebooks/_executed/03_sequence_ABC.ipynb", "notebooks/03_sequence_ABC.py")
+    assert launch.source_url("https://x/book/theory.md", "book/theory") == "https://x/book/theory.md"
+
+
+@pytest.mark.slow
+def test_launch_buttons_show_when_set_and_open_the_chapters_notebook(tmp_path: Path):
+    """The book's own configuration with a repository, a JupyterHub and a Binder set, rendered on a tiny
+    book (one executed notebook, one prose page): the notebook's page has both buttons, pointing at the
+    chapter's text notebook; the prose page has none."""
+    import nbformat
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config["repository"]["url"] = "https://github.com/example-org/lungcl"
+    config["launch_buttons"].update(jupyterhub_url="https://hub.example.edu", binderhub_url="https://mybinder.org")
+    config["sphinx"]["local_extensions"] = {"lungcl_launch": str(ROOT / "book" / "_ext")}
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
+                                       "  - file: notebooks/_executed/01_tiny\n")
+    shutil.copytree(ROOT / "book" / "_static", tmp_path / "book" / "_static")
+    (tmp_path / "book" / "intro.md").write_text("# Intro\n\nA prose page.\n")
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nb.cells = [nbformat.v4.new_markdown_cell("# Tiny"), nbformat.v4.new_code_cell("1 + 1")]
+    (tmp_path / book.EXECUTED).mkdir(parents=True)
+    nbformat.write(nb, tmp_path / book.EXECUTED / "01_tiny.ipynb")
+    book.render_book(tmp_path, print)
+
+    html = page(tmp_path, "notebooks/_executed/01_tiny").replace("&amp;", "&")
+    hub = re.search(r'href="(https://hub\.example\.edu/hub/user-redirect/git-pull\?[^"]+)"', html)
+    binder = re.search(r'href="(https://mybinder\.org/v2/gh/example-org/lungcl/main\?[^"]+)"', html)
+    assert hub and binder, "no JupyterHub or Binder button on the notebook's page"
+    assert "repo=https%3A//github.com/example-org/lungcl" in hub.group(1)
+    assert "urlpath=lab/tree/lungcl/notebooks/01_tiny.py" in hub.group(1) and "branch=main" in hub.group(1)
+    assert binder.group(1).endswith("?urlpath=lab/tree/notebooks/01_tiny.py")
+    assert "_executed" not in hub.group(1) + binder.group(1)
+    intro = page(tmp_path, "book/intro")
+    assert "git-pull" not in intro and "mybinder.org" not in intro

@@ -45,15 +45,19 @@ def _build(args: argparse.Namespace) -> int:
         return 0
     _, _, report = build_planned_book(**settings, workers=args.workers, scheduler=args.scheduler,
                                       force=args.force, render=not args.no_render,
-                                      solutions=not args.no_solutions)
+                                      solutions=not args.no_solutions, pdf=args.pdf)
     print(f"\n{'chapter':<24} {'status':<10} {'seconds':>8}")
     for ch in report.chapters:
         print(f"{ch.name:<24} {ch.status:<10} {ch.seconds:>8.1f}")
     if report.render_seconds is not None:
         print(f"{'(render)':<24} {'built':<10} {report.render_seconds:>8.1f}")
+    if report.pdf_seconds is not None:
+        print(f"{'(pdf)':<24} {'printed':<10} {report.pdf_seconds:>8.1f}")
     print(f"{'total':<24} {'':<10} {time.perf_counter() - start:>8.1f}")
     if report.html_index is not None:
         print(f"\nopen {report.html_index}")
+    if report.pdf is not None:
+        print(f"the PDF: {report.pdf}")
     return 0
 
 
@@ -91,6 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="with --plan: the plan as JSON")
     p.add_argument("--force", action="store_true", help="execute chapters even if they are current")
     p.add_argument("--no-render", action="store_true", help="execute the notebooks but skip the HTML")
+    p.add_argument("--pdf", action="store_true",
+                   help="also write the whole book as _build/pdf/lungcl-book.pdf (single-page HTML printed "
+                        "by headless Chromium: apt-get install chromium)")
     p.add_argument("--no-solutions", action="store_true",
                    help="the student edition: exercises without their solutions")
     p.add_argument("--root", default=None, help="the book's folder (default: found from the current one)")

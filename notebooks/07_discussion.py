@@ -68,7 +68,7 @@ wanted, plan = chapters.experiment_runs(ctx, tasks, orders, method, folds, epoch
 records, missing = chapters.load_finished(wanted, ctx.results_dir)
 analysis, missing_analysis = chapters.load_finished(plan.all, ctx.results_dir)
 alone = [r for r in analysis if r.config.kind == "single_task"]
-chapters.show_run_card(ctx, orders + analysis)  # how this page was computed
+chapters.show_run_card(ctx, records + analysis)  # how this page was computed
 say(story.missing_runs_sentence(missing + missing_analysis, ctx.results_dir.name))
 
 # %% [markdown]

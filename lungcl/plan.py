@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from . import book_pdf
 from .book import BUILD_PARAMETERS, BuildReport, build_book, chapter_overrides, discover_chapters, select_chapters
 from .chapter_context import ChapterContext
 from .chapter_settings import check_chapter_settings
@@ -248,6 +249,8 @@ def build_planned_book(root: str | Path | None = None, profile: str = "cpu", sou
                        overrides: dict[str, Any] | None = None, **build: Any) -> tuple[BookPlan, PlanOutcome, BuildReport]:
     """``lungcl book``: the plan computed first (every core), then the chapters executed (they load)
     and the book rendered by :func:`lungcl.book.build_book` (``build``: its other options)."""
+    if build.get("pdf") and build.get("render", True):
+        book_pdf.find_chromium()  # no Chromium: one line before any run is computed
     root = Path(root).resolve() if root else project_root()
     data_dir, results_dir = book_folder("data", data_dir, root), book_folder("results", results_dir, root)
     settings = dict(root=root, profile=profile, source=source, only=only, data_dir=data_dir,

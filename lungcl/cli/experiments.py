@@ -305,9 +305,21 @@ def render_record(record, split: str = "test", metric: str = "accuracy") -> str:
                         "accuracy_ci_low", "accuracy_ci_high") if c in table]
     lines.append(f"\nper stage, {split}:")
     lines.append(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    lines += _kept_lines(record)
     t = d["timings"]
     lines.append(f"\n{sum(s.get('steps', 0) for s in t['stages'])} steps in {t.get('total_s', 0):.1f} s")
     return "\n".join(lines)
+
+
+def _kept_lines(record) -> list[str]:
+    """Per stage: the rule that kept its checkpoint, the step and the validation balanced accuracy there
+    (records of config version 3 and before name no rule: they kept the lowest validation loss)."""
+    lines = ["\nkept checkpoint per stage (validation, the stage's task(s)):"]
+    for s in record.stages():
+        bacc = "-" if s.best_val_balanced_accuracy is None else f"{100 * s.best_val_balanced_accuracy:.2f} %"
+        lines.append(f"  {s.stage + 1} {s.task}: step {s.best_stage_step} by {s.select or 'loss'}, "
+                     f"balanced accuracy {bacc}, loss {s.best_val_loss:.4f}")
+    return lines
 
 
 __all__ = ["register", "render_record"]

@@ -66,13 +66,15 @@ def render_mtl_record(record) -> str:
     import pandas as pd
 
     d = record.data
-    head = (f"{d['label']}  run {d['run_id']}  best epoch {d['best_epoch']}  "
+    kept = (f" ({d['select']}; validation balanced accuracy {d['best_val_balanced_accuracy']:.3f})"
+            if d.get("best_val_balanced_accuracy") is not None else "")
+    head = (f"{d['label']}  run {d['run_id']}  best epoch {d['best_epoch']}{kept}  "
             f"{d['n_parameters']:,} parameters  {d['timings']['total_s']:.0f} s")
     lines = [head]
     cols = [c for c in ("n", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "auc", "mae")
             if c in record.metrics("test").columns]
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
-        lines += ["", "test metrics at the best validation loss:", record.metrics("test")[cols].to_string()]
+        lines += ["", f"test metrics at the kept epoch (select={d.get('select', 'loss')}):", record.metrics("test")[cols].to_string()]
         if d.get("sharing") is not None:
             from ..mtl.sharing import borrowed_share
 

@@ -20,11 +20,15 @@ from ..data.tasks import resolve_tasks
 from ..fisher import FISHER_KINDS
 from ..methods import PENALISED, check_method, check_strength
 from ..orders import order_label
+from ..selection import DEFAULT_SELECT, check_select
 from ..profiles import DEFAULT_PROFILE, PROFILES, SEQUENCE_STRENGTH, SEQUENCE_TRAINING, check_profile
 
 # bump when a change to the training code changes the numbers a config produces
-CONFIG_VERSION = 3  # 2: the proximal step scaled by 1/(1 - momentum) (the stated lambda); 3: the exact Fisher from
-# per-layer per-sample gradients (lungcl.fisher): EWC's numbers move at float rounding
+CONFIG_VERSION = 4  # 2: the proximal step scaled by 1/(1 - momentum) (the stated lambda); 3: the exact Fisher from
+# per-layer per-sample gradients (lungcl.fisher): EWC's numbers move at float rounding; 4: the kept checkpoint and
+# the early stop read the ``select`` rule, by default the class-balanced validation loss (the unweighted loss,
+# select=loss, kept majority-leaning networks on the imbalanced tasks): every stage's kept weights can move, and
+# with them every number of every run (a new field hashed in every id: no id of version 3 reappears)
 KINDS = ("sequence", "single_task")
 DEPTHS = (10, 18, 34, 50, 101)
 # fields that say where files are, not what is computed: left out of the run id
@@ -74,7 +78,9 @@ class RunConfig(ConfigDict):
     weight_decay: float = 5e-4
     eval_every: int = 50  # steps between evaluations (of the stage's task on validation, at least); 0 = each epoch's end
     curve_every: int = 1  # every k-th evaluation (and each kept checkpoint) scores every task on val and test
-    patience: int | None = None  # evaluations without a better current-task val loss before the stage stops
+    patience: int | None = None  # evaluations without a better select criterion before the stage stops
+    select: str = DEFAULT_SELECT  # the kept checkpoint's rule (lungcl.selection): balanced_loss | loss |
+    # balanced_accuracy | auc, on the stage's task(s)' validation; also decides the early stop
     freeze_bn_stats: bool = False  # the same as bn="freeze" (kept so that older records and ids stay valid)
     bn: str = "update"  # BatchNorm's running statistics: update | freeze (after the first stage) | task
     norm: str = "batch"  # the trunk's normalisation: batch (BatchNorm) | group (GroupNorm: no statistics)
@@ -143,6 +149,7 @@ class RunConfig(ConfigDict):
         _check(self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
                "max_steps_per_epoch must be >= 1 or none")
         _check(self.patience is None or self.patience >= 1, "patience must be >= 1 or none")
+        check_select(self.select)
         _check(isinstance(self.device, str) and DEVICE_FORM.fullmatch(self.device) is not None,
                f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         _check(not (self.amp and self.device == "cpu"),
@@ -197,7 +204,8 @@ class RunConfig(ConfigDict):
         bn = {"freeze": " frozen-BN", "task": " task-BN"}.get(self.bn, "") + (" GroupNorm" if self.norm == "group" else "")
         fisher = f" {self.fisher}-Fisher" if self.fisher != "exact" else ""
         streams = " position-streams" if self.streams == "position" else ""
-        return f"{order} {self.method}{lam}{fisher}{bn}{streams} fold{self.fold} seed{self.seed}"
+        select = f" select={self.select}" if self.select != DEFAULT_SELECT else ""
+        return f"{order} {self.method}{lam}{fisher}{bn}{streams}{select} fold{self.fold} seed{self.seed}"
 
 
 def canonical_json(config: RunConfig, data_version: str | None = None) -> str:

@@ -11,7 +11,9 @@ back to one forward pass per task.
 Predictions are remembered by a fingerprint of the network's state: the
 report at a stage's best checkpoint and the next stage's starting point are the
 weights of an evaluation already done, so they cost no forward pass.
-Metrics come from :mod:`lungcl.metrics`.
+Metrics come from :mod:`lungcl.metrics`; each curve row also holds the class-balanced loss (the mean
+over classes of each class's mean cross-entropy, :func:`lungcl.selection.balanced_mean`), from the same
+logits, which the checkpoint rule ``select=balanced_loss`` reads.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..data.datasets import TaskSplits
 from ..errors import LungclError
 from ..models.resnet import PreActResNet
 from .. import metrics as M
+from ..selection import balanced_mean
 
 SPLITS = ("val", "test")
 CURVE_METRICS = ("accuracy", "balanced_accuracy", "auc")
@@ -38,6 +41,10 @@ CI_METRICS = ("accuracy", "balanced_accuracy")
 
 class Diverged(LungclError):
     """The network's outputs are nan or inf: the training diverged."""
+
+
+# (mean cross-entropy, positive-class probability per nodule, class-balanced mean cross-entropy)
+Scored = tuple[float, np.ndarray, float]
 
 
 @dataclass
@@ -89,7 +96,7 @@ class Evaluator:
                       for s in SPLITS}
         self.device, self.batch_size = device, batch_size
         self.amp = amp and device.type == "cuda"
-        self._seen: OrderedDict[tuple, tuple[float, np.ndarray]] = OrderedDict()
+        self._seen: OrderedDict[tuple, Scored] = OrderedDict()
         self._remember = remember
 
     def predict(self, model: nn.Module, task: str, split: str) -> tuple[float, np.ndarray]:
@@ -102,6 +109,11 @@ class Evaluator:
         """:meth:`predict` of every (task, split) in ``pairs``, with one trunk pass per pooled patch
         for those not remembered. ``remember=False``: computed here and not kept (a partial evaluation,
         whose trunk pass pools fewer patches, leaves the full one to be computed as always)."""
+        return {p: (loss, prob) for p, (loss, prob, _) in self.scored(model, pairs, remember).items()}
+
+    def scored(self, model: nn.Module, pairs: list[tuple[str, str]], remember: bool = True
+               ) -> dict[tuple[str, str], Scored]:
+        """:meth:`predict_many` with each pair's class-balanced loss as a third value."""
         model.eval()
         if not remember:
             return self._forward(model, list(dict.fromkeys(pairs)))
@@ -112,11 +124,14 @@ class Evaluator:
                 self._seen[(state, *pair)] = result
             while len(self._seen) > self._remember:
                 self._seen.popitem(last=False)
-        return {p: (self._seen[(state, *p)][0], self._seen[(state, *p)][1].copy()) for p in pairs}
+        out = {}
+        for p in pairs:
+            loss, prob, balanced = self._seen[(state, *p)]
+            out[p] = (loss, prob.copy(), balanced)
+        return out
 
     @torch.inference_mode()
-    def _forward(self, model: nn.Module, pairs: list[tuple[str, str]]
-                 ) -> dict[tuple[str, str], tuple[float, np.ndarray]]:
+    def _forward(self, model: nn.Module, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Scored]:
         model.eval()
         shared = isinstance(model, PreActResNet)  # one trunk, a linear head per task
         per_task = shared and model.task_specific_features  # per-task normalisation: a trunk pass per task
@@ -155,10 +170,10 @@ class Evaluator:
                 feats.append(model.features(x[i:i + self.batch_size].to(self.device), task))
         return torch.cat(feats), where.to(self.device)
 
-    def _score(self, logits_at: Callable[[slice], Tensor], y_all: np.ndarray, task: str
-               ) -> tuple[float, np.ndarray]:
-        """Mean cross-entropy and positive-class probabilities, from the logits of each batch."""
-        losses, probs = [], []
+    def _score(self, logits_at: Callable[[slice], Tensor], y_all: np.ndarray, task: str) -> Scored:
+        """Mean and class-balanced mean cross-entropy and positive-class probabilities, from the logits
+        of each batch."""
+        losses, probs, each = [], [], []
         y = torch.as_tensor(y_all)
         for i in range(0, len(y_all), self.batch_size):
             rows = slice(i, i + self.batch_size)
@@ -166,34 +181,37 @@ class Evaluator:
                 logits = logits_at(rows).float()
             if not torch.isfinite(logits).all():
                 raise Diverged(f"the network's {task} outputs are not finite")
-            losses.append(F.cross_entropy(logits, y[rows].to(self.device), reduction="sum").double().cpu())
+            target = y[rows].to(self.device)
+            losses.append(F.cross_entropy(logits, target, reduction="sum").double().cpu())
+            each.append(F.cross_entropy(logits, target, reduction="none").double().cpu())
             probs.append(torch.softmax(logits, dim=1)[:, 1].cpu())
         loss = float(torch.stack(losses).sum() / len(y_all))
-        return loss, torch.cat(probs).numpy().astype(np.float64)
+        balanced = balanced_mean(torch.cat(each).numpy(), y_all)
+        return loss, torch.cat(probs).numpy().astype(np.float64), balanced
 
     def curve_point(self, model: nn.Module, tasks: list[str], splits: tuple[str, ...] = SPLITS) -> list[dict]:
-        """Loss, accuracy, balanced accuracy and AUC of each task on ``splits`` (val and test); a point of
-        fewer splits than all (the validation a decision needs) is not remembered."""
+        """Loss, accuracy, balanced accuracy, AUC and class-balanced loss of each task on ``splits`` (val and
+        test); a point of fewer splits than all (the validation a decision needs) is not remembered."""
         rows = []
-        predictions = self.predict_many(model, [(task, split) for task in tasks for split in splits],
-                                        remember=tuple(splits) == tuple(SPLITS))
+        predictions = self.scored(model, [(task, split) for task in tasks for split in splits],
+                                  remember=tuple(splits) == tuple(SPLITS))
         for task in tasks:
             for split in splits:
-                loss, prob = predictions[(task, split)]
+                loss, prob, balanced = predictions[(task, split)]
                 m = M.binary_metrics(self.sets[(task, split)].y, prob)
                 rows.append({"task": task, "split": split, "loss": loss,
-                             **{k: _num(m[k]) for k in CURVE_METRICS}})
+                             **{k: _num(m[k]) for k in CURVE_METRICS}, "balanced_loss": _num(balanced)})
         return rows
 
     def report(self, model: nn.Module, task: str, n_boot: int, seed: int, with_ci: bool) -> dict:
-        """Every binary metric on val and test; bootstrap CIs over test patients when ``with_ci``."""
+        """Every binary metric (and both losses) on val and test; bootstrap CIs over test patients when ``with_ci``."""
         out = {}
-        predictions = self.predict_many(model, [(task, split) for split in SPLITS])
+        predictions = self.scored(model, [(task, split) for split in SPLITS])
         for split in SPLITS:
-            loss, prob = predictions[(task, split)]
+            loss, prob, balanced = predictions[(task, split)]
             s = self.sets[(task, split)]
             m = {k: _num(v) for k, v in M.binary_metrics(s.y, prob).items()}
-            m["loss"] = loss
+            m["loss"], m["balanced_loss"] = loss, _num(balanced)
             if with_ci and split == "test":
                 m["ci"] = {name: [_num(v) for v in M.bootstrap_ci(s.y, prob, s.patient_ids, name,
                                                                   n_boot=n_boot, seed=seed)[1:]]

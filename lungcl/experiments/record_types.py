@@ -18,7 +18,11 @@ StageMetrics = dict[str, dict[str, dict[str, Any]]]
 
 @dataclass(frozen=True)
 class StageRecord:
-    """One stage of a run: the task it trained, how long, where it stopped, and every task's metrics after it."""
+    """One stage of a run: the task it trained, how long, where it stopped, and every task's metrics after it.
+
+    ``select`` names the rule that chose the kept checkpoint (:mod:`lungcl.selection`), ``best_criterion``
+    its value there and ``best_val_balanced_accuracy`` the stage's task(s)' mean validation balanced accuracy
+    there; records of config version 3 and before have none of the three (None; kept out of their JSON)."""
 
     stage: int
     task: str
@@ -29,13 +33,22 @@ class StageRecord:
     best_val_loss: float
     stopped_early: bool
     metrics: StageMetrics
+    select: str | None = None
+    best_criterion: float | None = None
+    best_val_balanced_accuracy: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if not (k in OPTIONAL_STAGE_FIELDS and v is None)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "StageRecord":
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)
+                      if f.name in d or f.name not in OPTIONAL_STAGE_FIELDS})
+
+
+# added with config version 4 (class-balanced selection): absent from older records
+OPTIONAL_STAGE_FIELDS = ("select", "best_criterion", "best_val_balanced_accuracy")
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,9 @@ def _finish_stage(state, stage, task, train_tasks, result, metrics, consolidate_
     state["stages"].append(StageRecord(stage=stage, task=task, trained_tasks=list(train_tasks),
                                        steps=result.steps, epochs=result.epochs,
                                        best_stage_step=result.best_step, best_val_loss=result.best_val_loss,
-                                       stopped_early=result.stopped_early, metrics=metrics).to_dict())
+                                       stopped_early=result.stopped_early, metrics=metrics,
+                                       select=result.select, best_criterion=result.best_criterion,
+                                       best_val_balanced_accuracy=result.best_val_balanced_accuracy).to_dict())
     state["timings"]["stages"].append({**result.timings, "consolidate_s": consolidate_s,
                                        "report_s": report_s})
     state["next_stage"] = stage + 1

@@ -3,12 +3,13 @@
 Stage k trains task k (or, for ``joint``, every task seen so far) with SGD,
 loss = cross-entropy + the method's penalty. Every ``eval_every`` steps the
 stage's task(s) are evaluated on validation, which the checkpoint rule and the
-early stop read; every ``curve_every``-th of those evaluations, the stage's
+early stop read (the run's ``select`` rule, :mod:`lungcl.selection`: by default the class-balanced
+validation loss, the mean over the stage's tasks); every ``curve_every``-th of those evaluations, the stage's
 start and end, and the kept checkpoint score every task of the sequence on
 validation and test (the curves of the thesis's Fig. 4.20-4.23; ``curve_every``
-1: every evaluation). The weights with the lowest validation loss of the
-current task are kept in memory and restored at the stage's end (the thesis's
-rule). Then the method consolidates (e.g. EWC's Fisher on the un-augmented
+1: every evaluation). The weights that score best under the rule are kept in
+memory and restored at the stage's end (the thesis's rule was ``select=loss``, the
+unweighted loss, which prefers majority-leaning networks on imbalanced tasks). Then the method consolidates (e.g. EWC's Fisher on the un-augmented
 training set) and every task is measured. Each stage reseeds from (seed,
 stage), so a run resumed at a stage gives the same numbers as an unbroken one.
 When the process has a core to spare, each evaluation scores a snapshot of the
@@ -27,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from ..data.batches import PatchBatches
 from ..data.datasets import PatchDataset, TaskSplits, task_seed
 from ..errors import LungclError
+from ..selection import better, criterion
 from .evaluation import SPLITS, Diverged, Evaluator
 from .overlap import Pending, submit
 
@@ -101,8 +102,11 @@ class StageResult:
     steps: int
     epochs: float
     best_step: int
-    best_val_loss: float
+    best_val_loss: float  # the stage's task(s)' mean validation loss at the kept checkpoint
     stopped_early: bool
+    select: str = "balanced_loss"  # the rule that chose the kept checkpoint
+    best_criterion: float | None = None  # its value there
+    best_val_balanced_accuracy: float | None = None  # the stage's task(s)' mean validation balanced accuracy
     timings: dict = field(default_factory=dict)
 
 
@@ -187,7 +191,7 @@ def descend(model: nn.Module, method: Any, optimizer: torch.optim.Optimizer, los
 
 def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str],
                 eval_tasks: list[str]) -> StageResult:
-    """Train one stage; the model ends at the best checkpoint (lowest val loss of the stage's task(s))."""
+    """Train one stage; the model ends at the best checkpoint (the ``select`` rule on the stage's task(s))."""
     cfg, model, method = ctx.config, ctx.model, ctx.method
     seed = stage_seed(cfg.seed, stage)
     torch.manual_seed(seed)
@@ -235,7 +239,7 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
 
     bar = tqdm(total=total, desc=f"stage {stage + 1} {task} ({cfg.method})", unit="step",
                disable=not ctx.progress, leave=False)
-    best = {"loss": math.inf, "step": 0, "state": None, "since": 0}
+    best = {"score": None, "loss": math.inf, "bacc": None, "step": 0, "state": None, "since": 0}
     kept: dict[str, Any] = {}  # where the kept weights were evaluated, and what that evaluation scored
     background = ThreadPoolExecutor(1, thread_name_prefix="lungcl-eval") if ctx.overlap_eval else None
     pending: Pending | None = None
@@ -249,19 +253,21 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
         point = done.point.result()
         timings["eval_wait_s"] += time.perf_counter() - t0
         record(point, done.step, done.global_step)
-        val_loss = float(np.mean([r["loss"] for r in point if r["split"] == "val" and r["task"] in train_tasks]))
-        bar.set_postfix(val=f"{val_loss:.3f}")
+        score = criterion(point, train_tasks, cfg.select)
+        bar.set_postfix(val=f"{score:.3f}")
         if done.step == 0:
             return False
-        if val_loss < best["loss"]:
-            best.update(loss=val_loss, step=done.step, since=0, state=done.net.state_dict())
+        if better(score, best["score"], cfg.select):
+            best.update(score=score, loss=criterion(point, train_tasks, "loss"), step=done.step, since=0,
+                        bacc=criterion(point, train_tasks, "balanced_accuracy"), state=done.net.state_dict())
             keep(done, point)
         else:
             best["since"] += 1
         if not (cfg.patience and best["since"] >= cfg.patience):
             return False
         if best["state"] is None:  # no better point at all: the weights of the stopping step
-            best["state"] = done.net.state_dict()
+            best.update(score=score, loss=criterion(point, train_tasks, "loss"),
+                        bacc=criterion(point, train_tasks, "balanced_accuracy"), state=done.net.state_dict())
             keep(done, point)
         timings["discarded_steps"] = ctx.global_step - done.global_step
         total, ctx.global_step = done.step, done.global_step
@@ -317,7 +323,13 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
     ran = total + timings["discarded_steps"]  # train_s also timed the steps run ahead of a stop
     timings["samples_per_s"] = ran * cfg.batch_size * len(train_tasks) / max(timings["train_s"], 1e-9)
     return StageResult(steps=total, epochs=total / per_epoch, best_step=best_step,
-                       best_val_loss=best_loss, stopped_early=stopped, timings=timings)
+                       best_val_loss=best_loss, stopped_early=stopped, timings=timings, select=cfg.select,
+                       best_criterion=_finite(best["score"]), best_val_balanced_accuracy=_finite(best["bacc"]))
+
+
+def _finite(value: float | None) -> float | None:
+    """A number for the record (JSON has no nan)."""
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def train_mode(model: nn.Module, freeze_norm_stats: bool = False) -> None:

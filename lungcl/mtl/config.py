@@ -15,9 +15,10 @@ from ..runs.config import ConfigDict, StoreRef
 from ..runs.config import check as _check
 from ..data.tasks import resolve_tasks
 from ..profiles import DEFAULT_PROFILE, MTL_TRAINING, check_profile
+from ..selection import DEFAULT_SELECT, check_select
 
 # bump when a change to the training code changes the numbers a config produces
-MTL_CONFIG_VERSION = 1
+MTL_CONFIG_VERSION = 2  # 2: the kept epoch is the select rule's (default: class-balanced validation loss)
 DATASETS = ("lidc", "derm7pt")
 MODELS = ("gated", "hard")
 OPTIMIZERS = ("sgd", "adam")
@@ -53,6 +54,7 @@ class MTLConfig(ConfigDict):
     momentum: float = 0.9  # sgd only
     weight_decay: float = 1e-5  # the L2 penalty (added to the gradient, i.e. to the loss: not AdamW)
     focal_gamma: float = 2.0
+    select: str = DEFAULT_SELECT  # the kept epoch's rule (lungcl.selection), mean over the tasks
     fold: int = 0
     seed: int = 0
     split_seed: int = 0
@@ -78,6 +80,7 @@ class MTLConfig(ConfigDict):
         _check(self.lr > 0 and self.weight_decay >= 0 and self.focal_gamma >= 0,
                "need lr > 0, weight_decay >= 0 and focal_gamma >= 0")
         _check(0 <= self.fold <= 4, f"fold must be 0..4, got {self.fold}")
+        check_select(self.select)
         for name in ("seed", "split_seed"):  # numpy's generators take no negative seed
             _check(getattr(self, name) >= 0, f"{name} must be an integer >= 0, got {getattr(self, name)}")
         _check(self.dataset != "derm7pt" or self.derm7pt_root is not None,

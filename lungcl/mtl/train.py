@@ -3,8 +3,11 @@
 Every epoch draws ``steps_per_epoch`` label-balanced batches (k per label per
 task), weighted to undo repeats, and minimises the masked focal loss summed
 over tasks (+ L2 as weight decay). After each epoch every task is evaluated on
-validation and test (the curves); the weights with the lowest validation loss
-are kept and reported at (the thesis's rule). The record holds per-task
+validation and test (the curves); the weights that score best under the run's
+``select`` rule (:mod:`lungcl.selection`; the mean over tasks of each task's
+criterion, by default its class-balanced validation loss) are kept and reported at
+(the thesis's rule was the lowest validation loss, ``select=loss``). Here a
+"loss" is the focal loss the network trains on (cross-entropy at focal_gamma 0). The record holds per-task
 metrics, the sharing-degree matrices of the gated blocks (per stage, overall,
 and per epoch), the gates, the class counts, config, provenance and timings.
 """
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import balanced_accuracy_score
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -33,6 +36,7 @@ from ..profiles import MTL_BOOTSTRAP
 from ..runs.determinism import deterministic, torch_threads
 from ..runs.engine import RunKind, compute
 from ..runs.folder import host_info, package_versions
+from ..selection import balanced_mean, better, criterion as select_criterion
 from .config import MTLConfig
 from .data import MultiTaskData, MultiTaskSet, load_derm7pt_multitask, load_lidc_multitask
 from .loss import MaskedMultiTaskFocalLoss
@@ -67,6 +71,7 @@ class Evaluation:
 
     loss: float
     task_loss: list[float]
+    task_balanced_loss: list[float]  # per task: the mean over classes of each class's mean focal loss
     probs: list[np.ndarray]  # per task (N, K_t)
     labels: np.ndarray  # (N, T), -1 = none
 
@@ -91,7 +96,13 @@ def evaluate(model: nn.Module, dataset: MultiTaskSet, criterion: MaskedMultiTask
     z = [torch.cat(chunks) for chunks in logits]
     y = torch.as_tensor(dataset.labels)
     total, per_task = criterion(z, y)
-    return Evaluation(float(total), per_task.tolist(), [zk.softmax(1).numpy() for zk in z], dataset.labels)
+    balanced = []
+    for k in range(t):
+        keep = y[:, k] != MISSING
+        balanced.append(balanced_mean(criterion.per_example(z[k][keep], y[keep, k]).numpy(), y[keep, k].numpy())
+                        if bool(keep.any()) else float("nan"))
+    return Evaluation(float(total), per_task.tolist(), balanced, [zk.softmax(1).numpy() for zk in z],
+                      dataset.labels)
 
 
 def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
@@ -101,6 +112,16 @@ def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # predicted classes absent from y
         return float(balanced_accuracy_score(y, pred))
+
+
+def _auc(y: np.ndarray, prob: np.ndarray) -> float:
+    """ROC AUC (binary), or the mean one-vs-rest AUC over the classes (multi-class); nan unless every
+    class is present."""
+    if y.size == 0 or np.unique(y).size < prob.shape[1]:
+        return float("nan")
+    if prob.shape[1] == 2:
+        return float(roc_auc_score(y, prob[:, 1]))
+    return float(roc_auc_score(y, prob, multi_class="ovr", average="macro", labels=list(range(prob.shape[1]))))
 
 
 def task_metrics(y: np.ndarray, prob: np.ndarray, patient_ids: np.ndarray, n_boot: int, seed: int) -> dict:
@@ -133,7 +154,8 @@ def _curve_rows(epoch: int, split: str, ev: Evaluation, tasks: list[str]) -> lis
         bal = _balanced_accuracy(yk, pred)
         rows.append({"epoch": epoch, "split": split, "task": task, "loss": ev.task_loss[k],
                      "accuracy": float((pred == yk).mean()) if yk.size else float("nan"),
-                     "balanced_accuracy": bal})
+                     "balanced_accuracy": bal, "balanced_loss": ev.task_balanced_loss[k],
+                     "auc": _auc(yk, ev.probs[k][keep])})
     return rows
 
 
@@ -181,17 +203,21 @@ def train_mtl(config: MTLConfig, data: MultiTaskData | None = None, progress: bo
                 bar.update(1)
             val, test = evaluate(model, data.val, criterion), evaluate(model, data.test, criterion)
             curves += [{"epoch": epoch + 1, "split": "train", "task": "all", "loss": train_loss}]
-            curves += _curve_rows(epoch + 1, "val", val, tasks) + _curve_rows(epoch + 1, "test", test, tasks)
+            val_rows = _curve_rows(epoch + 1, "val", val, tasks)
+            curves += val_rows + _curve_rows(epoch + 1, "test", test, tasks)
             if (s := _sharing(model)) is not None:
                 sharing_history.append({"epoch": epoch + 1, "overall": s["overall"]})
-            if best is None or val.loss < best[1]:
-                best = (epoch + 1, val.loss, copy.deepcopy(model.state_dict()))
-            bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val.loss:.3f}")
+            # select=loss: the summed loss, as before (the mean over tasks ranks the epochs alike)
+            score = val.loss if config.select == "loss" else select_criterion(val_rows, tasks, config.select)
+            if best is None or better(score, best["score"], config.select):
+                best = {"epoch": epoch + 1, "loss": val.loss, "score": score, "state": copy.deepcopy(model.state_dict()),
+                        "bacc": select_criterion(val_rows, tasks, "balanced_accuracy")}
+            bar.set_postfix(train=f"{train_loss:.3f}", val=f"{score:.3f}")
     bar.close()
     trained = time.perf_counter()
 
-    best_epoch, best_val_loss, state = best
-    model.load_state_dict(state)
+    best_epoch, best_val_loss = best["epoch"], best["loss"]
+    model.load_state_dict(best["state"])
     n_boot = MTL_BOOTSTRAP[config.profile]
     metrics: dict[str, dict] = {task: {} for task in tasks}
     for split in ("val", "test"):
@@ -214,7 +240,9 @@ def train_mtl(config: MTLConfig, data: MultiTaskData | None = None, progress: bo
         "n_parameters": count_parameters(model), "n_parameters_full": full,
         "widths": stage_widths(config.width, config.n_stages, config.param_scale)
         if config.model == "gated" else None,
-        "best_epoch": best_epoch, "best_val_loss": best_val_loss, "metrics": metrics, "curves": curves,
+        "best_epoch": best_epoch, "best_val_loss": best_val_loss, "select": config.select,
+        "best_criterion": best["score"], "best_val_balanced_accuracy": best["bacc"],
+        "metrics": metrics, "curves": curves,
         "sharing": sharing, "provenance": data.provenance, "environment": _environment(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "timings": {"load_s": loaded - started, "train_s": trained - loaded,

@@ -43,14 +43,13 @@ def balanced_mean(losses: np.ndarray, labels: np.ndarray) -> float:
 
 def criterion(rows: Iterable[Mapping], tasks: Iterable[str], select: str, split: str = "val") -> float:
     """The rule's value at one evaluation: the mean over ``tasks`` of their ``select`` column on
-    ``split`` (``rows``: the evaluator's curve rows, one per task and split). nan when a task's value is
-    missing or undefined (e.g. AUC with one class): such an evaluation is never better than another."""
+    ``split`` (``rows``: the evaluator's curve rows, one per task and split). A task whose value is
+    undefined (AUC or balanced accuracy of a split with one class: the same at every evaluation) is left
+    out; nan when no task has a value, and such an evaluation is never better than another."""
     check_select(select)
     by_task = {r["task"]: r.get(select) for r in rows if r["split"] == split}
-    values = [by_task.get(t) for t in tasks]
-    if not values or any(v is None or not math.isfinite(v) for v in values):
-        return float("nan")
-    return float(np.mean(values))
+    values = [v for v in (by_task.get(t) for t in tasks) if v is not None and math.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")
 
 
 def better(candidate: float, best: float | None, select: str) -> bool:

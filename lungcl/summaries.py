@@ -184,7 +184,7 @@ def tradeoff_table(records: Iterable, split: str = "test", metric: str = "accura
         final = r.accuracy_matrix(split, metric).iloc[-1].to_numpy()
         rows.append({"method": r.config.method, "strength": r.config.strength, "gamma": r.config.gamma,
                      "fold": r.config.fold, "old": float(np.mean(final[:-1])), "new": float(final[-1]),
-                     "all": float(np.mean(final))})
+                     "all": float(np.mean(final)), "metric": metric})
     return pd.DataFrame(rows)
 
 

@@ -54,7 +54,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from lungcl import chapters, plots, summaries, thesis
-from lungcl.chapter import pct, say
+from lungcl.chapter import kept, pct, say
 from lungcl.chapter import sequence as story
 from lungcl.chapter_context import chapter_setup
 
@@ -78,8 +78,9 @@ chapters.show_failures(runs)
 # from the profile (printed here), with the parameters of this chapter on
 # top. The thesis trained a ResNet-101 and averaged five folds; the `cpu`
 # profile is a much smaller network, sized so that the whole book runs on a
-# laptop. Each stage trains until its validation loss has stopped improving
-# (the patience, in evaluations) or the epoch cap is reached.
+# laptop. Each stage trains until its validation criterion (stated with the
+# curves below) has stopped improving (the patience, in evaluations) or the
+# epoch cap is reached.
 #
 # Every method is run several times, with different seeds (the network's
 # initialisation and the order of the training batches; the patients are the
@@ -104,9 +105,9 @@ say(story.majority_sentence(baseline))
 # its own stage on (before it, its head has never been trained). A method that
 # remembers keeps the earlier panels' lines flat after their stage; a method
 # that forgets sees them drop as soon as the next stage starts. Each stage
-# keeps its checkpoint with the lowest validation loss (the thesis's rule):
-# the filled dots mark it, and its values are the ones in the tables; the
-# next stage starts from it, so a curve may jump back at a stage boundary.
+# keeps one checkpoint, chosen on validation (the rule is stated after the
+# figures): the filled dots mark it, and its values are the ones in the tables;
+# the next stage starts from it, so a curve may jump back at a stage boundary.
 # The hollow diamonds are the thesis's values after each stage, and the
 # dotted line is what "always the majority class" would score.
 
@@ -123,6 +124,12 @@ fig = plots.accuracy_curves(records, "balanced_accuracy", thesis=False, majority
 for ax in fig.axes:
     ax.axhline(0.5, color="0.5", ls=":", lw=1.2)
 plt.show()
+say(kept.rule_sentence(records))
+kept_stages = kept.kept_table(records)
+display(summaries.page_table(kept_stages, "The kept checkpoints: each stage's step and its task's validation "
+                                          "balanced accuracy there (percent; mean and lowest over the runs)",
+                             {"val balanced accuracy": pct, "lowest": pct, "kept step (mean)": "{:.0f}"}))
+say(kept.kept_sentence(kept_stages))
 
 # %% [markdown]
 # ## After each stage (Tables 4.1-4.6)

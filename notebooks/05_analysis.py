@@ -67,6 +67,7 @@ from IPython.display import Markdown, display
 from lungcl import chapters, plots, summaries, thesis
 from lungcl.chapter import analysis as story
 from lungcl.chapter_context import chapter_setup
+from lungcl.chapter.tune_provenance import tune_provenance_sentence
 from lungcl.experiments import tuned
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed, tasks=tasks, ewc_factors=ewc_factors,
@@ -104,24 +105,26 @@ shipped = tuned.reference_tunes(profile)
 if shipped:
     plots.tune_curves(shipped)
     plt.show()
+    provenance = tune_provenance_sentence(shipped, plan.references[0])
+    display(Markdown(provenance or "These tunes were made under the rules of this book's runs."))
 else:
     display(Markdown(f"No tune record ships for the {profile} profile: its lambdas are starting points."))
 
 # %% [markdown]
 # ## The stability-plasticity trade-off
 #
-# For each lambda, the left panels show the accuracy after the last stage of
-# the earlier tasks (their mean: stability) and of the last task
+# For each lambda, the left panels show the balanced accuracy after the last
+# stage of the earlier tasks (their mean: stability) and of the last task
 # (plasticity); the dashed lines are plain SGD, lambda = 0. The right panel
 # puts the two against each other: a method is better when its points lie
 # further up and to the right, and the labels say which lambda got there.
 
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Per penalised method, earlier tasks' and the last task's final accuracy against the penalty strength lambda, with SGD as dashed lines; and old against new accuracy in one plane, diverged runs as crosses."}}
-tradeoff = summaries.tradeoff_table(sequence_records)
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Per penalised method, earlier tasks' and the last task's final balanced accuracy against the penalty strength lambda, with SGD as dashed lines; and old against new balanced accuracy in one plane, diverged runs as crosses."}}
+tradeoff = summaries.tradeoff_table(sequence_records, metric="balanced_accuracy")
 plots.lambda_tradeoff(tradeoff[tradeoff.method.isin(story.THESIS_THREE)], failed)
 plt.show()
 display(story.tradeoff_view(tradeoff).style.format("{:.1%}").set_caption(
-    "Final test accuracy after the whole sequence (mean over the tasks of each group)"))
+    "Final test balanced accuracy after the whole sequence (mean over the tasks of each group)"))
 
 # %% tags=["hide-input"]
 # lambda is CHOSEN on the validation split (mean final balanced accuracy over the tasks, the criterion of
@@ -201,7 +204,7 @@ if distances is not None:
 # so no L2 or EWC penalty, touches them, and each stage re-estimates them on
 # its own task's images. Below, the three methods run once more with those
 # statistics frozen after the first stage (BatchNorm's scale and shift still
-# learn). If the accuracy of the earlier tasks then stays up, the forgetting
+# learn). If the balanced accuracy of the earlier tasks then stays up, the forgetting
 # above was largely a shift of the statistics the old heads were calibrated
 # to, not lost knowledge. The AUC column is a second witness: it does not
 # depend on where the decision threshold lies, so a task whose AUC stays high
@@ -211,10 +214,10 @@ if distances is not None:
 # %% tags=["hide-input"]
 if frozen_records:
     updated = story.default_runs(sequence_records, l2_default, ewc_default, methods=story.THESIS_THREE)
-    bn_table = story.batchnorm_table(updated, frozen_records, task_names[-1])
+    bn_table = story.batchnorm_table(updated, frozen_records, task_names[-1], metric="balanced_accuracy")
     display(bn_table.style.format("{:.1%}").set_caption(
-        "Updated or frozen BatchNorm statistics: final test accuracy, forgetting (accuracy points) and the "
-        "earlier tasks' final accuracy and AUC"))
+        "Updated or frozen BatchNorm statistics: final test balanced accuracy, forgetting (balanced accuracy "
+        "points) and the earlier tasks' final balanced accuracy and AUC"))
     display(Markdown(story.batchnorm_sentence(bn_table)))
 else:
     display(Markdown(story.BATCHNORM_NOT_RUN))
@@ -267,7 +270,7 @@ display(summaries.page_table(
     "Average final accuracy, forgetting and BWT of every method (percent; thesis where it has the run)"))
 
 # %% tags=["hide-input"]
-display(Markdown(story.reference_notes(transfer, online_gamma)))
+display(Markdown(story.reference_notes(summaries.transfer_table(defaults, metric="balanced_accuracy"), online_gamma)))
 
 # %% [markdown]
 # ## Try it

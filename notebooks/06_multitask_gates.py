@@ -157,8 +157,9 @@ display(run_overview(records).style.format({"minutes": "{:.1f}", "borrowed share
 # %% [markdown]
 # ## Does learning together help?
 #
-# Balanced accuracy on the test patients at the checkpoint with the lowest
-# validation loss, per task, for every setting and the baselines (balanced
+# Balanced accuracy on the test patients at the epoch each run keeps (the
+# one its `select` rule prefers on validation: by default the lowest
+# class-balanced validation loss, the mean over the tasks), per task, for every setting and the baselines (balanced
 # accuracy is the mean of sensitivity and specificity, the honest reading of
 # the thesis's "weighted accuracy"; with very rare positives it is the number
 # that shows whether the positives were found at all). The single-task

@@ -1,8 +1,9 @@
 """The run engine (lungcl.runs) gives the numbers the two engines before it gave, and runs in parallel the same.
 
 The fixtures were written by the code before the engine (main at 33830fe) and matched field by field when the
-engine landed; the EWC sequence fixture was re-written once after, by CONFIG_VERSION 3 (the faster exact
-Fisher moves EWC's numbers at float rounding), so that it keeps guarding every later change."""
+engine landed; they were re-written since by a change that moves the numbers on purpose (CONFIG_VERSION 3:
+the faster exact Fisher moves EWC's numbers at float rounding; 4: the kept checkpoint by the class-balanced
+validation loss, in the multi-task networks too), so that they keep guarding every later change."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from lungcl.cli.main import main
+from lungcl.experiments.config import CONFIG_VERSION
 from lungcl.experiments.tune import curve_point, default_values
 
 
@@ -50,6 +51,7 @@ def test_tune_cli_smoke_records_the_curve_and_the_pick(data_dir, smoke_store, tm
     strengths = [p["strength"] for p in record["curve"]]
     assert len(strengths) >= 6 and math.log10(max(strengths) / min(strengths)) >= 5
     assert record["split"] == "val" and record["pick"]["strength"] in strengths
+    assert record["config_version"] == CONFIG_VERSION and record["select"] == record["base_config"]["select"]
     best = max(p["criterion"] for p in record["curve"] if p["criterion"] is not None)
     assert record["pick"]["criterion"] == best
     flat = len({p["criterion"] for p in record["curve"]}) == 1

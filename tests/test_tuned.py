@@ -58,9 +58,36 @@ def test_a_variant_without_a_shipped_tune_is_skipped_or_a_clear_error():
 @pytest.mark.parametrize("method,fisher", [("l2", "exact"), ("ewc", "exact"), ("online_ewc", "exact"),
                                            ("ewc", "sampled"), ("ewc", "empirical"), ("ewc", "batched")])
 def test_a_shipped_tune_is_of_the_configuration_the_book_runs(method, fisher):
-    """The curve was measured on the runs the defaults now make (e.g. with the current data streams):
-    a default that changes what a run computes needs a new tune, not an old pick."""
+    """The curve was measured on the runs the defaults now make (e.g. with the current data streams), in every
+    setting but the two a tune record names beside its configuration: the configuration version and the
+    checkpoint rule. Where those differ from today's, the analysis chapter says so in a computed sentence."""
+    from lungcl.chapter.tune_provenance import tune_provenance_sentence
+    from lungcl.experiments.config import CONFIG_VERSION
+    from lungcl.experiments.tuned import tuned_under
+
     record = reference_tune("cpu", method, fisher)
-    tuned = RunConfig.from_dict(record["base_config"])
+    version, select = tuned_under(record)
+    tuned = RunConfig.from_dict({**record["base_config"], "select": select})
     now = default_config("cpu", method=method, fisher=fisher).replace(strength=0.0)
-    assert tuned.run_id == now.run_id  # (data_dir is not in the run id)
+    assert tuned.replace(select=now.select).run_id == now.run_id  # (data_dir is not in the run id)
+    sentence = tune_provenance_sentence([record], now)
+    if (version, select) == (CONFIG_VERSION, now.select):
+        assert sentence is None
+    else:
+        assert f"under version {version} with the" in sentence and f"`select={select}`" in sentence
+        assert f"configuration version {CONFIG_VERSION}" in sentence and f"`select={now.select}`" in sentence
+
+
+def test_a_tune_record_names_its_version_and_rule_and_old_ones_read_as_version_3_with_loss():
+    from lungcl.chapter.tune_provenance import tune_provenance_sentence
+    from lungcl.experiments.config import CONFIG_VERSION
+    from lungcl.experiments.tuned import stale_tunes, tuned_under
+
+    old = reference_tune("cpu", "ewc")
+    assert "config_version" not in old and tuned_under(old) == (3, "loss")
+    current = {**old, "config_version": CONFIG_VERSION, "select": "balanced_loss"}
+    now = default_config("cpu", method="ewc")
+    assert stale_tunes([old, current], now) == [old]
+    assert tune_provenance_sentence([current], now) is None
+    assert "of EWC under version 3" in tune_provenance_sentence([old, current], now)
+    assert stale_tunes([current], now.replace(select="auc")) == [current]

@@ -10,6 +10,8 @@ import it.
 - :mod:`.display`: :func:`say`, a computed sentence shown when there is one
 - :mod:`.dataset` (01 data), :mod:`.single_task` (02), :mod:`.sequence` (03), :mod:`.orders` (04),
   :mod:`.analysis` (05), :mod:`.multitask` (06), :mod:`.discussion` (07): each chapter's tables and sentences
+- :mod:`.kept` (02, 03): the rule that kept each stage's checkpoint and its validation balanced accuracy;
+  :mod:`.tune_provenance` (05): whether the shipped lambda tunes were made under today's rules
 
 Figures stay in :mod:`lungcl.plots` (the data and multi-task chapters' in :mod:`lungcl.plots.dataset` and
 :mod:`lungcl.plots.multitask`).

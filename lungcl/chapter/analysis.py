@@ -10,7 +10,7 @@ from typing import Sequence
 import pandas as pd
 
 from .. import summaries
-from ..summaries import METHOD_LABELS
+from ..summaries import METHOD_LABELS, METRIC_LABELS
 # the chapter reads every section's computations from this module (``story``)
 from .fisher_variants import (VARIANTS_NOT_RUN, fisher_distances, fisher_variant_distances,  # noqa: F401
                               fisher_variant_sentences, fisher_variant_summary, fisher_variant_view,
@@ -58,6 +58,8 @@ def lambda_sentences(tradeoff: pd.DataFrame, chosen_on_val: pd.DataFrame, l2_def
                      ewc_default: float) -> str:
     """Per penalised method swept over two or more lambdas: what the sweep moves and what validation picks."""
     defaults = default_strengths(l2_default, ewc_default)
+    metric = tradeoff["metric"].iloc[0] if "metric" in tradeoff and len(tradeoff) else "accuracy"
+    where = "" if metric == "accuracy" else f" in test {METRIC_LABELS[metric]}"
     lines = []
     for m in ("ewc", "l2"):
         d = tradeoff[tradeoff.method == m].groupby("strength")[["old", "new", "all"]].mean()
@@ -66,7 +68,7 @@ def lambda_sentences(tradeoff: pd.DataFrame, chosen_on_val: pd.DataFrame, l2_def
             continue
         lo, hi, best = d.index.min(), d.index.max(), v.idxmax()
         lines.append(
-            f"**{METHOD_LABELS[m]}**: from lambda {lo:g} to {hi:g}, the earlier tasks go from "
+            f"**{METHOD_LABELS[m]}**: from lambda {lo:g} to {hi:g}{where}, the earlier tasks go from "
             f"{100 * d.loc[lo, 'old']:.1f} % to {100 * d.loc[hi, 'old']:.1f} % and the last task from "
             f"{100 * d.loc[lo, 'new']:.1f} % to {100 * d.loc[hi, 'new']:.1f} %; chosen on validation "
             f"(mean final balanced accuracy {100 * v.loc[best]:.1f} %), lambda {best:g} gives a test mean over "
@@ -131,22 +133,24 @@ def fisher_sentences(fisher: pd.DataFrame, drift: pd.DataFrame, first_task: str,
     return "\n\n".join(text)
 
 
-def batchnorm_table(updated: Sequence, frozen: Sequence, last_task: str) -> pd.DataFrame:
-    """Final accuracy, forgetting and the earlier tasks' final accuracy / AUC with BatchNorm's running
-    statistics updated (``updated`` runs) or frozen after the first stage (``frozen`` runs)."""
-    rows = []
+def batchnorm_table(updated: Sequence, frozen: Sequence, last_task: str, metric: str = "accuracy") -> pd.DataFrame:
+    """Final ``metric``, forgetting (in ``metric``) and the earlier tasks' final ``metric`` / AUC with BatchNorm's
+    running statistics updated (``updated`` runs) or frozen after the first stage (``frozen`` runs)."""
+    rows, label = [], METRIC_LABELS[metric]
     for bn, recs in {"updated (as above)": updated, "frozen after stage 1": frozen}.items():
-        tv = summaries.transfer_table(recs).set_index(["method", "quantity"]).value
-        final = summaries.stage_table(recs, metrics=["accuracy", "auc"])
+        tv = summaries.transfer_table(recs, metric=metric).set_index(["method", "quantity"]).value
+        final = summaries.stage_table(recs, metrics=[metric, "auc"])
         final = final[final.stage == final.stage.max()]
         for m in [m for m in METHOD_LABELS if (m, "mean_forgetting") in tv]:
             earlier = final[(final.method == m) & (final.task != last_task)]
             rows.append({"BatchNorm statistics": bn, "method": METHOD_LABELS[m],
-                         "average final accuracy": tv[(m, "average_accuracy")],
+                         f"average final {label}": tv[(m, "average_accuracy")],
                          "mean forgetting": tv[(m, "mean_forgetting")],
-                         "earlier tasks' final accuracy": earlier[earlier.metric == "accuracy"].value.mean(),
+                         f"earlier tasks' final {label}": earlier[earlier.metric == metric].value.mean(),
                          "earlier tasks' final AUC": earlier[earlier.metric == "auc"].value.mean()})
-    return pd.DataFrame(rows).set_index(["BatchNorm statistics", "method"])
+    table = pd.DataFrame(rows).set_index(["BatchNorm statistics", "method"])
+    table.attrs["metric"] = metric
+    return table
 
 
 def batchnorm_sentence(bn_table: pd.DataFrame) -> str:
@@ -156,7 +160,9 @@ def batchnorm_sentence(bn_table: pd.DataFrame) -> str:
     forget = bn_table["mean forgetting"].unstack(0).reindex(
         [METHOD_LABELS[m] for m in METHOD_LABELS if METHOD_LABELS[m] in shown])
     gain = forget["updated (as above)"] - forget["frozen after stage 1"]
-    text = ("Freezing the statistics changes the mean forgetting by "
+    metric = bn_table.attrs.get("metric", "accuracy")
+    of = "" if metric == "accuracy" else f" of {METRIC_LABELS[metric]}"
+    text = (f"Freezing the statistics changes the mean forgetting{of} by "
             + ", ".join(f"{m} {100 * forget.loc[m, 'updated (as above)']:.1f} -> "
                         f"{100 * forget.loc[m, 'frozen after stage 1']:.1f} points" for m in forget.index) + ". ")
     if (gain > 0.05).sum() > len(gain) / 2:
@@ -174,16 +180,18 @@ def batchnorm_sentence(bn_table: pd.DataFrame) -> str:
 def reference_notes(transfer: pd.DataFrame, online_gamma: float) -> str:
     """What joint training leaves to gain, and online EWC's forgetting against EWC's (when they ran)."""
     tv = transfer.set_index(["method", "quantity"]).value
+    metric = transfer["metric"].iloc[0] if "metric" in transfer and len(transfer) else "accuracy"
+    label = METRIC_LABELS[metric]
     notes = []
     if ("joint", "average_accuracy") in tv:
         gap = {m: tv[("joint", "average_accuracy")] - tv[(m, "average_accuracy")]
                for m in ("sgd", "l2", "ewc", "online_ewc") if (m, "average_accuracy") in tv}
         notes.append("Joint training ends "
                      + ", ".join(f"{100 * g:+.1f} points above {METHOD_LABELS[m]}" for m, g in gap.items())
-                     + " in average final accuracy: the room left for a sequential method to improve.")
+                     + f" in average final {label}: the room left for a sequential method to improve.")
     if ("online_ewc", "mean_forgetting") in tv and ("ewc", "mean_forgetting") in tv:
         notes.append(f"Online EWC (gamma {online_gamma:g}) forgets "
-                     f"{100 * tv[('online_ewc', 'mean_forgetting')]:.1f} points on average, EWC "
+                     f"{100 * tv[('online_ewc', 'mean_forgetting')]:.1f} points of {label} on average, EWC "
                      f"{100 * tv[('ewc', 'mean_forgetting')]:.1f}. With three tasks the two differ only in where "
                      "the penalty is anchored (online EWC: at the latest weights) and in how much the first "
                      "task's Fisher still counts after the decay.")

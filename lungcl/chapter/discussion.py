@@ -11,6 +11,7 @@ import pandas as pd
 from .. import baselines, summaries, thesis, verdicts
 from ..summaries import METHOD_LABELS
 from ..fisher import FISHER_LABELS
+from ..selection import SELECT_LABELS
 from .analysis import THESIS_THREE, default_runs, default_strengths
 from .fisher_variants import differs_from_exact, fisher_variant_summary
 from .normalisation import normalisation_runs
@@ -83,7 +84,7 @@ def starting_level_note(alone: Sequence, data_dir: Path, results_dir: Path, fold
               f"{pct(single.thesis_max.max())} % on every task. Our runs learn on phantom patches with a "
               f"ResNet of depth {c.depth} and width {c.width} on {px}-pixel patches, at most {c.epochs} epoch(s) "
               f"of at most {c.max_steps_per_epoch} steps per task"
-            + (f", stopped once the validation loss had not improved for {c.patience} evaluations "
+            + (f", stopped once the {SELECT_LABELS[c.select]} had not improved for {c.patience} evaluations "
                f"({c.patience * c.eval_every} steps)" if c.patience else "")
             + "; the thesis trained a ResNet-101 on real CT.")
 

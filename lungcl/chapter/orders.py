@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..summaries import METHOD_LABELS
+from .. import summaries, thesis
+from ..summaries import METHOD_LABELS, METRIC_LABELS
 from .formats import pct, pts
 
 NO_INTERVAL = ("With one fold, these records carry no interval for the average accuracy (it combines three "
@@ -19,18 +20,38 @@ def noise_word(ratio: float) -> str:
     return "smaller than" if ratio < 1 else "comparable to" if ratio < 2 else "larger than"
 
 
-def spread_sentences(spread: pd.DataFrame) -> str:
-    """Per method: the range of average final accuracy over orders, against one run's interval and the
-    thesis's range when known (:func:`lungcl.thesis.order_spread`)."""
+# the metric the chapter's sentences read (accuracy stays in the tables beside the thesis's)
+HEADLINE = "balanced_accuracy"
+
+
+def headline_spread(records) -> pd.DataFrame:
+    """:func:`lungcl.thesis.order_spread` of the average final balanced accuracy, with the thesis's range and
+    sd in the accuracy it published (it reported no balanced accuracy per order)."""
+    ours = thesis.order_spread(thesis.transfer_with_thesis(records, metric=HEADLINE))
+    published = thesis.order_spread(thesis.transfer_with_thesis(records))
+    return ours.assign(**{c: published[c] for c in ("thesis range", "thesis sd")})
+
+
+def headline_positions(records) -> pd.DataFrame:
+    """:func:`lungcl.summaries.final_by_position` in balanced accuracy, with the thesis's final accuracy."""
+    keys = ["kind", "method", "strength", "gamma", "order", "task"]
+    published = thesis.positions_with_thesis(records)[keys + ["thesis"]]
+    return summaries.final_by_position(records, "test", HEADLINE).merge(published, on=keys, how="left")
+
+
+def spread_sentences(spread: pd.DataFrame, metric: str = "accuracy") -> str:
+    """Per method: the range of average final ``metric`` over orders, against one run's interval and the
+    thesis's range when known (:func:`lungcl.thesis.order_spread`; the thesis's is in accuracy)."""
     lines = []
+    theirs = "the thesis's" if metric == "accuracy" else "the thesis's, in the accuracy it published,"
     for m, r in spread.iterrows():
-        text = (f"**{m}**: the average final accuracy ranges over {pct(r['range'])} points across "
+        text = (f"**{m}**: the average final {METRIC_LABELS[metric]} ranges over {pct(r['range'])} points across "
                 f"{int(r.orders)} orders (from {pct(r['min'])} % to {pct(r['max'])} %)")
         if not np.isnan(r["median CI width"]):
             text += (f", against a median interval width of {pct(r['median CI width'])} points for one "
                      f"order: the spread is {noise_word(r['range'] / r['median CI width'])} the noise of one run")
         if not np.isnan(r["thesis range"]):
-            text += f"; the thesis's ranges over {pct(r['thesis range'])} points"
+            text += f"; {theirs} ranges over {pct(r['thesis range'])} points"
         lines.append(text + ".")
     return "\n\n".join(f"- {ln}" for ln in lines)
 
@@ -41,10 +62,12 @@ def _last_minus_first(positions: pd.DataFrame, column: str) -> pd.Series:
     return (last - first).groupby("method").mean()
 
 
-def position_sentence(positions: pd.DataFrame) -> str:
-    """Final accuracy learned last minus learned first, mean over tasks, per method (and the thesis's)."""
+def position_sentence(positions: pd.DataFrame, metric: str = "accuracy") -> str:
+    """Final ``metric`` learned last minus learned first, mean over tasks, per method (and the thesis's, in
+    accuracy)."""
     slope, th_slope = _last_minus_first(positions, "value"), _last_minus_first(positions, "thesis")
-    return ("Learned last minus learned first, mean over the tasks: "
+    which = "" if metric == "accuracy" else f" (final {METRIC_LABELS[metric]}; the thesis's: accuracy)"
+    return (f"Learned last minus learned first{which}, mean over the tasks: "
             + "; ".join(f"{METHOD_LABELS[m]} {pts(slope[m])} points"
                         + ("" if np.isnan(th_slope.get(m, np.nan)) else f" (thesis {pts(th_slope[m])})")
                         for m in METHOD_LABELS if m in slope)

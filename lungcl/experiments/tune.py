@@ -4,7 +4,8 @@ Each lambda is an ordinary cached run (``runner.execute_grid``: resumable, optio
 The criterion reads only the validation accuracy matrix of each record; test numbers are never
 looked at. The tune record keeps the whole curve (per lambda: the criterion, every task's final
 validation balanced accuracy, forgetting and new-task accuracy on validation), the split and the
-pick, saved atomically as ``<results>/tunes/<hash of its settings>.json``.
+pick, the configuration version and the checkpoint rule (``select``) its runs were made under, saved
+atomically as ``<results>/tunes/<hash of its settings>.json``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..runs import config as configs
 from ..atomic import atomic_write_json
 from ..errors import LungclError
 from ..metrics import forgetting
-from .config import RunConfig
+from .config import CONFIG_VERSION, RunConfig
 from .runner import DEFAULT_RESULTS, Report, execute_grid, sweep_configs
 
 TUNE_SPLIT = "val"
@@ -103,6 +104,7 @@ def tune(base: RunConfig, values: list[float] | None = None, criterion: str = "f
     # nothing about lambda, and the pick is only the tie-break (the smallest)
     flat = len(finite) > 1 and max(p["criterion"] for p in finite) - min(p["criterion"] for p in finite) < 1e-9
     record = {"kind": "tune", "tune_id": tune_id(base, values, criterion), "method": base.method,
+              "config_version": CONFIG_VERSION, "select": base.select,
               "order": base.label.split()[0], "fold": base.fold, "seed": base.seed, "profile": base.profile,
               "split": TUNE_SPLIT, "criterion": criterion, "criterion_description": CRITERIA[criterion][0],
               "values": values, "base_config": base.replace(strength=0.0).to_dict(), "curve": curve,

@@ -6,6 +6,8 @@ copied to ``lungcl/reference/tuned/<profile>_<method>.json`` so that the book ca
 default came from without re-training it, and a test checks that the default IS that pick. EWC with
 another Fisher than the exact one (``--set fisher=sampled`` ...) is tuned the same way and shipped as
 ``<profile>_ewc_fisher_<variant>.json``: the analysis chapter runs each variant at its own pick.
+A tune record names the configuration version and checkpoint rule (``select``) of its runs; where they are
+not today's (:func:`stale_tunes`), the analysis chapter says so.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ import json
 from pathlib import Path
 
 from ..errors import LungclError
+from .config import CONFIG_VERSION, RunConfig
+
+# a tune record written before it named them: configuration version 3, the lowest validation loss kept
+LEGACY_TUNE = (3, "loss")
 
 TUNED_DIR = Path(__file__).resolve().parent.parent / "reference" / "tuned"
 
@@ -43,4 +49,18 @@ def variant_tunes(profile: str, variants: list[str] | tuple[str, ...]) -> dict[s
     return {v: reference_tune(profile, "ewc", v) for v in variants if tuned_path(profile, "ewc", v).is_file()}
 
 
-__all__ = ["TUNED_DIR", "reference_tune", "reference_tunes", "tuned_path", "variant_tunes"]
+def tuned_under(record: dict) -> tuple[int, str]:
+    """(configuration version, checkpoint rule) the tune's runs were made under; records written before
+    version 4 name neither (they are version 3, ``select=loss``)."""
+    if "config_version" not in record:
+        return LEGACY_TUNE
+    return int(record["config_version"]), str(record.get("select", record["base_config"].get("select", "loss")))
+
+
+def stale_tunes(records: list[dict], config: RunConfig) -> list[dict]:
+    """The tune records made under another configuration version or checkpoint rule than ``config``'s:
+    their picks are today's defaults but were not derived from today's runs."""
+    return [r for r in records if tuned_under(r) != (CONFIG_VERSION, config.select)]
+
+
+__all__ = ["LEGACY_TUNE", "TUNED_DIR", "stale_tunes", "tuned_under", "reference_tune", "reference_tunes", "tuned_path", "variant_tunes"]

@@ -32,8 +32,8 @@ def accuracy_curves(records: Iterable, metric: str = "accuracy", split: str = "t
     (in training order), one line per method (mean over runs), stage boundaries as dashed lines.
 
     A task is drawn from its own stage on (before it, its head is untrained). Filled dots: the
-    value reported for each stage, placed at the stage's best checkpoint (lowest validation loss of
-    the stage's task), which the next stage starts from; hollow diamonds: the thesis's value at the
+    value reported for each stage, placed at the stage's kept checkpoint (the run's ``select`` rule on
+    the stage's task, :mod:`lungcl.selection`), which the next stage starts from; hollow diamonds: the thesis's value at the
     stage's end; dotted grey: always answering the majority class.
     """
     recs = _sequence_records(records)

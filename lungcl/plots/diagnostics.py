@@ -61,7 +61,9 @@ def lambda_tradeoff(table: pd.DataFrame, failed: Mapping[tuple[str, float], str]
     if failed:
         handles.append(Line2D([], [], color="0.1", marker="x", ls="", label="diverged"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8.5)
-    fig.suptitle("Final test accuracy after the whole sequence, against the penalty strength", fontsize=11)
+    metric = table["metric"].iloc[0] if "metric" in table and len(table) else "accuracy"
+    fig.suptitle(f"Final test {metric.replace('_', ' ')} after the whole sequence, against the penalty strength",
+                 fontsize=11)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 
 from .errors import LungclError
 from .profiles import PROFILES
+from .selection import SELECT_RULES
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ RULES: dict[str, Rule] = {
     "fisher_variants": _NAMES,
     "normalisations": _NAMES,
     "streams": Rule("task or position", lambda v: v in ("task", "position")),
+    "select": Rule(f"one of {', '.join(SELECT_RULES)}", lambda v: v in SELECT_RULES),
     "fusion_init": Rule("a number > 0", lambda v: _number(v) and v > 0),
     "optimizer": Rule("adam or sgd", lambda v: v in ("adam", "sgd")),
 }

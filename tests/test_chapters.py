@@ -221,9 +221,9 @@ def test_analysis_fisher_variant_summary_pairs_each_variant_with_exact() -> None
                                         {"exact": True, "sampled": True, "batched": False})
     assert view.loc["batched (squared batch mean)", "lambda"] == "10"
     assert view.loc["batched (squared batch mean)", "lambda chosen"] == "profile default"
-    assert view.loc["sampled label", "average final accuracy minus exact's"].startswith("-5.0 [")
+    assert view.loc["sampled label", "average final balanced accuracy minus exact's"].startswith("-5.0 [")
     text = analysis.fisher_variant_sentences(summary, None, {"exact": 1.0, "sampled": 1.0, "batched": 10.0})
-    assert "**sampled label** (lambda 1): average final test accuracy -5.0 points against exact" in text
+    assert "**sampled label** (lambda 1): average final test balanced accuracy -5.0 points against exact" in text
     assert "worse, beyond the spread between runs" in text
     assert "batched" in text and "the interval contains zero" in text
     with pytest.raises(LungclError, match="no EWC sequence records"):
@@ -407,7 +407,8 @@ def test_discussion_final_accuracy_says_whether_joint_is_the_ceiling() -> None:
 
     seq = [_final("sgd", None, 0.6), _final("ewc", 1.0, 0.7), _final("ewc", 10.0, 0.9), _final("joint", None, 0.8)]
     text = discussion.final_accuracy_note(seq, l2_default=0.5, ewc_default=1.0)
-    assert text.startswith("**Average final accuracy on ABC**: SGD 60.0 %, EWC 70.0 %, joint 80.0 %.")
+    # make_record's balanced accuracy is its accuracy minus 10 points
+    assert text.startswith("**Average final balanced accuracy on ABC**: SGD 50.0 %, EWC 60.0 %, joint 70.0 %.")
     assert text.endswith("it ends above every sequential method.")
     seq[1] = _final("ewc", 1.0, 0.85)
     assert discussion.final_accuracy_note(seq, 0.5, 1.0).endswith(
@@ -429,7 +430,7 @@ def test_discussion_batchnorm_note_branches() -> None:
     updated = runs(0.6)  # forgetting 20 points
     drop = discussion.batchnorm_note(updated, [r for r in runs(0.75)], 0.5, 1.0)
     assert drop.startswith("**BatchNorm's statistics**: with them frozen after the first stage, the mean "
-                           "forgetting is SGD 5.0 (updated: 20.0)")
+                           "forgetting of balanced accuracy is SGD 5.0 (updated: 20.0)")
     assert "for most methods a drop of more than 5 points" in drop
     assert "*raises* the forgetting" in discussion.batchnorm_note(updated, runs(0.4), 0.5, 1.0)
     assert "no drop of more than 5 points" in discussion.batchnorm_note(updated, runs(0.62), 0.5, 1.0)

@@ -138,15 +138,15 @@ def lambda_notes(seq: Sequence) -> list[str]:
 
 
 def final_accuracy_note(seq: Sequence, l2_default: float, ewc_default: float) -> str | None:
-    """Average final accuracy of every method at its default lambda, and whether joint is the ceiling."""
-    tv = thesis.transfer_with_thesis(seq)
+    """Average final balanced accuracy of every method at its default lambda, and whether joint is the ceiling."""
+    tv = summaries.transfer_table(seq, metric="balanced_accuracy")
     strengths = set(default_strengths(l2_default, ewc_default).items())
     tv = tv[(tv.quantity == "average_accuracy")
             & tv.apply(lambda r: (r.method, r.strength) in strengths, axis=1)]
     if not len(tv):
         return None
     final = dict(zip(tv.method, tv.value))
-    text = ("**Average final accuracy on ABC**: "
+    text = ("**Average final balanced accuracy on ABC**: "
             + ", ".join(f"{METHOD_LABELS[m]} {pct(v)} %" for m, v in final.items()) + ".")
     if "joint" in final:
         below = [METHOD_LABELS[m] for m, v in final.items() if m != "joint" and v > final["joint"]]
@@ -168,14 +168,15 @@ def ewc_fisher_note(seq: Sequence, ewc_default: float) -> str | None:
 
 
 def batchnorm_note(seq: Sequence, frozen: Sequence, l2_default: float, ewc_default: float) -> str:
-    """Mean forgetting with BatchNorm's statistics frozen against updated, read as a drop of more than 5
-    points for most methods, a rise of more than 5, or neither."""
+    """Mean forgetting (balanced accuracy) with BatchNorm's statistics frozen against updated, read as a drop
+    of more than 5 points for most methods, a rise of more than 5, or neither."""
     updated = default_runs(seq, l2_default, ewc_default, methods=THESIS_THREE)
-    mf = {bn: summaries.transfer_table(recs).set_index(["method", "quantity"]).value.xs("mean_forgetting", level=1)
-          for bn, recs in (("updated", updated), ("frozen", frozen))}
+    mf = {bn: summaries.transfer_table(recs, metric="balanced_accuracy").set_index(["method", "quantity"]).value
+          .xs("mean_forgetting", level=1) for bn, recs in (("updated", updated), ("frozen", frozen))}
     both = [m for m in mf["frozen"].index if m in mf["updated"].index]
     gain = pd.Series({m: mf["updated"][m] - mf["frozen"][m] for m in both})
-    text = ("**BatchNorm's statistics**: with them frozen after the first stage, the mean forgetting is "
+    text = ("**BatchNorm's statistics**: with them frozen after the first stage, the mean forgetting of balanced "
+            "accuracy is "
             + ", ".join(f"{METHOD_LABELS[m]} {pct(mf['frozen'][m])} (updated: {pct(mf['updated'][m])})"
                         for m in both) + " points")
     if len(gain) and (gain > 0.05).sum() > len(gain) / 2:
@@ -192,7 +193,7 @@ def batchnorm_note(seq: Sequence, frozen: Sequence, l2_default: float, ewc_defau
 
 def fisher_variant_note(variants: Sequence) -> str | None:
     """Whether any Fisher stand-in, each at its validated lambda, differs from the exact Fisher in average
-    final test accuracy beyond the spread between runs (paired by seed)."""
+    final test balanced accuracy beyond the spread between runs (paired by seed)."""
     if not any(r.config.fisher != "exact" for r in variants):
         return None
     s = fisher_variant_summary(variants).set_index(["variant", "quantity"])

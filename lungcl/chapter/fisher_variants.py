@@ -21,13 +21,14 @@ VARIANTS_NOT_RUN = ("Set `fisher_variants` in the parameters (e.g. `[\"sampled\"
                     "to run this comparison (three runs per variant).")
 
 VARIANT_QUANTITIES = {"val_balanced_accuracy": "validation: mean final balanced accuracy",
-                      "average_accuracy": "test: average final accuracy",
-                      "mean_forgetting": "test: mean forgetting (points)"}
+                      "average_accuracy": "test: average final balanced accuracy",
+                      "mean_forgetting": "test: mean forgetting (balanced accuracy points)"}
 
 
 def _variant_values(record) -> dict[str, float]:
-    """One EWC run's validation criterion and its test average final accuracy and mean forgetting."""
-    test = summaries.transfer_summary(record.accuracy_matrix("test", "accuracy").to_numpy(), record.tasks)
+    """One EWC run's validation criterion and its test average final balanced accuracy and mean forgetting (the
+    headline metric: a network answering one class cannot flatter it)."""
+    test = summaries.transfer_summary(record.accuracy_matrix("test", "balanced_accuracy").to_numpy(), record.tasks)
     val = record.accuracy_matrix("val", "balanced_accuracy").to_numpy()[-1]
     return {"val_balanced_accuracy": float(np.nanmean(val)), "average_accuracy": test["average_accuracy"],
             "mean_forgetting": test["mean_forgetting"]}
@@ -124,7 +125,7 @@ def differs_from_exact(row: Mapping[str, float]) -> bool:
 
 def fisher_variant_sentences(summary: pd.DataFrame, distances: pd.DataFrame | None,
                              strengths: Mapping[str, float]) -> str:
-    """Per variant: its test average final accuracy against exact's (paired interval: a difference or
+    """Per variant: its test average final balanced accuracy against exact's (paired interval: a difference or
     within the spread between runs), how far its Fisher lies from the exact one and at what scale."""
     s = summary.set_index(["variant", "quantity"])
     lines = []
@@ -140,7 +141,7 @@ def fisher_variant_sentences(summary: pd.DataFrame, distances: pd.DataFrame | No
             verdict = (f"{pts(d)} points against exact [{pts(lo)}, {pts(hi)}]: the interval contains zero, "
                        "so no difference from exact shows beyond the spread between runs")
         text = (f"**{FISHER_LABELS[variant]}** (lambda {strengths.get(variant, np.nan):g}): average final test "
-                f"accuracy {verdict}.")
+                f"balanced accuracy {verdict}.")
         if distances is not None and variant in set(distances.variant):
             dv = distances[distances.variant == variant]
             text += (f" Its Fisher of the first task lies a median {dv.relative_distance.median():.2f} (relative "

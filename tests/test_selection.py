@@ -135,30 +135,36 @@ def test_a_stage_record_of_version_3_still_loads():
     assert stage.select is None and stage.best_val_balanced_accuracy is None and stage.to_dict() == old
 
 
-def _criterion_by_step(record, select: str) -> pd.Series:
+def _criterion_by_step(record, select: str, stage: int = 0) -> pd.Series:
+    """The mean over the stage's trained tasks of ``select`` on validation, per evaluation (step 0 excluded)."""
+    trained = record.stages()[stage].trained_tasks
     curves = record.curves()
-    stage = curves[(curves.stage == 0) & (curves.split == "val") & (curves.task == record.tasks[0])
-                   & (curves.stage_step > 0)]
-    return stage.set_index("stage_step")[select]
+    rows = curves[(curves.stage == stage) & (curves.split == "val") & curves.task.isin(trained)
+                  & (curves.stage_step > 0)]
+    return rows.groupby("stage_step")[select].mean()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("select", ["loss", "balanced_loss", "balanced_accuracy"])
-def test_the_trainer_keeps_the_checkpoint_its_rule_names(select, smoke_store, data_dir, tmp_path):
+@pytest.mark.parametrize("select,method", [("loss", "sgd"), ("balanced_loss", "sgd"), ("balanced_accuracy", "sgd"),
+                                           ("balanced_loss", "joint")])
+def test_the_trainer_keeps_the_checkpoint_its_rule_names(select, method, smoke_store, data_dir, tmp_path):
+    from lungcl.cli.experiments import render_record
     from lungcl.experiments import default_config, run
 
-    config = default_config("smoke", data_dir=str(data_dir), tasks="B", epochs=2, max_steps_per_epoch=6,
-                            eval_every=2, select=select)
+    config = default_config("smoke", data_dir=str(data_dir), tasks="B" if method == "sgd" else "AB", method=method,
+                            epochs=2, max_steps_per_epoch=6, eval_every=2, select=select)
     record = run(config, tmp_path, progress=False)
-    stage = record.stages()[0]
-    values = _criterion_by_step(record, select)
+    last = len(record.tasks) - 1  # joint: the last stage trains both tasks, the criterion is their mean
+    stage = record.stages()[last]
+    values = _criterion_by_step(record, select, last)
     best = values.max() if select == "balanced_accuracy" else values.min()
     assert stage.best_stage_step == values[values == best].index[0]  # the first of the best
     assert stage.select == select and record.config.select == select
     assert stage.best_criterion == pytest.approx(best)
-    assert stage.best_val_balanced_accuracy == pytest.approx(_criterion_by_step(record, "balanced_accuracy")
-                                                             [stage.best_stage_step])
-    assert record.data["stages"][0]["best_val_balanced_accuracy"] == stage.best_val_balanced_accuracy
+    assert stage.best_val_balanced_accuracy == pytest.approx(
+        _criterion_by_step(record, "balanced_accuracy", last)[stage.best_stage_step])
+    assert record.data["stages"][last]["best_val_balanced_accuracy"] == stage.best_val_balanced_accuracy
+    assert f"step {stage.best_stage_step} by {select}" in render_record(record)
 
 
 @pytest.mark.slow

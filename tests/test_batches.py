@@ -133,7 +133,7 @@ def test_evaluator_remembers_a_state_and_sees_any_change(smoke_store, data_dir):
     ev = Evaluator(splits, torch.device("cpu"))
     loss, prob = ev.predict(model, "malignancy", "val")
     calls = []
-    ev._forward = lambda model, pairs: calls.append(pairs) or {p: (0.0, np.zeros(0)) for p in pairs}
+    ev._forward = lambda model, pairs: calls.append(pairs) or {p: (0.0, np.zeros(0), 0.0) for p in pairs}
     again = ev.predict(model, "malignancy", "val")
     assert not calls and again[0] == loss and np.array_equal(again[1], prob)
     with torch.no_grad():

@@ -16,7 +16,7 @@ def bounds_plane(runs: pd.DataFrame, first_task: str) -> Figure:
     Chance (50 %) dotted."""
     if runs.empty:
         raise LungclError("no sequence runs to place in the plane")
-    fig, ax = plt.subplots(figsize=(5.0, 4.2))
+    fig, ax = plt.subplots(figsize=(6.6, 4.2))
     for m in _method_order(runs.method):
         g = runs[runs.method == m]
         ax.scatter(g.later, g["first"], s=18, color=_color(m), alpha=0.5)
@@ -30,6 +30,6 @@ def bounds_plane(runs: pd.DataFrame, first_task: str) -> Figure:
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
     ax.set_xlabel("later tasks: final balanced accuracy (learned)")
     ax.set_ylabel(f"{first_task}: final balanced accuracy (kept)")
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)  # beside: never on a dot
     fig.tight_layout()
     return fig

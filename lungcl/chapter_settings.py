@@ -85,6 +85,8 @@ RULES: dict[str, Rule] = {
     "tasks": Rule("a task order or names, e.g. \"ABC\" or \"spiculation,margin\"", _text),
     "orders": _NAME_OR_NAMES,
     "method": _NAME_OR_NAMES,
+    "references": Rule("methods as \"frozen,joint\" or a list (\"\" or []: none)",
+                       lambda v: isinstance(v, str) or _list_of(_text)(v)),
     "norm_methods": Rule("None, or methods as \"sgd,ewc\" or a list", _or_none(_NAME_OR_NAMES.ok)),
     "l2_lambda": _LAMBDA,
     "ewc_lambda": _LAMBDA,

@@ -18,7 +18,7 @@ from .chapter_context import ChapterContext
 from .errors import LungclError
 from .machine import usable_cores
 from .experiments import GridOutcome, RunConfig, default_config, execute_grid, grid_configs
-from .methods import THESIS_METHODS, parse_methods  # noqa: F401 (the chapters call them from here)
+from .methods import REFERENCES, THESIS_METHODS, parse_methods  # noqa: F401 (the chapters call them from here)
 from .profiles import NORMALISATION_METHODS
 
 # a normalisation of the analysis chapter's table -> the run settings that give it
@@ -166,10 +166,24 @@ def single_task_chapter(ctx: ChapterContext, tasks: str = "ABC", folds: Sequence
 
 def sequence_chapter(ctx: ChapterContext, tasks: str = "ABC", method: str = "all", folds: Sequence[int] = (0,),
                      epochs: int | None = None, l2_lambda: float | None = None, ewc_lambda: float | None = None,
-                     seeds: Sequence[int] | None = None, **_: Any) -> list[RunConfig]:
-    """Chapter 03: the methods on one order, over the chapter's seeds."""
-    return sequence_configs(ctx, parse_orders(tasks)[:1], parse_methods(method), folds, epochs=epochs,
+                     seeds: Sequence[int] | None = None, references: str | Sequence[str] = "",
+                     **_: Any) -> list[RunConfig]:
+    """Chapter 03: the methods and the ``references`` (:func:`parse_references`) on one order, over the
+    chapter's seeds, folds and epochs."""
+    methods = list(dict.fromkeys(parse_methods(method) + parse_references(references)))
+    return sequence_configs(ctx, parse_orders(tasks)[:1], methods, folds, epochs=epochs,
                             l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, seeds=chapter_seeds(ctx.seed, seeds))
+
+
+def parse_references(spec: str | Sequence[str]) -> list[str]:
+    """The reference methods of ``spec``: ``"frozen,joint"``, a list, or ``""`` / ``[]`` (none); a name that
+    is not one of :data:`~lungcl.methods.REFERENCES` -> LungclError."""
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else map(str, spec)) if s.strip()]
+    bad = [r for r in items if r not in REFERENCES]
+    if bad:
+        raise LungclError(f"references: unknown reference {bad[0]!r}; choose from {', '.join(REFERENCES)} "
+                          "(\"\" for none)")
+    return list(dict.fromkeys(items))
 
 
 def orders_chapter(ctx: ChapterContext, orders: str = "all", method: str = "all", folds: Sequence[int] = (0,),
@@ -339,7 +353,7 @@ def load_finished(configs: Sequence[RunConfig], results: str | Path) -> tuple[li
 
 
 __all__ = ["THESIS_METHODS", "NORMALISATIONS", "experiment_runs", "CHAPTER_RUNS", "chapter_configs", "single_task_chapter",
-           "sequence_chapter", "orders_chapter", "analysis_chapter", "multitask_chapter", "parse_methods", "parse_orders", "sequence_configs", "single_task_configs", "show_run_times",
+           "sequence_chapter", "parse_references", "orders_chapter", "analysis_chapter", "multitask_chapter", "parse_methods", "parse_orders", "sequence_configs", "single_task_configs", "show_run_times",
            "show_run_card",
            "AnalysisRuns", "analysis_configs", "ChapterRuns", "dask_available", "run_configs", "show_failures",
            "load_finished"]

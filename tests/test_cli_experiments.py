@@ -81,6 +81,19 @@ def test_grid_and_sweep_skip_finished_runs(cli_env, capsys):
     assert code == 0 and "2 computed" in out
 
 
+def test_run_and_grid_take_the_frozen_trunk_reference(cli_env, capsys):
+    """``lungcl run --order ABC --method frozen --profile smoke`` (issue 24's check) and a grid beside SGD."""
+    common, _ = cli_env
+    code, js, _ = _run(capsys, "run", "--order", "ABC", "--method", "frozen", "--lambda", "7", "--json", *common)
+    record = json.loads(js)
+    assert code == 0 and record["method"] == "frozen" and record["config"]["strength"] == 0.0
+    assert [s["trained_tasks"] for s in record["stages"]] == [[t] for t in record["tasks"]]
+    R = record["matrices"]["test"]["accuracy"]
+    assert R[0][0] == R[1][0] == R[2][0]  # the first task's network is untouched after its stage
+    code, out, _ = _run(capsys, "grid", "--orders", "AB", "--methods", "sgd,frozen", "--folds", "0", *common)
+    assert code == 0 and "0 failed" in out and "frozen" in out
+
+
 @pytest.mark.parametrize("argv, message", [
     (["run", "--method", "adam"], "unknown method 'adam'"),
     (["run", "--order", "ABD"], "unknown tasks 'ABD'"),
@@ -93,6 +106,9 @@ def test_grid_and_sweep_skip_finished_runs(cli_env, capsys):
     (["grid", "--folds", "zero"], "cannot read folds"),
     (["sweep-lambda", "--method", "sgd", "--values", "1"], "has no lambda"),
     (["sweep-lambda", "--method", "ewc", "--values", "1,-5"], "lambda must be >= 0"),
+    (["sweep-lambda", "--method", "frozen", "--values", "1"], "has no lambda"),
+    (["tune", "--method", "frozen"], "method 'frozen' has no lambda to tune"),
+    (["run", "--method", "frozen", "--set", "bn=task"], "a frozen trunk never learns"),
 ])
 def test_bad_input_is_one_line_and_exit_2(cli_env, capsys, argv, message):
     common, _ = cli_env

@@ -307,3 +307,44 @@ def test_grid_sent_to_an_existing_dask_scheduler(smoke, ewc_record, tmp_path):
     assert rec.comparable() == ewc_record.comparable()
     with pytest.raises(LungclError, match="cannot reach the Dask scheduler"):
         run_grid([smoke(seed=5)], tmp_path, scheduler="tcp://127.0.0.1:9", progress=False)
+
+
+def test_frozen_is_sgd_in_the_first_stage_then_moves_only_each_new_head(smoke):
+    """``--method frozen``: stage 1 is SGD's, bit for bit (weights, BatchNorm statistics, metrics, curves);
+    afterwards the trunk (statistics included) and every earlier head stay those of stage 1, bit for bit,
+    while each new head learns."""
+    states, data = {}, {}
+    for method in ("sgd", "frozen"):
+        after: list[dict] = []
+        data[method], final = sequence.train_run(smoke(tasks="ABC", method=method), progress=False,
+                                                 on_stage=lambda s: after.append(  # copies: on CPU the
+                                                     {k: v.clone() for k, v in s["model"].items()}))  # live tensors
+        states[method] = after + [final["model"]]
+    assert smoke(method="frozen", strength=5.0).strength == 0.0 and data["frozen"]["method"] == "frozen"
+    sgd, frozen = states["sgd"], states["frozen"]
+    assert all(torch.equal(sgd[0][k], frozen[0][k]) for k in sgd[0])
+    assert data["sgd"]["stages"][0]["metrics"] == data["frozen"]["stages"][0]["metrics"]
+    first = [i for i, s in enumerate(data["sgd"]["curves"]["stage"]) if s == 0]
+    assert all(data["sgd"]["curves"][c][i] == data["frozen"]["curves"][c][i]
+               for c in ("step", "task", "split", "loss", "accuracy") for i in first)
+    a, b, c = data["frozen"]["tasks"]
+
+    def part(state: dict, *heads: str) -> dict:
+        return {k: v for k, v in state.items() if not k.startswith("heads.") or k.split(".")[1] in heads}
+
+    for later in frozen[1:]:  # the trunk and head A after stages 2 and 3 are those after stage 1
+        kept = part(frozen[0], a)
+        assert all(torch.equal(kept[k], later[k]) for k in kept)
+    assert all(torch.equal(frozen[1][k], frozen[2][k]) for k in part(frozen[1], b) if k.startswith(f"heads.{b}."))
+    for stage, head in ((1, b), (2, c)):  # each new head learned in its own stage
+        assert any(not torch.equal(frozen[stage - 1][k], frozen[stage][k]) for k in frozen[stage]
+                   if k.startswith(f"heads.{head}."))
+    assert any(not torch.equal(sgd[0][k], sgd[2][k]) for k in sgd[0] if k.startswith("trunk."))  # SGD moved on
+    R = np.array(data["frozen"]["matrices"]["test"]["balanced_accuracy"], dtype=float)
+    assert R[1, 0] == R[0, 0] == R[2, 0] and R[2, 1] == R[1, 1]  # nothing an earlier task uses has moved
+
+
+def test_frozen_refuses_per_task_batchnorm_statistics(smoke):
+    with pytest.raises(LungclError, match="bn=task gives each task its own trunk statistics"):
+        smoke(method="frozen", bn="task")
+    assert smoke(method="frozen", norm="group").norm == "group" and smoke(method="frozen", bn="freeze").bn == "freeze"

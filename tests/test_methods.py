@@ -58,7 +58,7 @@ def test_make_method_names_and_errors():
         make_method("ewc", fisher_samples=0)
 
 
-@pytest.mark.parametrize("name", ["sgd", "joint"])
+@pytest.mark.parametrize("name", ["sgd", "joint", "frozen"])
 def test_no_penalty_methods(name):
     model, method = _model(), make_method(name, strength=5.0)
     method.consolidate(model, "a", _loader())
@@ -165,7 +165,7 @@ def test_online_ewc_decays_the_running_fisher():
     assert float(online.penalty(model).detach()) == 0.0
 
 
-@pytest.mark.parametrize("name", ["sgd", "l2", "ewc", "online_ewc"])
+@pytest.mark.parametrize("name", ["sgd", "l2", "ewc", "online_ewc", "frozen"])
 def test_state_dict_round_trip(name, tmp_path):
     model, method = _model(), make_method(name, strength=2.0, fisher_samples=8)
     method.consolidate(model, "a", _loader(1))
@@ -196,3 +196,37 @@ def test_base_method_interface():
     model = _model()
     assert method.penalty(model).shape == ()
     assert method.state_dict() == {}
+
+
+@pytest.mark.parametrize("norm", ["batch", "group"])
+def test_frozen_trains_only_the_current_head_after_the_first_stage(norm):
+    """Stage 1 trains everything (SGD); from stage 2 a step moves the stage's head and nothing else:
+    no trunk weight, no earlier head, no BatchNorm statistic (weight decay and momentum included)."""
+    import torch.nn.functional as F
+
+    from lungcl.experiments.trainer import descend, make_optimizer, train_mode
+
+    torch.manual_seed(0)
+    model, method = build_resnet(10, ["a", "b", "c"], width=2, norm=norm), make_method("frozen", strength=3.0)
+    assert method.strength == 0.0 and float(method.penalty(model)) == 0.0
+    train_mode(model)
+    method.prepare_stage(model, 0, "a")
+    assert all(p.requires_grad for p in model.parameters()) and all(m.training for m in model.modules())
+    train_mode(model)
+    method.prepare_stage(model, 1, "b")
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["heads.b.weight", "heads.b.bias"]
+    assert not model.trunk.training and not model.heads["a"].training and model.heads["b"].training
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = make_optimizer(model, lr=0.1, momentum=0.9, weight_decay=0.1)
+    for x, y in _loader() * 2:
+        optimizer.zero_grad(set_to_none=True)
+        descend(model, method, optimizer, F.cross_entropy(model(x, "b"), y))
+    moved = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert moved == {"heads.b.weight", "heads.b.bias"}
+
+
+def test_frozen_needs_a_head_per_task():
+    with pytest.raises(LungclError, match="one head per task"):
+        make_method("frozen").prepare_stage(nn.Linear(2, 2), 1, "b")
+    with pytest.raises(LungclError, match="none for 'd'"):
+        make_method("frozen").prepare_stage(_model(), 1, "d")

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "under --results and loaded instantly next time. The last line printed "
                                    "is the record's path.")
     _tasks_args(p)
-    p.add_argument("--method", default="sgd", help="sgd, l2, ewc, online_ewc or joint (default sgd)")
+    p.add_argument("--method", default="sgd", help="sgd, l2, ewc, online_ewc, frozen or joint (default sgd)")
     p.add_argument("--lambda", dest="strength", type=float, default=None,
                    help="penalty strength of l2 / ewc / online_ewc (default: the profile's)")
     p.add_argument("--fold", type=int, default=0, help="cross-validation fold 0..4 (default 0)")

@@ -58,7 +58,7 @@ class RunConfig(ConfigDict):
     tasks: tuple[str, ...] = ("malignancy", "lobulation", "calcification")
     kind: str = "sequence"  # "sequence" (continual) or "single_task" (each task alone, from scratch)
     method: str = "sgd"
-    strength: float = 0.0  # lambda of l2 / ewc / online_ewc
+    strength: float = 0.0  # lambda of l2 / ewc / online_ewc (0 for sgd, frozen, joint)
     fisher_samples: int = 200
     fisher: str = "exact"  # exact | sampled | empirical | batched (lungcl.fisher); replaced empirical_fisher
     gamma: float = 1.0  # online EWC's decay of the running Fisher
@@ -112,7 +112,7 @@ class RunConfig(ConfigDict):
         _check(self.penalty_step in PENALTY_STEPS,
                f"penalty_step must be one of {', '.join(PENALTY_STEPS)}, got {self.penalty_step!r}")
         # settings a method does not use are normalised, so they cannot split one run into two ids
-        if self.method in ("sgd", "joint"):
+        if self.method not in PENALISED:
             object.__setattr__(self, "strength", 0.0)
         if self.method != "online_ewc":
             object.__setattr__(self, "gamma", 1.0)
@@ -123,6 +123,9 @@ class RunConfig(ConfigDict):
         if self.freeze_bn_stats or self.bn == "freeze":
             object.__setattr__(self, "bn", "freeze")
             object.__setattr__(self, "freeze_bn_stats", True)
+        _check(self.method != "frozen" or self.bn != "task",
+               "bn=task gives each task its own trunk statistics, which a frozen trunk never learns for the "
+               "later tasks: use method frozen with bn=update (or freeze, the same for it)")
         _check(self.norm == "batch" or self.bn == "update",
                f"norm={self.norm} keeps no running statistics: bn must stay 'update', got {self.bn!r}")
         _check(self.fisher in FISHER_KINDS, f"fisher must be one of {', '.join(FISHER_KINDS)}, got {self.fisher!r}")

@@ -275,6 +275,7 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
 
     stopped = False
     train_mode(model, freeze_norm_stats=cfg.bn == "freeze" and stage > 0)
+    method.prepare_stage(model, stage, task)  # e.g. frozen: only the task's head learns from stage 2 on
     bad_steps = 0
     try:
         # where the stage starts (the previous stage's best checkpoint): recorded, not a candidate

@@ -39,6 +39,10 @@ class ContinualMethod:
         """Scalar added to the task loss."""
         return _zero(model)
 
+    def prepare_stage(self, model: nn.Module, stage: int, task: str) -> None:
+        """Before stage ``stage`` (0-based) trains ``task``, after the trainer's ``train_mode``: which
+        parameters learn and which modules train. The base method leaves every one learning."""
+
     def consolidate(self, model: nn.Module, task: str, loader: Batches) -> None:
         """Remember what protects ``task`` after its stage (the base method remembers only its name)."""
         self._note(task)

@@ -13,7 +13,7 @@ from ..summaries import METHOD_LABELS
 
 _PALETTE = sns.color_palette("colorblind", 8)
 METHOD_COLORS = {"sgd": _PALETTE[3], "l2": _PALETTE[1], "ewc": _PALETTE[0], "online_ewc": _PALETTE[4],
-                 "joint": _PALETTE[2], "single_task": _PALETTE[7]}
+                 "frozen": _PALETTE[5], "joint": _PALETTE[2], "single_task": _PALETTE[7]}
 THESIS_STYLE = dict(marker="D", s=46, facecolors="white", linewidths=1.6, zorder=5)
 
 

@@ -27,9 +27,10 @@
 #    each layer move away from the network that had just learned the first
 #    task.
 # 3. **Two reference points.** *Joint* training, which keeps the data of
-#    every task seen so far and trains on all of it at each stage (what no
-#    sequential method can beat, since it never has to remember), and each
-#    task trained *alone* (the single-task chapter).
+#    every task seen so far and trains on all of it at each stage (the usual
+#    upper reference, since it never has to remember; a reference, not a
+#    bound: the numbers below say where it ends), and each task trained
+#    *alone* (the single-task chapter).
 # 4. **Which Fisher?** EWC with the exact Fisher against the three
 #    approximations in use (a sampled label, the true label, squared batch
 #    gradients), each at the lambda validation chose for it, over three seeds.
@@ -249,8 +250,8 @@ if norm_summary is not None:
 #
 # Every method on one figure, after the last stage: the sequential methods at
 # their default lambda, online EWC (decay `online_gamma`), joint training
-# (the data of every earlier task stays available: an upper bound for
-# remembering), and each task trained alone (the black ticks: what the
+# (the data of every earlier task stays available: the usual upper
+# reference for remembering, not a bound), and each task trained alone (the black ticks: what the
 # network learns of a task with nothing else to learn).
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Grouped bars after the last stage: each task's accuracy and balanced accuracy for every method and lambda, with each task trained alone as a black line."}}

@@ -261,7 +261,9 @@ def test_discussion_fisher_variant_note_branches() -> None:
     worse = discussion.fisher_variant_note(_variant_runs({"sampled": [-0.05, -0.06, -0.04]}))
     assert "sampled label -5.0 points" in worse and "differ(s) beyond the spread" in worse
     same = discussion.fisher_variant_note(_variant_runs({"empirical": [0.01, -0.01, 0.0]}))
-    assert "no interval excludes zero" in same
+    assert "no interval excludes zero" in same and "matters less" not in same
+    assert "at 3 seeds the variants cannot be told apart from the exact Fisher" in same
+    assert "(empirical (true label) [-2.5, +2.5] points) allow differences of up to 2.5 points" in same
 
 
 def _probed(method: str, seed: int, lost: float, representation: float, calibration: float, **settings):

@@ -138,7 +138,10 @@ display(Markdown(story.LAMBDA_CAVEAT))
 # $F_i$ of every weight: how much the task's log-likelihood changes when the
 # weight moves. Its penalty $\frac{\lambda}{2} \sum_i F_i (\theta_i -
 # \theta^*_i)^2$ makes weights with a large $F_i$ stiff and leaves the others
-# free. Below, from the EWC run at the default lambda: the share of each
+# free. The Fisher is averaged over a class-balanced sample of the task's
+# un-augmented training nodules (`fisher_samples` of them, half per class, the
+# rarer class repeated when it has fewer), so that it weighs the two classes as
+# the up-sampled training batches did rather than by the majority class. Below, from the EWC run at the default lambda: the share of each
 # task's Fisher mass per layer (where the task's knowledge sits, in EWC's
 # eyes), the mean Fisher per weight, and how far each method moved each layer
 # away from the network after the first stage (which is the same network for

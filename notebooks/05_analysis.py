@@ -234,9 +234,10 @@ else:
 # and with `probes=true`: after every stage, each earlier task gets a linear
 # probe on the frozen features (what the representation still holds) and its
 # own head with the decision threshold refitted on the task's validation
-# patients (what calibration alone gives back). The balanced accuracy a task
-# lost from the end of its own stage to the end of the sequence is split into
-# those two parts and the rest. The cpu book runs SGD and EWC, the two ends
+# patients (what calibration alone gives back, counted beyond what it gave
+# back at the task's own stage). The balanced accuracy a task lost from the
+# end of its own stage to the end of the sequence is split into those two
+# parts and the rest, each read with its interval over the seeds. The cpu book runs SGD and EWC, the two ends
 # of forgetting; the paper profile (or `-y "norm_methods: [sgd, l2, ewc,
 # online_ewc, joint]"`) adds L2, online EWC and joint, twelve runs each.
 

@@ -344,7 +344,7 @@ def test_discussion_normalisation_note_reads_the_numbers() -> None:
     assert "The least forgetting is with BatchNorm, frozen after stage 1 (freeze)" in note
     assert "most of the forgetting is the normalisation" in note and "Keeping the old statistics" not in note
     # calibration stands out beyond the seeds' spread in one of the three settings only: no advice
-    assert "Of the 3 settings (method x normalisation), 1 lose" in note and "sgd/update calibration" in note
+    assert "In 1 of the 3 settings (method x normalisation) the earlier tasks lose" in note and "sgd/update calibration" in note
     assert "refit the old heads' thresholds" not in note
     features = discussion.normalisation_note([_probed("sgd", s, 0.3, 0.25, 0.01) for s in range(2)])
     assert "**representation** in every one" in features and "the features themselves forget" in features

@@ -246,8 +246,8 @@ def normalisation_note(runs: Sequence) -> str | None:
     readings = setting_readings(table)
     standing = {k: r["main"] for k, r in readings.items() if r["side"]["lost"] == "above" and r["stands_out"]}
     mains = set(standing.values())
-    text += (f". Of the {len(readings)} settings (method x normalisation), {len(standing)} lose balanced accuracy "
-             "with one part of the split larger than the others beyond the spread between seeds")
+    text += (f". In {len(standing)} of the {len(readings)} settings (method x normalisation) the earlier tasks lose "
+             "balanced accuracy with one part of the split larger than the others beyond the spread between seeds")
     if len(mains) == 1 and len(standing) == len(readings):
         main = mains.pop()
         text += (f": **{main}** in every one"

@@ -148,7 +148,7 @@ def split_verdict(reading: dict) -> str:
     main = reading["main"]
     text = f"lost {_cell(reading['lost'])} points, of which {main} {_cell(reading[main])}"
     return text + (f": **{main}** is the largest part beyond the spread between seeds" if reading["stands_out"]
-                   else f": the largest mean, but its interval overlaps another part's, so no part stands out")
+                   else ": the largest mean, but its interval overlaps another part's, so no part stands out")
 
 
 def _cell(value: tuple[float, float, float]) -> str:

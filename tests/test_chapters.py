@@ -308,7 +308,7 @@ def test_analysis_normalisation_table_and_its_sentences() -> None:
             "**calibration** is the largest part beyond the spread between seeds") in text
     assert ("SGD with BatchNorm, frozen after stage 1: lost 5.0 [3, 7] points, of which calibration 2.0 [2, 2]: the "
             "largest mean, but its interval overlaps another part's") in text
-    assert "above the floor beyond the spread between seeds: SGD with BatchNorm, statistics updated +18.0 [+18, +18]" in text
+    assert "above the floor beyond the spread between seeds: SGD with BatchNorm, statistics updated +18.0 [+18.0, +18.0]" in text
     assert text.endswith("In every setting the trained features hold more than random ones.")
     with pytest.raises(LungclError, match="probes=true"):
         analysis.normalisation_runs([make_record("sgd")])
@@ -356,6 +356,11 @@ def test_discussion_normalisation_note_reads_the_numbers() -> None:
     best = discussion.normalisation_note([_probed("sgd", s, 0.1, 0.02, 0.01, norm="group") for s in range(2)]
                                          + [_probed("sgd", s, 0.3, 0.02, 0.01) for s in range(2)])
     assert "The least forgetting is with GroupNorm (no statistics) (group)" in best
+    overlap = discussion.normalisation_note(
+        [_probed("sgd", s, v, 0.02, 0.01) for s, v in enumerate([0.1, 0.3, 0.5])]
+        + [_probed("sgd", s, v, 0.02, 0.01, norm="group") for s, v in enumerate([0.05, 0.25, 0.45])])
+    assert "5.0 points below updated statistics: but the intervals over runs overlap" in overlap
+    assert "most of the forgetting" not in overlap
 
 
 # ---------------------------------------------------------------- 06 multi-task

@@ -160,7 +160,7 @@ def test_the_floor_sentence_reads_the_final_probe_against_the_floor_over_seeds()
                                                            [0.1] * len(probe_final), probe_final)))
 
     above = sentence([0.70, 0.72, 0.71])
-    assert "above the floor beyond the spread between seeds: SGD with BatchNorm, statistics updated +11.0 [+9, +13]" \
+    assert "above the floor beyond the spread between seeds: SGD with BatchNorm, statistics updated +11.0 [+8.5, +13.5]" \
         in above and above.endswith("the trained features hold more than random ones.")
     below = sentence([0.50, 0.52, 0.51])
     assert "*below* the floor" in below and "hold less of these tasks than random ones" in below

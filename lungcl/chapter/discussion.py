@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .. import baselines, summaries, thesis, verdicts
+from .. import metrics as M
 from ..summaries import METHOD_LABELS
 from ..fisher import FISHER_LABELS
 from .analysis import THESIS_THREE, default_runs, default_strengths
@@ -233,10 +234,14 @@ def normalisation_note(runs: Sequence) -> str | None:
     if "update" in forget.index and len(forget) > 1:
         best = forget.drop("update").idxmin()
         gain = forget["update"] - forget[best]
+        ci = {n: M.mean_ci(table[table.normalisation == n].mean_forgetting) for n in (best, "update")}
+        clear = ci[best][2] < ci["update"][1]  # both intervals known and apart
         majority = gain > 0 and lost[best] > lost["update"] + 0.02
         text += (f". The least forgetting is with {NORMALISATION_LABELS[best]} ({best}), {pct(gain)} points "
                  "below updated statistics: "
-                 + ("but in balanced accuracy the earlier tasks lose more with it "
+                 + ("but the intervals over runs overlap, so not a difference beyond the spread between runs"
+                    if not clear else
+                    "but in balanced accuracy the earlier tasks lose more with it "
                     f"({pct(lost[best])} against {pct(lost['update'])} points), so it mostly keeps them on "
                     "their majority class rather than remembering them" if majority else
                     "most of the forgetting is the normalisation, which no weight penalty holds"

@@ -168,17 +168,16 @@ def floor_sentence(readings: dict[tuple[str, str], dict]) -> str:
     interval over seeds of their difference; the conclusion says only what every setting supports."""
     groups: dict[str | None, list[str]] = {"above": [], "below": [], "zero": [], None: []}
     for k, r in readings.items():
-        groups[r["side"]["probe_above_floor"]].append(f"{_setting(k)} {pts(r['probe_above_floor'][0])}"
-                                                      + (f" [{pts(r['probe_above_floor'][1], 0)}, "
-                                                         f"{pts(r['probe_above_floor'][2], 0)}]"
-                                                         if r["side"]["probe_above_floor"] else ""))
+        d = r["probe_above_floor"]
+        groups[r["side"]["probe_above_floor"]].append(
+            f"{_setting(k)} {pts(d[0])}" + (f" [{pts(d[1])}, {pts(d[2])}]" if r["side"]["probe_above_floor"] else ""))
     floors = [r["probe_floor"][0] for r in readings.values()]
     text = (f"The probe on the untrained network (the floor) reaches {pct(float(np.nanmean(floors)))} % balanced "
             "accuracy; the probe after the sequence, against it, in points:")
     labels = {"above": "above the floor beyond the spread between seeds",
               "below": "*below* the floor beyond the spread between seeds",
               "zero": "not told apart from the floor (the interval contains zero)", None: "one run, not read"}
-    text += "; ".join(f" {labels[side]}: {', '.join(items)}" for side, items in groups.items() if items)
+    text += " " + "; ".join(f"{labels[side]}: {', '.join(items)}" for side, items in groups.items() if items)
     if groups["above"] and not (groups["below"] or groups["zero"] or groups[None]):
         return text + ". In every setting the trained features hold more than random ones."
     if groups["below"]:

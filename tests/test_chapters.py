@@ -314,12 +314,12 @@ def test_analysis_normalisation_table_and_its_sentences() -> None:
         analysis.normalisation_runs([make_record("sgd")])
 
 
-def _majority(seed: int):
+def _majority(seed: int, final: float = 0.4):
     """SGD with per-task statistics whose old task keeps its accuracy (forgetting 2 points) while its
-    balanced accuracy falls 40 points: it answers the majority class."""
+    balanced accuracy falls from 80 % to ``final``: it answers the majority class."""
     rec = _probed("sgd", seed, 0.02, 0.0, 0.0, bn="task")
-    rec.data["matrices"]["test"]["balanced_accuracy"] = [[0.8, None], [0.4, 0.75]]
-    rec.data["probes"]["stages"][1]["recalibrated"]["balanced_accuracy"] = 0.4
+    rec.data["matrices"]["test"]["balanced_accuracy"] = [[0.8, None], [final, 0.75]]
+    rec.data["probes"]["stages"][1]["recalibrated"]["balanced_accuracy"] = final
     return rec
 
 
@@ -333,6 +333,12 @@ def test_a_normalisation_that_keeps_accuracy_by_the_majority_class_is_called_so(
     note = discussion.normalisation_note(runs)
     assert "but in balanced accuracy the earlier tasks lose more with it" in note
     assert "most of the forgetting is the normalisation" not in note
+    # the same mean loss, but spread so that its interval reaches below updated statistics': no such claim
+    noisy = [_probed("sgd", s, 0.30, 0.02, 0.20) for s in range(3)] + [_majority(s, v) for s, v in
+                                                                         enumerate([0.7, 0.3, 0.4])]
+    text = analysis.normalisation_sentences(analysis.normalisation_summary(analysis.normalisation_runs(noisy)))
+    assert "task 33.3 points." in text and "majority class" not in text
+    assert "lose more with it" not in discussion.normalisation_note(noisy)
 
 
 def test_discussion_normalisation_note_reads_the_numbers() -> None:

@@ -236,7 +236,8 @@ def normalisation_note(runs: Sequence) -> str | None:
         gain = forget["update"] - forget[best]
         ci = {n: M.mean_ci(table[table.normalisation == n].mean_forgetting) for n in (best, "update")}
         clear = ci[best][2] < ci["update"][1]  # both intervals known and apart
-        majority = gain > 0 and lost[best] > lost["update"] + 0.02
+        lost_ci = {n: M.mean_ci(table[table.normalisation == n].lost) for n in (best, "update")}
+        majority = gain > 0 and lost_ci[best][1] > lost_ci["update"][2]  # more lost, beyond the spread
         text += (f". The least forgetting is with {NORMALISATION_LABELS[best]} ({best}), {pct(gain)} points "
                  "below updated statistics: "
                  + ("but the intervals over runs overlap, so not a difference beyond the spread between runs"

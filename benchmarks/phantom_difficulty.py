@@ -1,7 +1,7 @@
 """Is the phantom as hard as the real task? Geometry baseline vs a small CNN on phantom patches.
 
 For each task (A, B, C by default; ``--tasks all`` for the nine) prints accuracy,
-balanced accuracy and AUC, with the same patient-grouped 5-fold CV, of
+balanced accuracy and AUC, cross-validated over the patient split's five folds, of
 
   geometry    logistic regression on the consensus contour's geometry only
               (volume, diameter, principal axes, sphericity; never a rating);
@@ -18,7 +18,10 @@ balanced accuracy and AUC, with the same patient-grouped 5-fold CV, of
               the level of agreement among radiologists, an upper reference.
 
 The phantom should beat the geometry baseline (it adds what readers see) and
-stay below the readers (it must not leak the label). Usage::
+stay below the readers (it must not leak the label). Whether it does decides how
+the phantom is drawn, so the split's test patients (``--split-seed``, the
+profile's split) are left out of everything here: the folds are the split's own
+five, the readers' agreement is read on the same patients. Usage::
 
     python benchmarks/phantom_difficulty.py --data-dir data --tasks ABC
 """
@@ -38,7 +41,6 @@ from scipy import ndimage
 from skimage import measure, morphology
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
-from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
@@ -57,7 +59,8 @@ from lungcl.data.phantom import (
     choose_reader,
     nodule_rng,
 )
-from lungcl.data.prepare import nodule_patch
+from lungcl.data.prepare import nodule_patch, select_nodules
+from lungcl.data.splits import N_FOLDS, PatientSplit, load_or_make_split
 from lungcl.data.store import open_store
 from lungcl.data.tasks import resolve_tasks
 from lungcl.profiles import data_settings
@@ -274,6 +277,21 @@ def cv_cnn(images: np.ndarray, y: np.ndarray, folds: list, epochs: int, seed: in
 # readers: lungcl.baselines.reader_agreement (one reader vs the median of the others)
 
 
+# --- which patients ----------------------------------------------------------------------------
+
+def development_nodules(data_dir: Path, profile: str, split_seed: int) -> tuple[pd.DataFrame, PatientSplit]:
+    """The profile's nodules outside the split's test part (sorted by id), and the split."""
+    nodules = select_nodules(load_nodule_table(data_dir), data_settings(profile))
+    split = load_or_make_split(data_dir, nodules, split_seed)
+    return nodules[split.development(nodules["patient_id"])].reset_index(drop=True), split
+
+
+def split_folds(split: PatientSplit, patients: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, held-out) indices of ``patients`` for each of the split's five folds."""
+    part = split.part_of(list(patients))
+    return [(np.flatnonzero(part != f"fold{k}"), np.flatnonzero(part == f"fold{k}")) for k in range(N_FOLDS)]
+
+
 # --- main --------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> None:
@@ -283,7 +301,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tasks", default="ABC")
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="the CNN's seed")
+    ap.add_argument("--split-seed", type=int, default=0, help="the patient split whose test patients are left out")
     ap.add_argument("--no-cnn", action="store_true")
     ap.add_argument("--from-store", action="store_true",
                     help="read the patches from the prepared phantom store instead of rendering them")
@@ -291,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
-    nodules = load_nodule_table(args.data_dir).sort_values("nodule_id").reset_index(drop=True)
+    nodules, split = development_nodules(args.data_dir, args.profile, args.split_seed)
     scans = load_scan_table(args.data_dir).set_index("scan_id")
     masks = ReaderMasks(args.data_dir)
     geo = geometry_features(nodules, masks, scans)
@@ -308,9 +327,7 @@ def main(argv: list[str] | None = None) -> None:
         lab = task.labels(nodules)
         keep = np.flatnonzero(lab >= 0)
         y = lab[keep].astype(int)
-        groups = nodules["patient_id"].to_numpy()[keep]
-        folds = list(StratifiedGroupKFold(5, shuffle=True, random_state=args.seed)
-                     .split(np.zeros(len(y)), y, groups))
+        folds = split_folds(split, nodules["patient_id"].to_numpy()[keep])
         name = f"{task.letter or '-'} {task.name}"
         info = f"neg {int((y == 0).sum())} / pos {int((y == 1).sum())}"
         for model, prob in [("geometry", cv_logistic(geo[keep], y, folds, False)),
@@ -331,7 +348,8 @@ def main(argv: list[str] | None = None) -> None:
                      agree["balanced_accuracy"], agree["auc"]))
         print(rows[-1], file=sys.stderr)
     table = pd.DataFrame(rows, columns=["task", "n", "model", "accuracy", "balanced_acc", "auc"])
-    print(f"phantom version {PHANTOM_VERSION}, profile {args.profile}, patient-grouped 5-fold CV")
+    print(f"phantom version {PHANTOM_VERSION}, profile {args.profile}, the split's 5 folds (split seed "
+          f"{args.split_seed}; its test patients left out: {len(nodules)} nodules)")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 

@@ -8,9 +8,10 @@ evaluated every ``--eval-every`` steps, with no early stop (runs are cached reco
 call only re-reads them). From every run's validation curve the stop of the trainer's rule is
 replayed: the stage ends once ``patience`` evaluations have not improved the lowest validation
 loss, and keeps the checkpoint with that loss. Printed per lr and patience (in evaluations): the
-stop step and the test balanced accuracy of the kept checkpoint per task, beside the best test
-balanced accuracy anywhere on the curve (what the budget could reach with a perfect choice).
-One torch thread, one run at a time.
+stop step and the VALIDATION balanced accuracy of the kept checkpoint per task, beside the best
+validation balanced accuracy anywhere on the curve (what the budget could reach with a perfect
+choice). The lr and patience are choices, so the test split is never read here: the chapters
+report test numbers for the settings chosen on validation. One torch thread, one run at a time.
 """
 
 from __future__ import annotations
@@ -40,19 +41,19 @@ def replay(curve: pd.DataFrame, patience: int | None, every: int = 1) -> tuple[i
 
 
 def budget_table(records: list, patiences: list[int | None]) -> pd.DataFrame:
-    """Rows (lr, task, patience): stop step, kept step, test balanced accuracy kept, best on the curve."""
+    """Rows (lr, task, patience): stop step, kept step, validation balanced accuracy kept, best on the curve."""
     rows = []
     for r in records:
         c = r.curves()
         c = c[c.task == c.trained]
         for task, g in c.groupby("task", sort=False):
-            val, test = (g[g.split == s].set_index("stage_step") for s in ("val", "test"))
-            curve = pd.DataFrame({"val_loss": val["loss"], "test_bal": test["balanced_accuracy"]})
+            val = g[g.split == "val"].set_index("stage_step")
+            curve = pd.DataFrame({"val_loss": val["loss"], "val_bal": val["balanced_accuracy"]})
             for p in patiences:
                 stop, kept = replay(curve, p)
                 rows.append({"lr": r.config.lr, "task": task, "patience": p or "none", "stop": stop,
-                             "kept": kept, "test_bal_kept": curve.test_bal[kept],
-                             "test_bal_best": curve.test_bal.max()})
+                             "kept": kept, "val_bal_kept": curve.val_bal[kept],
+                             "val_bal_best": curve.val_bal.max()})
     return pd.DataFrame(rows)
 
 
@@ -73,11 +74,14 @@ def main(argv: list[str] | None = None) -> None:
                for lr in args.lrs.split(",")]
     table = budget_table(records, [int(p) for p in args.patience.split(",")] + [None])
     pd.set_option("display.width", 200)
-    print(table.pivot_table(index="patience", columns=["task", "lr"], values="test_bal_kept", aggfunc="first")
+    print("validation balanced accuracy of the kept checkpoint, per task and lr:")
+    print(table.pivot_table(index="patience", columns=["task", "lr"], values="val_bal_kept", aggfunc="first")
           .round(3).to_string())
     print(table.pivot_table(index="patience", columns=["task", "lr"], values="stop", aggfunc="first").to_string())
-    print("mean over tasks of the kept checkpoint's test balanced accuracy:")
-    print(table.groupby(["patience", "lr"]).test_bal_kept.mean().unstack().round(3).to_string())
+    print("mean over tasks of the kept checkpoint's validation balanced accuracy:")
+    print(table.groupby(["patience", "lr"]).val_bal_kept.mean().unstack().round(3).to_string())
+    print("mean over tasks of the best validation balanced accuracy on the curve (a perfect choice):")
+    print(table.groupby(["patience", "lr"]).val_bal_best.mean().unstack().round(3).to_string())
     for r in records:
         t = r.data.get("timings", {})
         print(f"lr {r.config.lr:g}: {t.get('total_s', float('nan')):.0f} s for "

@@ -58,7 +58,9 @@ SEQUENCE_TRAINING: dict[str, dict[str, Any]] = {
     # the book's default: each stage trains until its validation loss has not improved for `patience`
     # evaluations (150 steps), capped at 12 epochs of <= 50 steps (an "epoch" is capped: the up-sampled
     # training sets repeat their minority class). lr 0.002: at 0.005-0.02 the validation loss jumps so
-    # much between evaluations that its minimum is an early outlier (see benchmarks/single_task_budget.py)
+    # much between evaluations that its minimum is an early outlier. benchmarks/single_task_budget.py replays
+    # lr x patience on validation curves only (its first version printed test numbers beside them, #24); its
+    # re-run on the validation numbers alone is still to be made (about an hour of one core)
     "cpu": dict(depth=10, width=16, epochs=12, max_steps_per_epoch=50, batch_size=32, lr=0.002,
                 eval_every=25, patience=6, fisher_samples=200, n_boot=1000, penalty_step="proximal"),
     # the thesis's scale, for a GPU: ResNet-101 on 64 px patches

@@ -261,16 +261,36 @@ plt.show()
 #
 # **Malignancy is not drawn.** The network must infer it from what is drawn
 # (size, margin, spiculation, lobulation, texture, calcium), which is also
-# what radiologists base their impression on. The phantom therefore keeps the
-# real structure of the questions, the labels, their imbalance and the
-# readers' disagreement, but its anatomy is simpler than a real chest, and
-# everything that real nodules show beyond the nine ratings is missing. On the
-# phantom, absolute accuracies say little about real CT; the comparison
-# between SGD, L2 and EWC, which is what this book is about, is the part that
-# can carry over. The provenance of the patches used in this build:
+# what radiologists base their impression on. The phantom keeps the real
+# labels, their imbalance and the readers' disagreement, but its anatomy is
+# simpler than a real chest, and everything that real nodules show beyond the
+# nine ratings is missing: absolute accuracies on it say little about real CT.
+# The provenance of the patches used in this build:
 
 # %% tags=["hide-input"]
 display(story.provenance_table(store.provenance).style.set_caption("Patch store of this build"))
+
+# %% [markdown]
+# ### What the phantom shares between the tasks by construction
+#
+# The three tasks share what LIDC's readers share: their ratings of one
+# nodule correlate. On the phantom they share more, by construction: the
+# lobulation bulges are drawn from the lobulation rating (task B), the calcium
+# from the calcification rating (task C), and malignancy (task A) has no cue
+# of its own, so a network can only learn it through the drawn cues, some of
+# which are the other tasks'. How much the tasks then interfere is partly a
+# property of the generator. The first table measures what the tasks share
+# (labels, the readers' consensus ratings, the two drawn cues that belong to a
+# task); the second, which drawn cue carries which task's labels on the
+# patches of this build (Spearman correlation, nodules the task labels).
+
+# %% tags=["hide-input"]
+pairs, by_task = story.phantom_sharing(ctx.data_dir, ctx.profile, ctx.source)
+display(pairs.style.format("{:+.2f}", subset=[c for c in pairs.columns if c != "nodules in both"]).set_caption(
+    "What the thesis's tasks share: correlations per pair of tasks (profile's nodules)"))
+if by_task is not None:
+    display(by_task.style.format("{:+.2f}").set_caption("Each drawn phantom cue against each task's labels"))
+display(Markdown(story.phantom_sharing_sentence(pairs, by_task)))
 
 # %% [markdown]
 # To run every chapter on real scans instead, see
@@ -289,8 +309,10 @@ display(story.provenance_table(store.provenance).style.set_caption("Patch store 
 # ```{solution} ex-data-bca
 # :class: dropdown
 #
-# Lobulation has 2226 negatives and 111 positives, so always "negative" scores
-# 2226 / 2337, about 95 % accuracy, but balanced accuracy (0 + 1) / 2 = 50 %: chance.
+# Read Lobulation's row of the task table: with N negatives and P positives,
+# always "negative" scores N / (N + P), the table's majority-class accuracy
+# (the sentence under the table gives it for the thesis's three tasks), but its
+# balanced accuracy is (0 + 1) / 2 = 50 %: chance, whatever the class mix.
 # ```
 #
 # ```{exercise} Change the task rule

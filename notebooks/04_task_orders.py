@@ -28,12 +28,13 @@
 #
 # Only the order changes between two orders. Each task's data stream (which
 # nodules are up-sampled, how they are augmented, in which order the batches
-# come) is seeded by the task's name and the run's seed, not by its position,
-# and the network starts from the same weights: malignancy sees the same
-# batches whether it comes first or last. (Seeded by position, as lungcl did
-# before, every order would also draw new streams, and part of the spread
-# between orders would be the spread between streams; `streams = "position"`
-# below brings that back, to measure it.)
+# come) is seeded by the task's name and the run's seed, not by its position:
+# malignancy sees the same batches whether it comes first or last. (Seeded by
+# position, as lungcl did before, every order would also draw new streams,
+# and part of the spread between orders would be the spread between streams;
+# `streams = "position"` below brings that back, to measure it.) Which initial
+# weights the orders share is checked on the networks themselves, below the
+# runs.
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper
@@ -56,7 +57,7 @@ from IPython.display import Markdown, display
 
 from lungcl import chapters, plots, summaries, thesis
 from lungcl.chapter import orders as story
-from lungcl.chapter import pct
+from lungcl.chapter import pct, say
 from lungcl.chapter_context import chapter_setup
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed, orders=orders, method=method,
@@ -68,6 +69,7 @@ runs = chapters.run_configs(configs, ctx.results_dir, workers, allow_failures=Tr
 records = runs.records
 chapters.show_run_card(ctx, runs)  # how this page was computed
 chapters.show_failures(runs)
+say(story.initial_weights_sentence(story.initial_weights(configs)))
 by_order = {}
 for r in records:
     by_order.setdefault(summaries.order_label(r.tasks), []).append(r)

@@ -27,9 +27,10 @@
 #    each layer move away from the network that had just learned the first
 #    task.
 # 3. **Two reference points.** *Joint* training, which keeps the data of
-#    every task seen so far and trains on all of it at each stage (what no
-#    sequential method can beat, since it never has to remember), and each
-#    task trained *alone* (the single-task chapter).
+#    every task seen so far and trains on all of it at each stage (the usual
+#    upper reference, since it never has to remember; a reference, not a
+#    bound: the numbers below say where it ends), and each task trained
+#    *alone* (the single-task chapter).
 # 4. **Which Fisher?** EWC with the exact Fisher against the three
 #    approximations in use (a sampled label, the true label, squared batch
 #    gradients), each at the lambda validation chose for it, over three seeds.
@@ -140,7 +141,10 @@ display(Markdown(story.LAMBDA_CAVEAT))
 # $F_i$ of every weight: how much the task's log-likelihood changes when the
 # weight moves. Its penalty $\frac{\lambda}{2} \sum_i F_i (\theta_i -
 # \theta^*_i)^2$ makes weights with a large $F_i$ stiff and leaves the others
-# free. Below, from the EWC run at the default lambda: the share of each
+# free. The Fisher is averaged over a class-balanced sample of the task's
+# un-augmented training nodules (`fisher_samples` of them, half per class, the
+# rarer class repeated when it has fewer), so that it weighs the two classes as
+# the up-sampled training batches did rather than by the majority class. Below, from the EWC run at the default lambda: the share of each
 # task's Fisher mass per layer (where the task's knowledge sits, in EWC's
 # eyes), the mean Fisher per weight, and how far each method moved each layer
 # away from the network after the first stage (which is the same network for
@@ -233,9 +237,10 @@ else:
 # and with `probes=true`: after every stage, each earlier task gets a linear
 # probe on the frozen features (what the representation still holds) and its
 # own head with the decision threshold refitted on the task's validation
-# patients (what calibration alone gives back). The balanced accuracy a task
-# lost from the end of its own stage to the end of the sequence is split into
-# those two parts and the rest. The cpu book runs SGD and EWC, the two ends
+# patients (what calibration alone gives back, counted beyond what it gave
+# back at the task's own stage). The balanced accuracy a task lost from the
+# end of its own stage to the end of the sequence is split into those two
+# parts and the rest, each read with its interval over the seeds. The cpu book runs SGD and EWC, the two ends
 # of forgetting; the paper profile (or `-y "norm_methods: [sgd, l2, ewc,
 # online_ewc, joint]"`) adds L2, online EWC and joint, twelve runs each.
 
@@ -252,8 +257,8 @@ if norm_summary is not None:
 #
 # Every method on one figure, after the last stage: the sequential methods at
 # their default lambda, online EWC (decay `online_gamma`), joint training
-# (the data of every earlier task stays available: an upper bound for
-# remembering), and each task trained alone (the black ticks: what the
+# (the data of every earlier task stays available: the usual upper
+# reference for remembering, not a bound), and each task trained alone (the black ticks: what the
 # network learns of a task with nothing else to learn).
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Grouped bars after the last stage: each task's accuracy and balanced accuracy for every method and lambda, with each task trained alone as a black line."}}

@@ -52,6 +52,7 @@ norm_seeds = None  # their seeds (None: seed, seed + 1, seed + 2)
 from IPython.display import Markdown, display
 
 from lungcl import chapters, thesis
+from lungcl.chapter import dataset as data_story
 from lungcl.chapter import discussion as story
 from lungcl.chapter import say
 from lungcl.chapter_context import chapter_setup
@@ -138,11 +139,18 @@ display(Markdown(story.analysis_notes(plan.records_of(analysis, "main") + plan.r
 # each task was learned in the first place. The phantom keeps the real
 # tasks, labels, class mix, reader disagreement and patient split of
 # LIDC-IDRI, but draws its nodules from the readers' ratings on a simpler
-# anatomy. Comparisons *between* methods on the phantom are therefore a test
-# of the methods on LIDC's questions; the absolute accuracies are a test of
-# nothing clinical. Pointing the book at a real LIDC-IDRI download (see the
-# data chapter) re-runs every chapter, this one included, on real images.
-#
+# anatomy, and the absolute accuracies are a test of nothing clinical. Nor
+# is how much the tasks compete purely LIDC's: the generator decides which
+# cues the tasks share (the data chapter measures it), as the next paragraph
+# reads from this build's patches. Pointing the book at a real LIDC-IDRI
+# download (see the data chapter) re-runs every chapter, this one included,
+# on real images.
+
+# %% tags=["hide-input"]
+display(Markdown(data_story.phantom_sharing_sentence(*data_story.phantom_sharing(ctx.data_dir, ctx.profile,
+                                                                                   ctx.source))))
+
+# %% [markdown]
 # ## Limits of this study
 #
 # - One fold; several seeds only for the ABC comparison, one seed per setting

@@ -123,6 +123,72 @@ def test_forgetting_split_adds_up():
         forgetting_split({**data, "probes": None})
 
 
+def test_calibration_is_the_gap_at_the_end_minus_the_gap_at_the_tasks_own_stage():
+    # the head was mis-calibrated from the start: re-thresholding gave back 0.08 at its own stage and 0.10 at
+    # the end, so only 0.02 of the 0.2 lost is calibration that the later stage took away
+    R = [[0.7, None], [0.5, 0.7]]
+    data = {"run_id": "x", "tasks": ["a", "b"], "matrices": {"test": {"balanced_accuracy": R}},
+            "probes": {"floor": {"a": {"balanced_accuracy": 0.6}},
+                       "stages": [{"stage": 0, "task": "a", "probe": {"balanced_accuracy": 0.8},
+                                   "recalibrated": {"balanced_accuracy": 0.78}},
+                                  {"stage": 1, "task": "a", "probe": {"balanced_accuracy": 0.7},
+                                   "recalibrated": {"balanced_accuracy": 0.6}}]}}
+    row = forgetting_split(data).iloc[0]
+    assert row.calibration_gap_own == pytest.approx(0.08) and row.calibration_gap_final == pytest.approx(0.10)
+    assert row.calibration == pytest.approx(0.02) and row.representation == pytest.approx(0.1)
+    assert row.rest == pytest.approx(0.08)  # the re-thresholded head lost 0.18, the probe 0.1
+    assert row.lost == pytest.approx(row.representation + row.calibration + row.rest)
+
+
+def _split_runs(lost, representation, calibration, probe_final, floor=0.6):
+    """A normalisation_runs table of one setting (sgd, update), one row per seed."""
+    import pandas as pd
+
+    n = len(lost)
+    return pd.DataFrame({"method": ["sgd"] * n, "normalisation": ["update"] * n, "seed": range(n), "fold": [0] * n,
+                         "lost": lost, "representation": representation, "calibration": calibration,
+                         "rest": np.subtract(np.subtract(lost, representation), calibration),
+                         "probe_final": probe_final, "probe_floor": [floor] * n,
+                         "probe_above_floor": np.subtract(probe_final, floor)})
+
+
+def test_the_floor_sentence_reads_the_final_probe_against_the_floor_over_seeds():
+    from lungcl.chapter.normalisation import floor_sentence, setting_readings
+
+    def sentence(probe_final):
+        return floor_sentence(setting_readings(_split_runs([0.2] * len(probe_final), [0.05] * len(probe_final),
+                                                           [0.1] * len(probe_final), probe_final)))
+
+    above = sentence([0.70, 0.72, 0.71])
+    assert "above the floor beyond the spread between seeds: SGD with BatchNorm, statistics updated +11.0 [+8.5, +13.5]" \
+        in above and above.endswith("the trained features hold more than random ones.")
+    below = sentence([0.50, 0.52, 0.51])
+    assert "*below* the floor" in below and "hold less of these tasks than random ones" in below
+    assert "hold more than random" not in below
+    level = sentence([0.55, 0.66, 0.60])
+    assert "not told apart from the floor (the interval contains zero)" in level
+    assert level.endswith("Not every setting's trained features are shown to hold more than random ones.")
+    one = sentence([0.9])
+    assert "one run, not read: SGD with BatchNorm, statistics updated +30.0" in one and "In every setting" not in one
+
+
+def test_the_split_sentence_names_a_part_only_beyond_the_spread_between_seeds():
+    from lungcl.chapter.normalisation import setting_readings, split_sentence
+
+    def sentence(*columns):
+        return split_sentence(setting_readings(_split_runs(*columns, probe_final=[0.7] * len(columns[0]))))
+
+    clear = sentence([0.30, 0.31, 0.29], [0.02, 0.03, 0.02], [0.2, 0.21, 0.19])
+    assert "of which calibration 20.0 [18, 22]: **calibration** is the largest part beyond the spread" in clear
+    overlap = sentence([0.30, 0.31, 0.29], [0.12, 0.03, 0.14], [0.14, 0.2, 0.1])
+    assert "its interval overlaps another part's, so no part stands out" in overlap and "**" not in overlap
+    nothing = sentence([0.05, -0.06, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+    assert "an interval containing zero: no loss beyond the spread between seeds to split" in nothing
+    gained = sentence([-0.05, -0.06, -0.04], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+    assert "below zero (a gain)" in gained
+    assert "one run, no interval: not read" in sentence([0.3], [0.1], [0.1])
+
+
 # ---------------------------------------------------------------- runs
 
 

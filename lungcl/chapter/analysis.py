@@ -186,9 +186,12 @@ def reference_notes(transfer: pd.DataFrame, online_gamma: float) -> str:
     if ("joint", "average_accuracy") in tv:
         gap = {m: tv[("joint", "average_accuracy")] - tv[(m, "average_accuracy")]
                for m in ("sgd", "l2", "ewc", "online_ewc") if (m, "average_accuracy") in tv}
-        notes.append("Joint training ends "
-                     + ", ".join(f"{100 * g:+.1f} points above {METHOD_LABELS[m]}" for m, g in gap.items())
-                     + f" in average final {label}: the room left for a sequential method to improve.")
+        below = [METHOD_LABELS[m] for m, g in gap.items() if g < 0]
+        notes.append(f"Joint training's average final {label} minus each sequential method's: "
+                     + ", ".join(f"{METHOD_LABELS[m]} {100 * g:+.1f} points" for m, g in gap.items())
+                     + (": the room left for a sequential method to improve." if not below else
+                        f"; {', '.join(below)} end(s) above joint training here: joint training is the usual "
+                        "upper reference, not a bound."))
     if ("online_ewc", "mean_forgetting") in tv and ("ewc", "mean_forgetting") in tv:
         notes.append(f"Online EWC (gamma {online_gamma:g}) forgets "
                      f"{100 * tv[('online_ewc', 'mean_forgetting')]:.1f} points of {label} on average, EWC "

@@ -113,3 +113,118 @@ def provenance_table(provenance: Mapping[str, Any]) -> pd.DataFrame:
         "crop (mm) / patch (px)": f"{prov['settings']['crop_mm']} / {prov['settings']['patch_px']}",
         "pylidc version": prov["pylidc_version"], "store checksum": prov["manifest_sha256"][:16],
     }, name="").to_frame()
+
+
+# ---------------------------------------------------------------- what the phantom shares between tasks
+
+# The phantom's drawn cues (``lungcl.data.phantom.nodule.NoduleLook``, kept per nodule in the store's
+# provenance) and the rating each is drawn from; size is the reader's outline, drawn from no rating.
+PHANTOM_CUES = {"lobulation bulges": ("lobulation_amp", "lobulation"),
+                "spicules": ("n_spicules", "spiculation"),
+                "edge width": ("margin_mm", "margin"),
+                "solid share": ("core_fraction", "texture"),
+                "calcium present": ("calcium_hu", "calcification"),
+                "size": ("diameter_mm", None)}
+
+
+READERS = "readers' consensus (Spearman)"
+
+
+def phantom_cues(manifest: Mapping[str, Any], nodules: pd.DataFrame) -> pd.DataFrame | None:
+    """Per nodule of ``nodules`` in the store, the cues the phantom drew (:data:`PHANTOM_CUES`), indexed by
+    nodule id; None when the store's patches were not drawn by the phantom (no ``look`` in them)."""
+    entries = manifest.get("nodules", {})
+    looks = {nid: e.get("provenance", {}).get("look") for nid, e in entries.items()}
+    looks = {nid: look for nid, look in looks.items() if look}
+    if not looks:
+        return None
+    table = pd.DataFrame.from_dict(looks, orient="index")
+    size = nodules.set_index("nodule_id").diameter_mm
+    rows = table.index.intersection(size.index)
+    cues = pd.DataFrame({name: (table.loc[rows, column] if column != "diameter_mm" else size.loc[rows])
+                         for name, (column, _) in PHANTOM_CUES.items()})
+    cues["calcium present"] = (cues["calcium present"] > 0).astype(float)
+    return cues.astype(float)
+
+
+def _calcified(nodules: pd.DataFrame) -> pd.Series:
+    """1 calcified (consensus 1-5), 0 absent (6), missing for a tie (5.5): calcification's kinds are no scale."""
+    c = nodules["calcification"].astype(float)
+    return pd.Series(np.where(c <= 5, 1.0, np.where(c >= 6, 0.0, np.nan)), index=nodules.index)
+
+
+def shared_labels(nodules: pd.DataFrame, cues: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per pair of the thesis's tasks: nodules labelled in both, the correlation of their labels (phi), of
+    the readers' consensus ratings (Spearman, all nodules; calcification as calcified or not), and, with
+    ``cues``, of the two tasks' drawn phantom cues (Spearman; malignancy has none: missing)."""
+    names = list(THESIS_LETTERS.values())
+    labels = {n: pd.Series(resolve_tasks(n)[0].labels(nodules).astype(float), index=nodules.nodule_id.to_numpy())
+              for n in names}
+    ratings = {n: (_calcified(nodules) if n == "calcification" else nodules[n].astype(float))
+               .set_axis(nodules.nodule_id.to_numpy()) for n in names}
+    cue_of = {rating: name for name, (_, rating) in PHANTOM_CUES.items() if rating}
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            both = (labels[a] >= 0) & (labels[b] >= 0)
+            row = {"pair": f"{a} - {b}", "nodules in both": int(both.sum()),
+                   "labels (phi)": float(np.corrcoef(labels[a][both], labels[b][both])[0, 1]),
+                   READERS: float(ratings[a].corr(ratings[b], method="spearman"))}
+            if cues is not None:
+                ca, cb = cue_of.get(a), cue_of.get(b)
+                row["phantom cues (Spearman)"] = (float(cues[ca].corr(cues[cb], method="spearman"))
+                                                  if ca and cb else np.nan)
+            rows.append(row)
+    return pd.DataFrame(rows).set_index("pair")
+
+
+def cues_against_labels(nodules: pd.DataFrame, cues: pd.DataFrame) -> pd.DataFrame:
+    """Spearman correlation of every drawn cue (rows) with each thesis task's labels (columns), over the
+    nodules that task labels: which cues carry which task on the phantom."""
+    out = {}
+    for name in THESIS_LETTERS.values():
+        lab = pd.Series(resolve_tasks(name)[0].labels(nodules).astype(float), index=nodules.nodule_id.to_numpy())
+        lab = lab[lab >= 0].reindex(cues.index).dropna()
+        out[name] = {cue: float(cues.loc[lab.index, cue].corr(lab, method="spearman")) for cue in cues.columns}
+    return pd.DataFrame(out)
+
+
+def phantom_sharing(data_dir: Any, profile: str, source: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(:func:`shared_labels`, :func:`cues_against_labels`) for the profile's store; the second is None
+    when the patches are not the phantom's."""
+    from ..data.nodules import load_nodule_table
+    from ..data.prepare import select_nodules
+    from ..data.store import open_store
+    from ..profiles import data_settings
+
+    nodules = select_nodules(load_nodule_table(data_dir, progress=False), data_settings(profile))
+    cues = phantom_cues(open_store(data_dir, source, profile).manifest, nodules) if source == "phantom" else None
+    return shared_labels(nodules, cues), (None if cues is None else cues_against_labels(nodules, cues))
+
+
+def phantom_sharing_sentence(pairs: pd.DataFrame, by_task: pd.DataFrame | None, top: int = 2) -> str:
+    """What the phantom shares between the tasks by construction, read off the two tables: which drawn cues
+    carry malignancy (which has no cue of its own) and which task each of them is drawn for."""
+    labels = ", ".join(f"{p} {r['labels (phi)']:+.2f}" for p, r in pairs.iterrows())
+    readers = ", ".join(f"{p} {v:+.2f}" for p, v in pairs[READERS].items())
+    text = (f"The tasks' labels correlate (phi) {labels}; the readers' consensus ratings {readers}: that much the "
+            "tasks share in LIDC itself.")
+    if by_task is None:
+        return text + " These patches are not the phantom's, so no generator decides what else they share."
+    mal = by_task["malignancy"].abs().sort_values(ascending=False).head(top)
+    drawn_for = {name: rating for name, (_, rating) in PHANTOM_CUES.items()}
+    carried = [f"{c} ({by_task.loc[c, 'malignancy']:+.2f}; drawn from the {drawn_for[c]} rating)" if drawn_for[c]
+               else f"{c} ({by_task.loc[c, 'malignancy']:+.2f}; the reader's outline)" for c in mal.index]
+    others = [c for c in mal.index if drawn_for[c] in ("lobulation", "calcification")]
+    text += (" On the phantom, malignancy is not drawn: its labels correlate most with the drawn "
+             + " and ".join(carried) + ".")
+    if others:
+        text += (f" {' and '.join(others).capitalize()} {'is' if len(others) == 1 else 'are'} the cue(s) another "
+                 "task of the sequence is drawn from, so what one task learns and another overwrites is partly "
+                 "fixed by the generator: interference between the tasks here is in part a property of the phantom, "
+                 "not only of LIDC's questions.")
+    else:
+        text += (" None of these is the cue another task of the sequence is drawn from; the phantom still draws "
+                 "every cue from one reader's ratings, which correlate as the readers' do, so how much the tasks "
+                 "share here is in part a property of the generator, not only of LIDC's questions.")
+    return text

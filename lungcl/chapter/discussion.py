@@ -6,15 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from .. import baselines, summaries, thesis, verdicts
+from .. import metrics as M
 from ..summaries import METHOD_LABELS
 from ..fisher import FISHER_LABELS
 from ..selection import SELECT_LABELS
 from .analysis import THESIS_THREE, default_runs, default_strengths
 from .fisher_variants import differs_from_exact, fisher_variant_summary
-from .normalisation import normalisation_runs
+from .normalisation import NORMALISATION_LABELS, normalisation_runs, setting_readings
 from .formats import pct, pts
 from .sequence import findings_page, findings_side_by_side
 
@@ -138,7 +140,7 @@ def lambda_notes(seq: Sequence) -> list[str]:
 
 
 def final_accuracy_note(seq: Sequence, l2_default: float, ewc_default: float) -> str | None:
-    """Average final balanced accuracy of every method at its default lambda, and whether joint is the ceiling."""
+    """Average final balanced accuracy of every method at its default lambda, and whether joint ends above them all."""
     tv = summaries.transfer_table(seq, metric="balanced_accuracy")
     strengths = set(default_strengths(l2_default, ewc_default).items())
     tv = tv[(tv.quantity == "average_accuracy")
@@ -150,9 +152,9 @@ def final_accuracy_note(seq: Sequence, l2_default: float, ewc_default: float) ->
             + ", ".join(f"{METHOD_LABELS[m]} {pct(v)} %" for m, v in final.items()) + ".")
     if "joint" in final:
         below = [METHOD_LABELS[m] for m, v in final.items() if m != "joint" and v > final["joint"]]
-        text += (" Joint training, which never has to remember, is meant as the ceiling; "
-                 + ("it ends above every sequential method." if not below else
-                    f"here it ends below {', '.join(below)}: with one run each, the ceiling is noisy."))
+        text += (" Joint training, which never has to remember, is the usual upper reference (not a bound); "
+                 + ("here it ends above every sequential method." if not below else
+                    f"here it ends below {', '.join(below)}."))
     return text
 
 
@@ -188,7 +190,9 @@ def batchnorm_note(seq: Sequence, frozen: Sequence, l2_default: float, ewc_defau
     else:
         text += (": no drop of more than 5 points for most methods, so here the forgetting is mostly in the "
                  "weights, where the penalties act.")
-    return text + " (One run per setting: a few points are within one run's noise.)"
+    runs = min(sum(r.config.method == m for r in recs) for recs in (updated, frozen) for m in both) if both else 0
+    return text + (" (One run per setting: a few points are within one run's noise.)" if runs == 1 else
+                   f" (At least {runs} runs per setting, means without intervals here.)" if runs else "")
 
 
 def fisher_variant_note(variants: Sequence) -> str | None:
@@ -203,44 +207,69 @@ def fisher_variant_note(variants: Sequence) -> str | None:
     if differ:
         return (f"**Which Fisher**: each at its own lambda, against the exact Fisher: {each}; "
                 f"{', '.join(FISHER_LABELS[v] for v in differ)} differ(s) beyond the spread between runs.")
+    pairs = int(rows.pairs.min())
+    bounds = np.abs(rows[["minus_exact_lo", "minus_exact_hi"]].to_numpy(dtype=float))
+    widest = float(bounds[np.isfinite(bounds)].max()) if np.isfinite(bounds).any() else float("nan")
+    intervals = ", ".join(f"{FISHER_LABELS[v]} [{pts(r.minus_exact_lo)}, {pts(r.minus_exact_hi)}]"
+                          for v, r in rows.iterrows())
+    if not np.isfinite(widest):
+        return (f"**Which Fisher**: each at its own lambda, against the exact Fisher: {each}; with {pairs} pair(s) "
+                "of runs there is no interval, so the variants are not told apart either way.")
     return (f"**Which Fisher**: each at its own lambda, against the exact Fisher: {each}; no interval "
-            "excludes zero, so on this network the choice of Fisher matters less than the spread between runs "
-            "once lambda is tuned for each (van de Ven, 2025, compares the variants the same way, each at its own lambda).")
+            f"excludes zero, so at {pairs} seeds the variants cannot be told apart from the exact Fisher. That is "
+            f"not evidence that they do the same: the 95 % intervals ({intervals} points) allow differences "
+            f"of up to {100 * widest:.1f} points of average final accuracy either way (van de Ven, 2025, "
+            "compares the variants the same way, each at its own lambda).")
 
 
 def normalisation_note(runs: Sequence) -> str | None:
     """How much of the forgetting is normalisation, representation and calibration, from the analysis
-    chapter's method x normalisation runs (None without them); every clause read off the numbers."""
+    chapter's method x normalisation runs (None without them); the best normalisation named from the
+    numbers, and the split read per setting off its interval over seeds."""
     if not any(r.data.get("probes") for r in runs):
         return None
     table = normalisation_runs(runs)
     forget = table.groupby("normalisation").mean_forgetting.mean()
     lost = table.groupby("normalisation").lost.mean()
-    parts = table[["lost", "representation", "calibration", "rest"]].mean()
     text = ("**Why the network forgets**: mean forgetting over the methods run, by normalisation: "
             + ", ".join(f"{n} {pct(v)}" for n, v in forget.items()) + " points")
     if "update" in forget.index and len(forget) > 1:
         best = forget.drop("update").idxmin()
         gain = forget["update"] - forget[best]
-        majority = gain > 0 and lost[best] > lost["update"] + 0.02
-        text += (f". Keeping the old statistics ({best}) removes {pct(gain)} points of it: "
-                 + ("but in balanced accuracy the earlier tasks lose more with it "
+        ci = {n: M.mean_ci(table[table.normalisation == n].mean_forgetting) for n in (best, "update")}
+        clear = ci[best][2] < ci["update"][1]  # both intervals known and apart
+        lost_ci = {n: M.mean_ci(table[table.normalisation == n].lost) for n in (best, "update")}
+        majority = gain > 0 and lost_ci[best][1] > lost_ci["update"][2]  # more lost, beyond the spread
+        text += (f". The least forgetting is with {NORMALISATION_LABELS[best]} ({best}), {pct(gain)} points "
+                 "below updated statistics: "
+                 + ("but the intervals over runs overlap, so not a difference beyond the spread between runs"
+                    if not clear else
+                    "but in balanced accuracy the earlier tasks lose more with it "
                     f"({pct(lost[best])} against {pct(lost['update'])} points), so it mostly keeps them on "
                     "their majority class rather than remembering them" if majority else
                     "most of the forgetting is the normalisation, which no weight penalty holds"
                     if gain > forget["update"] / 2 else
                     "less than half of it, so most of the forgetting is in the weights and heads")
                  if gain > 0 else ". No other normalisation forgets less than updated statistics")
-    if parts["lost"] > 0.01:
-        shares = {p: parts[p] / parts["lost"] for p in ("representation", "calibration", "rest")}
-        text += (f". Of the balanced accuracy the earlier tasks lose ({pct(parts['lost'])} points), "
-                 + ", ".join(f"{p} {100 * v:.0f} %" for p, v in shares.items())
+    readings = setting_readings(table)
+    standing = {k: r["main"] for k, r in readings.items() if r["side"]["lost"] == "above" and r["stands_out"]}
+    mains = set(standing.values())
+    text += (f". In {len(standing)} of the {len(readings)} settings (method x normalisation) the earlier tasks lose "
+             "balanced accuracy with one part of the split larger than the others beyond the spread between seeds")
+    if len(mains) == 1 and len(standing) == len(readings):
+        main = mains.pop()
+        text += (f": **{main}** in every one"
                  + ("; a practitioner should first refit the old heads' thresholds on a little validation data "
-                    "before reaching for a weight penalty" if max(shares, key=shares.get) == "calibration" else
+                    "before reaching for a weight penalty" if main == "calibration" else
                     "; the features themselves forget, which is what a weight penalty is for"
-                    if max(shares, key=shares.get) == "representation" else
+                    if main == "representation" else
                     "; neither the features nor the threshold explain most of it: the heads' directions no "
                     "longer fit the features"))
+    elif standing:
+        text += ": " + ", ".join(f"{k[0]}/{k[1]} {m}" for k, m in standing.items()) + \
+            "; no one part explains the forgetting in every setting"
+    else:
+        text += ": the split does not say which part explains the forgetting"
     return text + "."
 
 

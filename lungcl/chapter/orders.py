@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .. import summaries, thesis
-from ..summaries import METHOD_LABELS, METRIC_LABELS
+from ..summaries import METHOD_LABELS, METRIC_LABELS, order_label
 from .formats import pct, pts
 
 NO_INTERVAL = ("With one fold, these records carry no interval for the average accuracy (it combines three "
@@ -73,3 +73,52 @@ def position_sentence(positions: pd.DataFrame, metric: str = "accuracy") -> str:
                         for m in METHOD_LABELS if m in slope)
             + ". A positive number is forgetting that depends on the position; near zero means the "
               "method keeps a task wherever it comes.")
+
+
+def initial_weights(configs) -> dict:
+    """The networks every order starts from, built as a run builds them (one per distinct order at the first
+    config's seed and network settings): whether the trunk is the same in every order, whether the head of
+    the task trained k-th is, and per task how many distinct initial heads it has over the orders."""
+    import torch
+
+    from ..experiments.sequence import build_model
+
+    first = configs[0]
+    orders = list(dict.fromkeys(tuple(c.tasks) for c in configs if c.seed == first.seed))
+    nets = {o: build_model(first, list(o)) for o in orders}
+
+    def trunk(net) -> dict:
+        return {k: v for k, v in net.state_dict().items() if not k.startswith("heads.")}
+
+    def same(a: dict, b: dict) -> bool:
+        return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    ref = orders[0]
+    heads = {(o, t): nets[o].heads[t].state_dict() for o in orders for t in o}
+    starts = {}
+    for t in ref:
+        distinct: list[dict] = []
+        for o in orders:
+            if not any(same(heads[(o, t)], d) for d in distinct):
+                distinct.append(heads[(o, t)])
+        starts[t] = len(distinct)
+    return {"orders": [order_label(list(o)) for o in orders],
+            "seed": first.seed, "same_trunk": all(same(trunk(nets[o]), trunk(nets[ref])) for o in orders),
+            "same_by_place": all(same(heads[(o, o[k])], heads[(ref, ref[k])]) for o in orders for k in range(len(ref))),
+            "starts": starts}
+
+
+def initial_weights_sentence(found: dict) -> str:
+    """What :func:`initial_weights` found, as the chapter states it."""
+    n = len(found["orders"])
+    text = (f"The initial weights, built as the runs build them (seed {found['seed']}, {n} orders): the trunk "
+            + ("starts from the same weights in every order" if found["same_trunk"] else
+               "does *not* start from the same weights in every order"))
+    if n < 2:
+        return text + " (one order: nothing to compare)."
+    if found["same_by_place"]:
+        text += ("; each head is drawn after the trunk by its place in the order, so the head trained first, "
+                 "second, ... starts from the same weights in every order, and a task's head does only where "
+                 "the task has the same place")
+    counts = ", ".join(f"{t} {k}" for t, k in found["starts"].items())
+    return text + f" (distinct initial heads per task over the orders: {counts})."

@@ -274,7 +274,8 @@ def _probe_lines(record, metric: str) -> list[str]:
 
     split = forgetting_split(record, metric)
     lines = [f"features or heads: the {metric.replace('_', ' ')} (test, pp) each earlier task lost, split into "
-             "representation (linear probe), calibration (threshold refitted on val) and the rest"]
+             "representation (linear probe), calibration (the gain of a threshold refitted on val, at the end "
+             "minus at the task's own stage) and the rest"]
     if split.empty:
         return lines + ["  (no earlier task with probes)"]
     cols = ["task", "lost", "representation", "calibration", "rest", "probe_final", "probe_floor"]

@@ -88,9 +88,28 @@ def balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
         return np.arange(len(labels))
     minority, majority = (pos, neg) if len(pos) < len(neg) else (neg, pos)
     rng = np.random.default_rng(seed)
-    reps, extra = divmod(len(majority), len(minority))
-    up = np.concatenate([np.tile(minority, reps), rng.choice(minority, extra, replace=False)])
-    return np.sort(np.concatenate([majority, up]))
+    return np.sort(np.concatenate([majority, upsample(minority, len(majority), rng)]))
+
+
+def upsample(indices: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``indices`` repeated whole, then topped up at random without repeats, to ``k`` items (k >= len)."""
+    reps, extra = divmod(k, len(indices))
+    return np.concatenate([np.tile(indices, reps), rng.choice(indices, extra, replace=False)])
+
+
+def class_balanced_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``n // 2`` items per class (at least one): drawn without repeats from a class that
+    has that many, else the whole class, up-sampled (:func:`upsample`) so that each class weighs half in a
+    mean over the sample, as in the up-sampled training batches. With one class only: ``n`` of it."""
+    classes = [np.flatnonzero(labels == c) for c in (0, 1)]
+    classes = [c for c in classes if len(c)]
+    rng = np.random.default_rng(seed)
+    if len(classes) < 2:
+        every = np.arange(len(labels))
+        return np.sort(rng.choice(every, min(n, len(every)), replace=False))
+    k = max(n // 2, 1)
+    return np.sort(np.concatenate([rng.choice(c, k, replace=False) if len(c) >= k else upsample(c, k, rng)
+                                   for c in classes]))
 
 
 @dataclass

@@ -37,6 +37,11 @@ class PatientSplit:
     def part_of(self, patients: pd.Series | list[str]) -> np.ndarray:
         return np.array([self.assignment[p] for p in patients])
 
+    def development(self, patients: pd.Series | list[str]) -> np.ndarray:
+        """Which of ``patients`` lie outside the test part: the patients a choice (a setting, a check of
+        the data) may be read from; the test patients are only ever reported on."""
+        return self.part_of(patients) != "test"
+
     def roles(self, fold: int) -> dict[str, str]:
         """For cross-validation fold ``fold``: which part is train, val or test."""
         if not 0 <= fold < N_FOLDS:

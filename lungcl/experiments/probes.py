@@ -11,7 +11,8 @@ With ``probes=True`` a sequence run records, after every stage and for every tas
 
 and, once per run, the same probe on the untrained network (the floor a probe reaches on random
 features, as Hess et al. TMLR 2024 report it). :func:`forgetting_split` turns them into the
-accuracy an earlier task lost, split into representation, calibration and the rest.
+accuracy an earlier task lost, split into representation, calibration (the re-thresholding gain at the
+end beyond the same gain at the task's own stage) and the rest.
 """
 
 from __future__ import annotations
@@ -108,14 +109,18 @@ def floor_probes(model: PreActResNet, trains: Mapping[str, EvalSet], evaluator: 
 
 
 def forgetting_split(record: Any, metric: str = "balanced_accuracy") -> pd.DataFrame:
-    """Per earlier task of a sequence record with probes: the ``metric`` (test) it lost from the end of
-    its own stage to the end of the sequence, split into
+    """Per earlier task of a sequence record with probes: the ``metric`` (test) its head lost from the end
+    of its own stage to the end of the sequence, split into
 
     - **representation**: what the linear probe lost over the same stages;
-    - **calibration**: what refitting the head's threshold on validation gives back at the end;
-    - **rest**: the remainder (the head's direction no longer fits the features, and the noise);
+    - **calibration**: what refitting the head's threshold on validation gives back at the end, minus what
+      it gave back at the task's own stage (a head that was mis-calibrated from the start has not
+      *forgotten* its calibration);
+    - **rest**: the remainder, the re-thresholded head's loss beyond the probe's (the head's direction no
+      longer fits the features, and the noise);
 
-    with the probe's floor (untrained network) beside them."""
+    so lost = representation + calibration + rest, with the probe's floor (untrained network) beside
+    them. The re-thresholded head's loss is ``recalibrated_own - recalibrated_final``."""
     data = record.data if hasattr(record, "data") else record
     rows = data.get("probes")
     if not rows:
@@ -127,13 +132,16 @@ def forgetting_split(record: Any, metric: str = "balanced_accuracy") -> pd.DataF
     for i, t in enumerate(tasks[:-1]):
         if (i, t) not in at or (last, t) not in at:
             continue
+        own, end = at[(i, t)], at[(last, t)]
         lost = R[i, i] - R[last, i]
-        representation = at[(i, t)]["probe"][metric] - at[(last, t)]["probe"][metric]
-        calibration = at[(last, t)]["recalibrated"][metric] - R[last, i]
+        representation = own["probe"][metric] - end["probe"][metric]
+        gap_own = own["recalibrated"][metric] - R[i, i]
+        gap_end = end["recalibrated"][metric] - R[last, i]
+        calibration = gap_end - gap_own
         out.append({"task": t, "lost": lost, "representation": representation, "calibration": calibration,
                     "rest": lost - representation - calibration, "head_final": R[last, i],
-                    "probe_final": at[(last, t)]["probe"][metric],
-                    "recalibrated_final": at[(last, t)]["recalibrated"][metric],
+                    "calibration_gap_own": gap_own, "calibration_gap_final": gap_end,
+                    "probe_final": end["probe"][metric], "recalibrated_final": end["recalibrated"][metric],
                     "probe_floor": rows["floor"].get(t, {}).get(metric, np.nan)})
     return pd.DataFrame(out)
 

@@ -9,8 +9,8 @@ start and end, and the kept checkpoint score every task of the sequence on
 validation and test (the curves of the thesis's Fig. 4.20-4.23; ``curve_every``
 1: every evaluation). The weights that score best under the rule are kept in
 memory and restored at the stage's end (the thesis's rule was ``select=loss``, the
-unweighted loss, which prefers majority-leaning networks on imbalanced tasks). Then the method consolidates (e.g. EWC's Fisher on the un-augmented
-training set) and every task is measured. Each stage reseeds from (seed,
+unweighted loss, which prefers majority-leaning networks on imbalanced tasks). Then the method consolidates (e.g. EWC's Fisher on a class-balanced
+sample of the un-augmented training set) and every task is measured. Each stage reseeds from (seed,
 stage), so a run resumed at a stage gives the same numbers as an unbroken one.
 When the process has a core to spare, each evaluation scores a snapshot of the
 weights on a second thread while training runs on; the trainer takes the results
@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..data.batches import PatchBatches
-from ..data.datasets import PatchDataset, TaskSplits, task_seed
+from ..data.datasets import PatchDataset, TaskSplits, class_balanced_sample, task_seed
 from ..errors import LungclError
 from ..selection import better, criterion
 from .evaluation import SPLITS, Diverged, Evaluator
@@ -73,6 +73,15 @@ def unaugmented(ds: PatchDataset, patch_px: int) -> PatchDataset:
     """The same training nodules without augmentation or up-sampling (for the Fisher)."""
     return PatchDataset(ds.images, ds.labels, ds.patient_ids, ds.nodule_ids, patch_px,
                         augment=False, balance=False, seed=ds.seed)
+
+
+def fisher_dataset(ds: PatchDataset, patch_px: int, n: int, seed: int) -> PatchDataset:
+    """The sample of training nodules a method consolidates on (EWC's Fisher): un-augmented, ``n // 2``
+    per class (:func:`lungcl.data.datasets.class_balanced_sample`), so that the Fisher weighs the two
+    classes as the up-sampled training batches did, not by their share of the training split."""
+    out = unaugmented(ds, patch_px)
+    out.order = class_balanced_sample(out.labels, n, seed)
+    return out
 
 
 class _Cycle:
@@ -360,11 +369,13 @@ def _train_step(model: nn.Module, method: Any, optimizer: torch.optim.Optimizer,
 
 
 def consolidate(ctx: StageContext, task: str) -> float:
-    """The method's after-task step on the task's un-augmented training set; returns seconds."""
+    """The method's after-task step on a class-balanced sample of the task's un-augmented training set
+    (:func:`fisher_dataset`, ``fisher_samples`` nodules); returns seconds."""
     t0 = time.perf_counter()
     splits = ctx.splits[task]
-    ds = unaugmented(splits.train, int(splits.provenance["settings"]["patch_px"]))
-    loader = PatchBatches(ds, min(ctx.config.batch_size, 64), stage_seed(ctx.config.seed, 10_000))
+    seed = stage_seed(ctx.config.seed, 10_000)
+    ds = fisher_dataset(splits.train, int(splits.provenance["settings"]["patch_px"]), ctx.config.fisher_samples, seed)
+    loader = PatchBatches(ds, min(ctx.config.batch_size, 64), seed)
     ctx.model.eval()
     ctx.method.consolidate(ctx.model, task, _on_device(loader, ctx.device))
     return time.perf_counter() - t0

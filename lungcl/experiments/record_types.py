@@ -29,13 +29,17 @@ class StageRecord:
     best_val_loss: float
     stopped_early: bool
     metrics: StageMetrics
+    # every task's test positive-class probabilities at the kept checkpoint (rounded, the called class kept;
+    # labels and patients once per run in the record's "test_set"); None in records written before
+    test_probabilities: dict[str, list[float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        return d if self.test_probabilities is not None else {k: v for k, v in d.items() if k != "test_probabilities"}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "StageRecord":
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
 
 @dataclass(frozen=True)

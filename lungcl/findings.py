@@ -231,7 +231,7 @@ def order_finding(method: str, reps: Sequence[Replicate], margin: float, alpha: 
         for rep in reps:
             per_key.setdefault((rep.fold, rep.seed), []).append(M.average_accuracy(rep.runs[method].R))
         seed_ss = float(sum(len(v) * (np.mean(v) - y.mean()) ** 2 for v in per_key.values()))
-    shares = ({"order": (total - within) / total, "seed": seed_ss / total,
+    shares = ({"order": (total - within) / total, "seed": _finite(seed_ss / total),
                "rest": (within - (seed_ss if crossed else 0.0)) / total} if total > 0 else {})
     sd = np.sqrt(within / df)
     pairs = [(a, b) for a, b in combinations(values, 2)]
@@ -284,8 +284,8 @@ def findings_report(records: Iterable, n_boot: int | None = None, alpha: float =
         raise LungclError(f"need n_boot >= 10, 0 < alpha < 0.5 and an equivalence margin > 0, got {n_boot}, "
                           f"{alpha}, {equivalence_margin}")
     rng = np.random.default_rng(seed)
-    per_task = learned(reps)
-    untestable = bool(per_task) and min(per_task.values()) <= learned_floor
+    per_task = {t: _finite(v) for t, v in learned(reps).items()}
+    untestable = any(v is not None and v <= learned_floor for v in per_task.values())
     draws = [replicate_draws(rep, n_boot, rng) for rep in reps]
     findings = [margin_finding(f, reps, draws, n_boot, alpha, rng) if reps else
                 {"finding": f, "estimate": np.nan, "ci": [np.nan, np.nan], "runs_per_order": {}, "p": np.nan,
@@ -342,8 +342,10 @@ def verdict_sentences(report: dict, which: str = "all") -> list[str]:
     not learn, one sentence giving the check that says so."""
     learned_ = report["learned"]
     if not learned_["learned"]:
-        low = ", ".join(f"{t} {100 * v:.1f} %" for t, v in learned_["per_task"].items() if v <= learned_["floor"])
-        return [f"**All findings: {UNTESTABLE}.** Right after its own stage, the mean validation balanced accuracy "
+        low = ", ".join(f"{t} {100 * v:.1f} %" for t, v in learned_["per_task"].items()
+                        if v is not None and v <= learned_["floor"])
+        name = {"all": "All findings", "order": "Finding 4", "methods": "Findings 1-3"}[which]
+        return [f"**{name}: {UNTESTABLE}.** Right after its own stage, the mean validation balanced accuracy "
                 f"over the runs is {low}, at or below {100 * learned_['floor']:.0f} % (chance is 50 %): differences "
                 "between networks that answer at chance say nothing about the methods."]
     out = []
@@ -354,7 +356,7 @@ def verdict_sentences(report: dict, which: str = "all") -> list[str]:
         if f["finding"].startswith(ORDER_FINDING):
             shares = f.get("variance_shares") or {}
             share = (f"; of the variance between its runs, order explains {100 * shares['order']:.0f} %"
-                     + ("" if not np.isfinite(shares.get("seed", np.nan)) else f", seed {100 * shares['seed']:.0f} %")
+                     + ("" if shares.get("seed") is None else f", seed {100 * shares['seed']:.0f} %")
                      if shares else "")
             out.append(f"**{f['finding']}**: **{f['verdict']}** - the largest difference between two orders' mean "
                        f"average final balanced accuracy is {_pts(f['estimate'])} points (interval "

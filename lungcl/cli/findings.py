@@ -91,13 +91,13 @@ def cmd_findings(args: argparse.Namespace) -> int:
                           f"{outcome.configs[run_id].label}: {message}")
     result = findings_report(outcome.records, n_boot=args.n_boot, alpha=args.alpha, equivalence_margin=args.margin)
     if args.json:
-        print(json.dumps(result, indent=1))
+        print(json.dumps(result, indent=1, allow_nan=False))  # strict JSON: an undefined number is null
         return 0
     print(f"{result['replicates']} replicates ({len(configs)} runs) on test {result['metric'].replace('_', ' ')}")
     print(findings_table(result).to_string())
     print(f"\ninterval: {result['interval']} ({result['n_boot']} draws)\np-values: {result['correction']}")
     print(f"learned: {result['learned']['rule']}: "
-          + ", ".join(f"{t} {100 * v:.1f} %" for t, v in result["learned"]["per_task"].items()))
+          + ", ".join(f"{t} {'-' if v is None else f'{100 * v:.1f} %'}" for t, v in result["learned"]["per_task"].items()))
     return 0
 
 

@@ -38,8 +38,9 @@ design's runs of its *validation* balanced accuracy right after its own stage is
 *reproduced* (adjusted p < alpha, estimate > 0), *reversed* (adjusted p < alpha, estimate < 0), *not
 reproduced* (not significant, and the interval excludes the thesis's own margin; never on a zero-width
 interval), else *inconclusive*. Finding 4, per method: *reproduced* when the adjusted equivalence p <
-alpha; *reversed* when some pair of orders differs by more than the margin beyond its Bonferroni
-(over the pairs) interval; else *inconclusive*.
+alpha; *reversed* when some pair of orders differs by more than the margin with a one-sided t bound at
+level alpha / (number of pairs) (Bonferroni over the pairs); else *inconclusive*. Each finding also
+lists its per-order means (``per_order``).
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ def replicate_draws(rep: Replicate, n_boot: int, rng: np.random.Generator) -> di
     patients = sorted({p for t in tasks for p in runs[0].test_set[t]["patients"]})
     index = {p: i for i, p in enumerate(patients)}
     weights = rng.multinomial(len(patients), np.full(len(patients), 1 / len(patients)), size=n_boot)
-    per_task = {t: (np.asarray(runs[0].test_set[t]["labels"]), weights[:, [index[p] for p in runs[0].test_set[t]["patients"]]])
+    test_set = runs[0].test_set
+    per_task = {t: (np.asarray(test_set[t]["labels"]), weights[:, [index[p] for p in test_set[t]["patients"]]])
                 for t in tasks}
     Rb = {}
     for run in runs:
@@ -202,7 +204,9 @@ def margin_finding(finding: str, reps: Sequence[Replicate], draws: Sequence[dict
     boot /= len(by_order)
     low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
     return {"finding": finding, "estimate": estimate, "ci": [float(low), float(high)],
-            "runs_per_order": {o: len(idx) for o, idx in by_order.items()}, "p": _bootstrap_p(estimate, boot),
+            "runs_per_order": {o: len(idx) for o, idx in by_order.items()},
+            "per_order": {o: float(np.mean([own[i] for i in idx])) for o, idx in by_order.items()},
+            "p": _bootstrap_p(estimate, boot),
             "thesis_margin": _finite(thesis_margin(finding, list(by_order)))}
 
 
@@ -219,6 +223,7 @@ def order_finding(method: str, reps: Sequence[Replicate], margin: float, alpha: 
            "runs_per_order": {o: len(v) for o, v in values.items()}}
     y = np.concatenate([np.asarray(v) for v in values.values()]) if values else np.zeros(0)
     means = {o: float(np.mean(v)) for o, v in values.items()}
+    out["per_order"] = means
     df = len(y) - len(values)
     if len(values) < 2 or df < 1:
         return {**out, "estimate": np.nan, "ci": [np.nan, np.nan], "p": np.nan, "variance_shares": {}}
@@ -288,8 +293,8 @@ def findings_report(records: Iterable, n_boot: int | None = None, alpha: float =
     untestable = any(v is not None and v <= learned_floor for v in per_task.values())
     draws = [replicate_draws(rep, n_boot, rng) for rep in reps]
     findings = [margin_finding(f, reps, draws, n_boot, alpha, rng) if reps else
-                {"finding": f, "estimate": np.nan, "ci": [np.nan, np.nan], "runs_per_order": {}, "p": np.nan,
-                 "thesis_margin": None} for f in FINDINGS]
+                {"finding": f, "estimate": np.nan, "ci": [np.nan, np.nan], "runs_per_order": {}, "per_order": {},
+                 "p": np.nan, "thesis_margin": None} for f in FINDINGS]
     findings += [order_finding(m, reps, equivalence_margin, alpha) for m in THESIS_METHODS]
     for f, p in zip(findings, holm([f["p"] for f in findings])):
         f.update(estimate=_finite(f["estimate"]), ci=[_finite(v) for v in f["ci"]], p=_finite(f["p"]),

@@ -95,7 +95,8 @@ def test_a_known_effect_is_reproduced_with_its_runs_and_holm():
     report = F.findings_report(design({"sgd": 0.20, "l2": 0.10, "ewc": 0.02}), n_boot=200)
     f1 = _finding(report, F1)
     assert f1["verdict"] == "reproduced" and f1["metric"] == "balanced_accuracy"
-    assert f1["runs_per_order"] == {o: 3 for o in ORDERS}
+    assert f1["runs_per_order"] == {o: 3 for o in ORDERS} and set(f1["per_order"]) == set(ORDERS)
+    assert f1["estimate"] == pytest.approx(np.mean(list(f1["per_order"].values())))  # order a fixed effect
     assert f1["ci"][0] > 0 and f1["ci"][0] <= f1["estimate"] <= f1["ci"][1]
     assert 0.3 < f1["estimate"] < 0.42  # 2 x (0.20 - 0.02) of forgetting, up to the test set's sampling
     p = [f["p"] for f in report["findings"]]

@@ -96,8 +96,9 @@ def cmd_findings(args: argparse.Namespace) -> int:
     print(f"{result['replicates']} replicates ({len(configs)} runs) on test {result['metric'].replace('_', ' ')}")
     print(findings_table(result).to_string())
     print(f"\ninterval: {result['interval']} ({result['n_boot']} draws)\np-values: {result['correction']}")
+    learned = result["learned"]["per_task"]
     print(f"learned: {result['learned']['rule']}: "
-          + ", ".join(f"{t} {'-' if v is None else f'{100 * v:.1f} %'}" for t, v in result["learned"]["per_task"].items()))
+          + ", ".join(f"{t} {'-' if v is None else f'{100 * v:.1f} %'}" for t, v in learned.items()))
     return 0
 
 

@@ -188,10 +188,12 @@ def parse_references(spec: str | Sequence[str]) -> list[str]:
 
 def orders_chapter(ctx: ChapterContext, orders: str = "all", method: str = "all", folds: Sequence[int] = (0,),
                    epochs: int | None = None, l2_lambda: float | None = None, ewc_lambda: float | None = None,
-                   streams: str = "task", **_: Any) -> list[RunConfig]:
-    """Chapter 04: the methods on every order."""
+                   streams: str = "task", seeds: Sequence[int] | None = None, **_: Any) -> list[RunConfig]:
+    """Chapter 04: the methods on every order, over the chapter's seeds (None: seed, seed + 1, seed + 2): the
+    design the discussion's findings (:mod:`lungcl.findings`) are tested on."""
     return sequence_configs(ctx, parse_orders(orders), parse_methods(method), folds, epochs=epochs,
-                            l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, streams=streams)
+                            l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, streams=streams,
+                            seeds=chapter_seeds(ctx.seed, seeds))
 
 
 def analysis_chapter(ctx: ChapterContext, tasks: str, folds: Sequence[int], ewc_factors: Sequence[float],
@@ -253,7 +255,8 @@ def experiment_runs(ctx: ChapterContext, tasks: str, orders: str | Sequence[str]
     ``streams``) and the analysis chapter (``tasks``' order, ``analysis``: its parameters) ask for with
     these parameters, which are theirs: the runs the discussion reads. Nothing is trained."""
     lambdas = {"epochs": epochs, "l2_lambda": l2_lambda, "ewc_lambda": ewc_lambda}
-    every_order = orders_chapter(ctx, orders=orders, method=method, folds=folds, streams=streams, **lambdas)
+    every_order = orders_chapter(ctx, orders=orders, method=method, folds=folds, streams=streams, seeds=seeds,
+                                 **lambdas)
     repeated = sequence_chapter(ctx, tasks=tasks, method=method, folds=folds, seeds=seeds, **lambdas)
     plan = analysis_chapter(ctx, tasks=tasks, folds=folds, epochs=epochs, **analysis)
     return list({c.run_id: c for c in every_order + repeated}.values()), plan

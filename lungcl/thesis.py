@@ -182,6 +182,14 @@ FINDINGS = {
 }
 
 
+def thesis_margin(finding: str, orders: Iterable[str]) -> float:
+    """A finding's margin (:data:`FINDINGS`) on the thesis's own tables, mean over those of ``orders`` it
+    published (nan: none of them)."""
+    values = [FINDINGS[finding]({m: thesis_matrix(o, m).to_numpy() for m in THESIS_METHODS})
+              for o in orders if o in THESIS_ORDERS]
+    return float(np.mean(values)) if values else np.nan
+
+
 def _claim_checks(matrices: dict[str, dict[str, np.ndarray]], min_margin: float) -> list[dict]:
     """Per finding: in how many orders it holds (margin > ``min_margin``), in how many the opposite holds
     (margin < -``min_margin``), and the mean margin (positive: in the finding's direction)."""
@@ -287,4 +295,4 @@ def transfer_side_by_side(transfer: pd.DataFrame) -> pd.DataFrame:
 __all__ = ["THESIS_METHODS", "THESIS_METRICS", "thesis_results", "thesis_order", "thesis_matrix",
            "thesis_first_stage", "thesis_implied_positive_share", "thesis_transfer", "add_thesis",
            "stage_table_with_thesis", "single_task_with_thesis", "transfer_with_thesis", "positions_with_thesis",
-           "order_spread", "FINDINGS", "claims_table", "matrix_side_by_side", "stage_side_by_side", "transfer_side_by_side"]
+           "order_spread", "FINDINGS", "thesis_margin", "claims_table", "matrix_side_by_side", "stage_side_by_side", "transfer_side_by_side"]

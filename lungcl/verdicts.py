@@ -29,8 +29,7 @@ from scipy import stats
 
 from . import metrics as M
 from . import summaries as S
-from .thesis import FINDINGS, THESIS_METHODS, thesis_matrix
-from .data.tasks import THESIS_ORDERS
+from .thesis import FINDINGS, THESIS_METHODS, thesis_margin
 
 VERDICTS = ("reproduced", "reversed", "not reproduced", "inconclusive")
 INTERVAL = "95 % Student-t interval over runs (one run = one fold and seed of every method)"
@@ -76,9 +75,7 @@ def finding_margins(records: Iterable, split: str = "test", metric: str = "accur
 
 
 def _thesis_margin(finding: str, orders: Iterable[str]) -> float:
-    values = [FINDINGS[finding]({m: thesis_matrix(o, m).to_numpy() for m in THESIS_METHODS})
-              for o in orders if o in THESIS_ORDERS]
-    return float(np.mean(values)) if values else np.nan
+    return thesis_margin(finding, orders)
 
 
 def order_verdicts(records: Iterable, split: str = "test", metric: str = "accuracy",

@@ -428,7 +428,7 @@ def test_discussion_missing_runs_and_folds() -> None:
     text = discussion.missing_runs_sentence(absent, "results")
     assert text.startswith(f"**1 run(s) of the experiment chapters are not in `results/`** (e.g. {absent[0].label})")
     assert discussion.missing_runs_sentence([], "results") is None
-    assert "with 3 seeds per method on ABC" in discussion.folds_and_seeds_note(3)
+    assert "1 fold(s) with 3 seed(s) per method in each of 6 order(s)" in discussion.folds_and_seeds_note(3, 6, 1)
     assert discussion.bullets(["a", "b"]) == "- a\n\n- b"
 
 
@@ -603,6 +603,31 @@ def test_orders_spread_sentences_read_the_range_against_one_run() -> None:
     assert "larger than the noise" in lines[2]
     no_ci = orders.spread_sentences(spread.assign(**{"median CI width": np.nan}).iloc[:1])
     assert no_ci.endswith("(from 60.0 % to 62.0 %).")
+
+
+def test_orders_finding_four_reads_the_findings_of_the_design() -> None:
+    """The task-order chapter's finding-4 text is the findings module's (the discussion's numbers), and without
+    the three methods at one order and seed it says what to run."""
+    from lungcl import findings
+    from lungcl.chapter import orders
+
+    assert orders.order_finding([make_record("ewc")]) == orders.NEEDS_THREE
+    recs = [make_record(m, o, seed=s, R=np.full((3, 3), 0.7) + 0.01 * s + 0.05 * np.eye(3))
+            for o in ("malignancy,lobulation,calcification", "calcification,lobulation,malignancy")
+            for s in range(2) for m in ("sgd", "l2", "ewc")]
+    text = orders.order_finding(recs)
+    report = findings.findings_report(recs, n_boot=20)
+    assert text.startswith("- " + findings.verdict_sentences(report, "order")[0])
+    assert "Holm" in text and findings.ORDER_FINDING not in findings.verdict_sentences(report, "methods")[0]
+
+
+def test_discussion_verdicts_page_reads_the_design_only() -> None:
+    from lungcl.chapter import discussion
+
+    recs = [make_record(m, seed=s) for s in range(2) for m in ("sgd", "l2", "ewc")]
+    assert discussion.design_records(recs + [make_record("joint")], [r.config for r in recs]) == recs
+    table, text = discussion.verdicts_page(recs)
+    assert "untestable" in text and "Holm" in text and "p (Holm)" in table.data.columns
 
 
 def test_orders_position_sentence() -> None:

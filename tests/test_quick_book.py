@@ -53,4 +53,5 @@ def test_the_readme_quick_build_leaves_no_run_of_the_discussion_missing(tmp_path
     assert "The thesis's findings" in "".join(c.source for c in discussion.cells)
     assert "run(s) of the experiment chapters are not in" not in shown, shown[:400]
     tables = "".join(str(o.get("data", {}).get("text/html", "")) for c in discussion.cells for o in c.get("outputs", []))
-    assert any(v in tables for v in ("reproduced", "inconclusive", "reversed"))  # the verdicts, from the runs found
+    # the verdicts, from the runs found (the smoke networks may not learn: then they say "untestable")
+    assert any(v in tables for v in ("reproduced", "inconclusive", "reversed", "untestable"))

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .. import baselines, summaries, thesis, verdicts
+from .. import baselines, findings, summaries, thesis
 from .. import metrics as M
 from ..summaries import METHOD_LABELS
 from ..fisher import FISHER_LABELS
@@ -18,7 +18,6 @@ from .analysis import THESIS_THREE, default_runs, default_strengths
 from .fisher_variants import differs_from_exact, fisher_variant_summary
 from .normalisation import NORMALISATION_LABELS, normalisation_runs, setting_readings
 from .formats import pct, pts
-from .sequence import findings_page, findings_side_by_side
 
 COMPANY = (
     "We are not the first to find EWC harder to reproduce than to cite. Avalanche's "
@@ -42,14 +41,20 @@ def missing_runs_sentence(absent: Sequence, results_name: str) -> str | None:
             "below uses what is there.")
 
 
-def verdicts_page(orders: Sequence):
-    """The thesis's findings on accuracy and balanced accuracy as a book table, and their verdict bullets."""
-    findings = {m: verdicts.findings_table(orders, metric=m) for m in ("accuracy", "balanced_accuracy")}
-    view = findings_side_by_side(findings, ["runs", "margin", "ci_low", "ci_high", "verdict"])
-    view[("thesis", "margin")] = findings["accuracy"]["thesis margin"]
-    table = findings_page(view, "The thesis's findings on all our runs: margin (points), its 95 % t-interval "
-                                "over runs, verdict; the thesis's margin on the same orders")
-    return table, bullets(verdicts.verdict_sentences(findings["accuracy"]))
+def design_records(records: Sequence, design: Sequence) -> list:
+    """The records, among ``records``, of the task-order chapter's design (``design``: its configurations)."""
+    ids = {c.run_id for c in design}
+    return [r for r in records if r.config.run_id in ids]
+
+
+def verdicts_page(design: Sequence):
+    """The thesis's findings tested on the task-order design's records (:func:`lungcl.findings.findings_report`,
+    the numbers of ``lungcl findings``): a book table, and the verdict bullets with how they were computed."""
+    report = findings.findings_report(design)
+    table = summaries.page_table(findings.findings_table(report),
+                                 "The thesis's findings on the task-order chapter's runs: estimate and interval "
+                                 "(points of test balanced accuracy), runs, p and Holm-adjusted p, verdict")
+    return table, bullets(findings.verdict_sentences(report)) + "\n\n" + findings.scheme_text(report)
 
 
 def order_sentences(transfer: pd.DataFrame) -> tuple[str, str]:
@@ -63,8 +68,8 @@ def order_sentences(transfer: pd.DataFrame) -> tuple[str, str]:
     return per_method, (
         f"Between the methods, the mean (over orders) average final accuracy differs by {pct(between['value'])} "
         f"points in our runs and by {pct(between['thesis'])} in the thesis's. Order matters little where "
-        "the spread across orders is small against that difference, and against the interval of a "
-        "single run (one fold and one seed per order here), which the task-order chapter shows.")
+        "the spread across orders is small against that difference, and against the spread between runs, "
+        "which finding 4's test above weighs.")
 
 
 def starting_level_note(alone: Sequence, data_dir: Path, results_dir: Path, fold: int, profile: str,
@@ -101,7 +106,7 @@ def imbalance_note(record) -> str | None:
             + "; ".join(f"{t} has {r.positive_share:.0%} positive nodules (always answering *negative*: "
                         f"{r.majority_accuracy:.1%})" for t, r in rare.iterrows())
             + ". A network can keep a high accuracy on such a task while it answers one class, which is "
-              "forgetting the task, not keeping it; the tests above are therefore also run on balanced "
+              "forgetting the task, not keeping it; the findings above are therefore tested on balanced "
               "accuracy.")
 
 
@@ -118,12 +123,13 @@ def thesis_test_sets_note(order: str = "ABC") -> str:
               "patients, with LIDC's own class mix.")
 
 
-def folds_and_seeds_note(n_seeds: int) -> str:
+def folds_and_seeds_note(n_seeds: int, n_orders: int = 6, n_folds: int = 1) -> str:
     """How many folds and seeds the verdicts rest on."""
-    return ("**Folds and seeds.** The thesis averaged five folds; the book's default runs one fold, with "
-            f"{n_seeds} seeds per method on ABC and one per setting elsewhere. "
-            "The verdicts above use the spread between runs; where a setting has a single run its intervals are "
-            "over test patients only, and differences smaller than them are not evidence either way.")
+    return ("**Folds and seeds.** The thesis averaged five folds; the findings above rest on "
+            f"{n_folds} fold(s) with {n_seeds} seed(s) per method in each of {n_orders} order(s) (the task-order "
+            "chapter's runs). Every run is scored on the same test patients (one fixed sixth), so the intervals "
+            "include the sampling of that test set and the spread between seeds, not that between other "
+            "test sets; the analysis chapter's studies have their own seeds, stated there.")
 
 
 def lambda_notes(seq: Sequence) -> list[str]:

@@ -6,13 +6,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import summaries, thesis
+from .. import findings, summaries, thesis
 from ..summaries import METHOD_LABELS, METRIC_LABELS, order_label
 from .formats import pct, pts
 
-NO_INTERVAL = ("With one fold, these records carry no interval for the average accuracy (it combines three "
-               "tasks, and an interval needs the per-nodule predictions, which the records do not keep); read "
-               "the spread against the per-task intervals of the next figure, or re-run with several folds.")
+NO_INTERVAL = ("With one run per order, these summaries carry no interval (an interval over runs needs several "
+               "seeds or folds); read the spread against the per-task intervals of the next figure, or re-run "
+               "with several seeds (`seeds`).")
+NEEDS_THREE = ("Finding 4 is tested on SGD, L2 and EWC run at the same orders, folds and seeds: run all three "
+               "(`method = \"all\"`) to test it.")
+
+
+def order_finding(records) -> str:
+    """Finding 4 ("task order matters little") as the discussion tests it (:func:`lungcl.findings.findings_report`
+    on the same runs: the same numbers and adjusted p), with how it was computed."""
+    report = findings.findings_report(records)
+    if not report["replicates"]:
+        return NEEDS_THREE
+    return ("\n\n".join(f"- {ln}" for ln in findings.verdict_sentences(report, "order"))
+            + "\n\n" + findings.scheme_text(report))
 
 
 def noise_word(ratio: float) -> str:

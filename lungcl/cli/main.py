@@ -11,7 +11,7 @@ from .common import resolve_folders
 from ..runs.lifeline import Stopped, stop_on_signals
 
 # modules of lungcl.cli, each with register(subparsers) adding its commands
-COMMAND_MODULES = ("data", "experiments", "mtl", "book")
+COMMAND_MODULES = ("data", "experiments", "findings", "mtl", "book")
 
 
 def build_parser() -> argparse.ArgumentParser:

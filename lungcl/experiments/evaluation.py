@@ -219,6 +219,17 @@ class Evaluator:
             out[split] = m
         return out
 
+    def test_probabilities(self, model: nn.Module, tasks: list[str]) -> dict[str, list[float]]:
+        """Each task's test positive-class probabilities, as the record keeps them (:func:`stored_probabilities`);
+        the report just made at these weights is remembered, so this costs no forward pass."""
+        predictions = self.predict_many(model, [(t, "test") for t in tasks])
+        return {t: stored_probabilities(predictions[(t, "test")][1]) for t in tasks}
+
+    def test_set(self, tasks: list[str]) -> dict[str, dict[str, list]]:
+        """Each task's test labels and patient ids, in the order of :meth:`test_probabilities`."""
+        return {t: {"labels": self.sets[(t, "test")].y.tolist(),
+                    "patients": [str(p) for p in self.sets[(t, "test")].patient_ids]} for t in tasks}
+
     def counts(self, splits: dict[str, TaskSplits]) -> dict:
         """Per task and split: nodules, positives, patients (train: before up-sampling)."""
         out: dict = {}
@@ -230,6 +241,16 @@ class Evaluator:
                                                   "patients": int(len(set(pid.tolist())))}
             out[task]["train"]["n_per_epoch"] = int(len(sp.train))
         return out
+
+
+def stored_probabilities(prob: np.ndarray, digits: int = 6, threshold: float = 0.5) -> list[float]:
+    """Probabilities rounded to ``digits`` decimals for the record, without crossing ``threshold``: every
+    nodule keeps the class the network called (``>= threshold``), so counts and balanced accuracy
+    recomputed from the record equal the ones it reports."""
+    p = np.asarray(prob, dtype=np.float64)
+    q = np.round(p, digits)
+    q[(p < threshold) & (q >= threshold)] = threshold - 10.0 ** -digits
+    return q.tolist()
 
 
 def state_fingerprint(model: nn.Module) -> bytes:

@@ -36,6 +36,9 @@ class StageRecord:
     select: str | None = None
     best_criterion: float | None = None
     best_val_balanced_accuracy: float | None = None
+    # every task's test positive-class probabilities at the kept checkpoint (rounded, the called class kept;
+    # labels and patients once per run in the record's "test_set"); None in records written before
+    test_probabilities: dict[str, list[float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -47,8 +50,8 @@ class StageRecord:
                       if f.name in d or f.name not in OPTIONAL_STAGE_FIELDS})
 
 
-# added with config version 4 (class-balanced selection): absent from older records
-OPTIONAL_STAGE_FIELDS = ("select", "best_criterion", "best_val_balanced_accuracy")
+# added with config version 4 (class-balanced selection; the test probabilities): absent from older records
+OPTIONAL_STAGE_FIELDS = ("select", "best_criterion", "best_val_balanced_accuracy", "test_probabilities")
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,14 @@ class Record(RunRecord[RunConfig]):
         """The run's stages in order, typed."""
         return [StageRecord.from_dict(s) for s in self.data["stages"]]
 
+    def test_predictions(self) -> tuple[dict[str, dict[str, list]], list[dict[str, list[float]]]] | None:
+        """(each task's test labels and patient ids, per stage each task's test positive-class probabilities
+        at the kept checkpoint); None for a record written before they were kept."""
+        stages = self.data["stages"]
+        if "test_set" not in self.data or any(s.get("test_probabilities") is None for s in stages):
+            return None
+        return self.data["test_set"], [s["test_probabilities"] for s in stages]
+
     def accuracy_matrix(self, split: str = "test", metric: str = "accuracy") -> pd.DataFrame:
         """R[stage, task]: ``metric`` of every task (columns) after each stage (rows)."""
         values = self.data["matrices"][split][metric]

@@ -127,12 +127,13 @@ def _sequence(config, splits, evaluator, device, progress, state, resume, on_sta
         t0 = time.perf_counter()
         metrics = {t: evaluator.report(model, t, config.n_boot, stage_seed(config.seed, stage),
                                        with_ci=i <= stage) for i, t in enumerate(tasks)}
+        probabilities = evaluator.test_probabilities(model, tasks)
         report_s = time.perf_counter() - t0
         if config.probes:
             t0 = time.perf_counter()
             state["probes"]["stages"] += stage_probes(model, trains, evaluator, tasks, stage, device)
             state["timings"]["probes_s"] += time.perf_counter() - t0
-        _finish_stage(state, stage, task, train_tasks, result, metrics, consolidate_s, report_s)
+        _finish_stage(state, stage, task, train_tasks, result, metrics, consolidate_s, report_s, probabilities)
         if on_stage is not None and stage + 1 < len(tasks):
             on_stage({"model": {k: v.cpu() for k, v in model.state_dict().items()},
                       "method": method.state_dict(), "progress": json.dumps(state),
@@ -170,13 +171,15 @@ def _overlap(device: torch.device) -> bool:
     return device.type == "cpu" and spare_core()
 
 
-def _finish_stage(state, stage, task, train_tasks, result, metrics, consolidate_s, report_s) -> None:
+def _finish_stage(state, stage, task, train_tasks, result, metrics, consolidate_s, report_s,
+                  probabilities=None) -> None:
     state["stages"].append(StageRecord(stage=stage, task=task, trained_tasks=list(train_tasks),
                                        steps=result.steps, epochs=result.epochs,
                                        best_stage_step=result.best_step, best_val_loss=result.best_val_loss,
                                        stopped_early=result.stopped_early, metrics=metrics,
                                        select=result.select, best_criterion=result.best_criterion,
-                                       best_val_balanced_accuracy=result.best_val_balanced_accuracy).to_dict())
+                                       best_val_balanced_accuracy=result.best_val_balanced_accuracy,
+                                       test_probabilities=probabilities).to_dict())
     state["timings"]["stages"].append({**result.timings, "consolidate_s": consolidate_s,
                                        "report_s": report_s})
     state["next_stage"] = stage + 1
@@ -220,5 +223,6 @@ def _record_data(config: RunConfig, splits: dict, evaluator: Evaluator, state: d
             "provenance": provenance, "timings": state["timings"],
             "resumed_from_stage": state["resumed_from_stage"],
             **({"probes": state["probes"]} if "probes" in state else {}),
+            **({"test_set": evaluator.test_set(tasks)} if config.kind == "sequence" else {}),
             "environment": {**package_versions(), **host_info(str(device))},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}

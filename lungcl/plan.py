@@ -35,6 +35,7 @@ from .profiles import check_profile
 from .project import book_folder, project_root
 from .run_page import chapter_parameters
 from .runs.engine import RunKind
+from .runs.devices import gpu_workers
 from .runs.executor import execute
 from .runs.folder import read_record_json
 
@@ -63,6 +64,7 @@ class BookPlan:
     runs: list[PlannedRun]
     chapters: dict[str, list[str]]  # chapter -> its run ids
     workers: int
+    devices: list[int] | None = None  # the GPU of each worker (several runs per GPU), None: CPU cores
 
     @property
     def todo(self) -> list[PlannedRun]:
@@ -90,6 +92,8 @@ class BookPlan:
         return {"chapters": chapters, "runs": len(self.runs), "cached": len(self.runs) - len(self.todo),
                 "to_compute": len(self.todo), "asked_by_chapters": asked, "shared_between_chapters": asked - len(self.runs),
                 "shared_prefixes": 0, "workers": self.workers,
+                "gpus": len(set(self.devices)) if self.devices else 0,
+                "runs_per_gpu": len(self.devices) // len(set(self.devices)) if self.devices else 0,
                 "estimated_core_minutes": round(self.core_s / 60, 2),
                 "estimated_wall_minutes": round(self.makespan_s / 60, 2),
                 "estimate_basis": {b: sum(r.basis == b for r in self.todo) for b in ("similar", "nominal")}}
@@ -145,12 +149,14 @@ def _measured_s(kind: RunKind, results: Path, run_id: str) -> float | None:
 def book_plan(root: str | Path | None = None, profile: str = "cpu", source: str = "phantom",
               data_dir: str | Path | None = None, results_dir: str | Path | None = None, seed: int = 0,
               overrides: dict[str, Any] | None = None, only: list[str] | None = None,
-              workers: int | None = None) -> BookPlan:
+              workers: int | None = None, runs_per_gpu: int | str | None = None) -> BookPlan:
     """The runs of the selected chapters with their settings, once each, with what is cached and what the
-    rest costs (nothing is computed). Folders as :func:`lungcl.project.book_folder` reads them: None is
+    rest costs (nothing is computed). With CUDA present the workers are GPU slots, ``runs_per_gpu`` per
+    device (None or ``auto``: as many as fit its memory, :func:`lungcl.runs.devices.gpu_workers`). Folders as :func:`lungcl.project.book_folder` reads them: None is
     ``data`` / ``results`` at the book's root, a relative one given is from the current folder."""
     check_profile(profile)
     check_chapter_settings({"source": source, "seed": seed})
+    devices = gpu_workers(runs_per_gpu, profile)
     root = Path(root).resolve() if root else project_root()
     data_dir, results_dir = book_folder("data", data_dir, root), book_folder("results", results_dir, root)
     chapters = discover_chapters(root)
@@ -181,7 +187,10 @@ def book_plan(root: str | Path | None = None, profile: str = "cpu", source: str 
         seen = similar.get(_similarity(run.config))
         run.cost_s, run.basis = ((statistics.median(seen), "similar") if seen
                                  else (NOMINAL_RUN_S[run.config.profile] * _stages(run.config) / 3, "nominal"))
-    return BookPlan(list(planned.values()), per_chapter, usable_cores() if workers is None else int(workers))
+    if devices:
+        workers = len(devices)
+    return BookPlan(list(planned.values()), per_chapter, usable_cores() if workers is None else int(workers),
+                    devices)
 
 
 def plan_table(plan: BookPlan) -> str:
@@ -232,7 +241,7 @@ def run_plan(plan: BookPlan, results_dir: str | Path, scheduler: str | None = No
                 continue
             workers = plan.workers if plan.workers > 1 else None
             done = execute(kind, configs, results_dir, workers=workers, scheduler=scheduler, progress=False,
-                           report=report)
+                           report=report, devices=plan.devices)
             outcome.computed += done.computed
             outcome.loaded += done.loaded
             outcome.errors.update(done.errors)
@@ -246,7 +255,8 @@ def build_planned_book(root: str | Path | None = None, profile: str = "cpu", sou
                        only: list[str] | None = None, data_dir: str | Path | None = None,
                        results_dir: str | Path | None = None, seed: int = 0, workers: int | None = None,
                        scheduler: str | None = None, progress: Callable[[str], None] = print,
-                       overrides: dict[str, Any] | None = None, **build: Any) -> tuple[BookPlan, PlanOutcome, BuildReport]:
+                       overrides: dict[str, Any] | None = None, runs_per_gpu: int | str | None = None,
+                       **build: Any) -> tuple[BookPlan, PlanOutcome, BuildReport]:
     """``lungcl book``: the plan computed first (every core), then the chapters executed (they load)
     and the book rendered by :func:`lungcl.book.build_book` (``build``: its other options)."""
     if build.get("pdf") and build.get("render", True):
@@ -255,10 +265,11 @@ def build_planned_book(root: str | Path | None = None, profile: str = "cpu", sou
     data_dir, results_dir = book_folder("data", data_dir, root), book_folder("results", results_dir, root)
     settings = dict(root=root, profile=profile, source=source, only=only, data_dir=data_dir,
                     results_dir=results_dir, seed=seed, overrides=overrides)
-    plan = book_plan(**settings, workers=workers)
+    plan = book_plan(**settings, workers=workers, runs_per_gpu=runs_per_gpu)
     s = plan.summary()
+    where = f" ({s['runs_per_gpu']} per GPU on {s['gpus']} GPU(s))" if plan.devices else ""
     progress(f"the book's plan: {s['runs']} runs, {s['cached']} cached, {s['to_compute']} to compute on "
-             f"{plan.workers} worker(s) (about {s['estimated_wall_minutes']:.0f} min)")
+             f"{plan.workers} worker(s){where} (about {s['estimated_wall_minutes']:.0f} min)")
     outcome = run_plan(plan, results_dir, scheduler=scheduler)
     if outcome.computed or outcome.errors:
         progress(f"the plan: {len(outcome.computed)} run(s) computed in {outcome.seconds:.0f} s"

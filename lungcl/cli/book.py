@@ -40,10 +40,11 @@ def _build(args: argparse.Namespace) -> int:
                     data_dir=args.data_dir, results_dir=args.results, seed=args.seed,
                     overrides=parse_chapter_settings(args.overrides))
     if args.plan:
-        plan = book_plan(**settings, workers=args.workers)
+        plan = book_plan(**settings, workers=args.workers, runs_per_gpu=args.runs_per_gpu)
         print(plan_json(plan) if args.json else plan_table(plan))
         return 0
     _, _, report = build_planned_book(**settings, workers=args.workers, scheduler=args.scheduler,
+                                      runs_per_gpu=args.runs_per_gpu,
                                       force=args.force, render=not args.no_render,
                                       solutions=not args.no_solutions, pdf=args.pdf)
     print(f"\n{'chapter':<24} {'status':<10} {'seconds':>8}")
@@ -86,6 +87,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "book/run_it_yourself.md lists them)")
     p.add_argument("--workers", type=int, default=None,
                    help="runs computed at once, one core each (default: every core this process may use)")
+    p.add_argument("--runs-per-gpu", default=None, metavar="N|auto",
+                   help="with CUDA GPUs: runs computed at once on each GPU (default auto: as many as fit its "
+                        "memory at the profile's nominal peak per run, at most the CPU cores per GPU)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="compute the book's runs on a Dask cluster (e.g. tcp://HOST:8786; dask-jobqueue on "
                         "SLURM/PBS), with data/ and results/ on a shared file system")

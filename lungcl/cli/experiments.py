@@ -101,6 +101,9 @@ def _dask_args(p: argparse.ArgumentParser) -> None:
                        help="send the runs to an existing Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--dask", action="store_true",
                    help="run the --workers processes as a Dask LocalCluster (needs lungcl[dask])")
+    p.add_argument("--runs-per-gpu", default=None, metavar="N|auto",
+                   help="with CUDA GPUs: runs computed at once on each GPU, one worker each (default "
+                        "auto: as many as fit its memory)")
 
 
 # the settings each command sets with a flag of its own (refused in --set, the flag named)
@@ -158,13 +161,27 @@ def _grid_report(total: int):
     return report
 
 
+def _devices(args: argparse.Namespace, profile: str) -> list[int] | None:
+    """The GPU of each local worker (several runs per GPU), or None (CPU, or a Dask cluster's own)."""
+    from ..runs.devices import gpu_workers
+
+    if args.scheduler or args.dask:
+        if args.runs_per_gpu is not None:
+            raise LungclError("--runs-per-gpu places local workers on GPUs; a Dask cluster places its own "
+                              "(leave --runs-per-gpu out with --scheduler or --dask)")
+        return None
+    return gpu_workers(args.runs_per_gpu, profile)
+
+
 def _run_many(configs: list, args: argparse.Namespace) -> int:
     from ..experiments import execute_grid, records_table
     from ..runs.executor import unique_configs
 
     configs = unique_configs(configs)
+    devices = _devices(args, configs[0].profile) if configs else None
     outcome = execute_grid(configs, args.results, workers=args.workers, scheduler=args.scheduler,
-                           progress=not args.quiet, report=_grid_report(len(configs)), dask=args.dask)
+                           progress=not args.quiet, report=_grid_report(len(configs)), dask=args.dask,
+                           devices=devices)
     if outcome.records:
         table = records_table(outcome.records)
         cols = [c for c in ("order", "method", "strength", "fold", "seed", "average_accuracy",
@@ -224,7 +241,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     base = default_config(args.profile, tasks=_task_spec(args), method=method, fold=args.fold, seed=args.seed,
                           **_base_settings(args))
     record = tune(base, values, args.criterion, args.results, workers=args.workers, scheduler=args.scheduler,
-                  dask=args.dask,
+                  dask=args.dask, devices=_devices(args, base.profile),
                   progress=not args.quiet, report=None if args.json else _grid_report(len(values or [0] * 7)))
     if args.json:
         print(json.dumps(record, indent=1, sort_keys=True))

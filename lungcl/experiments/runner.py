@@ -61,14 +61,15 @@ def _read_partial(path: Path, config: RunConfig) -> dict | None:
 
 def execute_grid(configs: Iterable[RunConfig], results: str | Path = DEFAULT_RESULTS,
                  workers: int | None = None, scheduler: str | None = None, progress: bool = True,
-                 report: Report | None = None, dask: bool = False) -> GridOutcome:
+                 report: Report | None = None, dask: bool = False, devices: list[int] | None = None
+                 ) -> GridOutcome:
     """Every run of the grid, skipping finished ones; failures are collected, the rest go on.
 
     ``workers`` > 1: that many local processes (a Dask LocalCluster with ``dask``); ``scheduler``:
-    an existing Dask cluster.
+    an existing Dask cluster; ``devices``: the GPU of each local worker (several runs per GPU).
     """
     return execute(SEQUENCES, configs, results, workers=workers, scheduler=scheduler, dask=dask,
-                   progress=progress, report=report)
+                   progress=progress, report=report, devices=devices)
 
 
 def run_grid(configs: Iterable[RunConfig], results: str | Path = DEFAULT_RESULTS,

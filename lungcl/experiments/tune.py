@@ -78,7 +78,8 @@ def tune_path(results: str | Path, base: RunConfig, values: list[float], criteri
 
 def tune(base: RunConfig, values: list[float] | None = None, criterion: str = "final_val_bacc",
          results: str | Path = DEFAULT_RESULTS, workers: int | None = None, scheduler: str | None = None,
-         progress: bool = True, report: Report | None = None, dask: bool = False) -> dict:
+         progress: bool = True, report: Report | None = None, dask: bool = False,
+         devices: list[int] | None = None) -> dict:
     """Train ``base`` at every lambda of ``values`` (default: the method's decade grid), pick the lambda
     with the highest validation ``criterion``; save and return the tune record. A diverged lambda
     stays on the curve as a failure (criterion None, its error kept) and cannot be picked."""
@@ -89,7 +90,7 @@ def tune(base: RunConfig, values: list[float] | None = None, criterion: str = "f
     values = sorted({float(v) for v in (values or default_values(base.method))})
     grid = sweep_configs(base, values)
     outcome = execute_grid(grid, results, workers=workers, scheduler=scheduler, progress=progress, report=report,
-                           dask=dask)
+                           dask=dask, devices=devices)
     by_id = {r.run_id: r for r in outcome.records}
     curve = []
     for config in grid:

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 from ..errors import LungclError
 from .engine import RunKind, compute, current_record, prepare_stores, run_in_worker
 from .folder import RunBusy, RunRecord
+from .devices import device_worker_init
 from .lifeline import guarded, signal_pids, stop_workers, worker_init
 
 Report = Callable[[str, Any, str], None]  # (status, config, message or record path)
@@ -55,8 +56,11 @@ def unique_configs(configs: Iterable[Any]) -> list[Any]:
 
 def execute(kind: RunKind, configs: Iterable[Any], results: str | Path, workers: int | None = None,
             scheduler: str | None = None, dask: bool = False, progress: bool = True,
-            report: Report | None = None) -> GridOutcome:
-    """Every run of the grid, loading current ones; failures are collected, the rest go on."""
+            report: Report | None = None, devices: list[int] | None = None) -> GridOutcome:
+    """Every run of the grid, loading current ones; failures are collected, the rest go on.
+
+    ``devices``: the GPU of each local worker (:func:`lungcl.runs.devices.gpu_workers`), several runs
+    per GPU at once; the number of workers is then its length."""
     configs = unique_configs(configs)
     folder = kind.folder(results)
     outcome = GridOutcome(configs={c.run_id: c for c in configs})
@@ -78,6 +82,8 @@ def execute(kind: RunKind, configs: Iterable[Any], results: str | Path, workers:
     root = str(Path(results).resolve())
     if scheduler or dask:
         stream = _on_dask(kind, todo, root, workers, scheduler)
+    elif devices and len(devices) > 1 and len(todo) > 1:
+        stream = _in_processes(kind, todo, root, len(devices), devices)
     elif workers and workers > 1 and len(todo) > 1:
         stream = _in_processes(kind, todo, root, workers)
     else:
@@ -135,14 +141,23 @@ def _serially(kind: RunKind, configs: list[Any], results: str | Path, progress: 
             yield c, str(exc)
 
 
-def _in_processes(kind: RunKind, configs: list[Any], results: str, workers: int) -> Stream:
-    """``workers`` local processes (spawned: no torch state inherited), one run each at a time.
+def _in_processes(kind: RunKind, configs: list[Any], results: str, workers: int,
+                  devices: list[int] | None = None) -> Stream:
+    """``workers`` local processes (spawned: no torch state inherited), one run each at a time; with
+    ``devices``, worker i computes on GPU ``devices[i]``.
 
     The workers die with this process (:mod:`.lifeline`); stopped early (an exception, Ctrl-C,
     SIGTERM, the stream closed), it cancels the queued runs and stops the workers' current ones.
     """
-    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=worker_init,
-                               initargs=(os.getpid(),))
+    context = mp.get_context("spawn")
+    if devices:
+        slots = context.Queue()
+        for index in devices:
+            slots.put(index)
+        start, start_args = device_worker_init, (os.getpid(), slots)
+    else:
+        start, start_args = worker_init, (os.getpid(),)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=start, initargs=start_args)
     finished = False
     try:
         futures = {pool.submit(guarded, run_in_worker, kind, c.with_absolute_paths().to_dict(), results): c

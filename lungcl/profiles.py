@@ -61,7 +61,8 @@ SEQUENCE_TRAINING: dict[str, dict[str, Any]] = {
     # much between evaluations that its minimum is an early outlier (see benchmarks/single_task_budget.py)
     # curve_every 8: every task's val and test curves every 200 steps and at each stage's start, end and kept
     # checkpoint; the stage's own validation (what the checkpoint rule and the early stop read) every 25 steps:
-    # the tables' numbers are those of curve_every=1 (tests/test_curve_cadence.py), for 1.2x fewer core-seconds
+    # the tables' numbers are those of curve_every=1 (tests/test_curve_cadence.py), for 1.1-1.2x fewer core-seconds
+    # (an ABC run: evaluation ~57 -> ~37 of ~180; training, ~124, is the rest)
     "cpu": dict(depth=10, width=16, epochs=12, max_steps_per_epoch=50, batch_size=32, lr=0.002,
                 eval_every=25, patience=6, fisher_samples=200, n_boot=1000, penalty_step="proximal", curve_every=8),
     # the thesis's scale, for a GPU: ResNet-101 on 64 px patches

@@ -5,9 +5,13 @@
 Lists every run the book asks for (``lungcl book --plan``), takes each finished run's own measured
 wall time from its record (runs not in ``--results`` get the median of similar finished runs, else
 the profile's nominal cost: the table says how many of each), and schedules them longest first on
-N workers (LPT). Prints, per N: ``makespan_s`` (the simulated wall time of computing the whole plan),
-``core_s`` (the sum of the run costs), ``runs`` and ``shared_prefixes`` (stage-1 prefixes computed
-once for several runs: none yet). Chapter execution and rendering (minutes) come on top.
+N workers (LPT), runs that train the same first stage computing it once (``lungcl.schedule``: the
+longest of them trains it, the others load it; a stage is 1/3 of a three-task run's cost). Prints,
+per N: ``makespan_s`` (the simulated wall time of computing the whole plan from scratch), ``core_s``
+(the sum of the run costs, shared first stages counted once), ``runs``, ``shared_prefixes`` (first
+stages trained once for several runs) and ``saved_core_s`` (what that sharing saves). Chapter
+execution and rendering (minutes) come on top. A finished run that loaded its first stage is
+counted whole (its leader's measured first stage added).
 A run's cost was measured beside other runs on this machine's cores: on a machine with idle cores
 it is an upper figure.
 """
@@ -18,7 +22,8 @@ import argparse
 import json
 
 from lungcl.cli.book import parse_chapter_settings
-from lungcl.plan import book_plan, makespan
+from lungcl.plan import book_plan
+from lungcl.schedule import plan_schedule
 
 
 def main() -> None:
@@ -32,11 +37,15 @@ def main() -> None:
     args = parser.parse_args()
     plan = book_plan(profile=args.profile, data_dir=args.data_dir, results_dir=args.results,
                      overrides=parse_chapter_settings(args.overrides))
-    costs = [r.cost_s for r in plan.runs]
+    jobs = [r.job for r in plan.runs]  # every run, as from a fresh clone (no first stage stored)
     basis = {b: sum(r.basis == b for r in plan.runs) for b in ("measured", "similar", "nominal")}
-    rows = [{"workers": int(n), "makespan_s": round(makespan(costs, int(n)), 1), "core_s": round(sum(costs), 1),
-             "runs": len(costs), "shared_prefixes": 0, "longest_run_s": round(max(costs, default=0.0), 1),
-             "cost_basis": basis} for n in args.workers.split(",")]
+    rows = []
+    for n in args.workers.split(","):
+        s = plan_schedule(jobs, int(n))
+        rows.append({"workers": int(n), "makespan_s": round(s.makespan_s, 1), "core_s": round(s.core_s, 1),
+                     "runs": len(jobs), "shared_prefixes": s.shared_prefixes, "first_stages_loaded": len(s.loads),
+                     "saved_core_s": round(s.saved_core_s, 1),
+                     "longest_run_s": round(max((j.cost_s for j in jobs), default=0.0), 1), "cost_basis": basis})
     if args.json:
         print(json.dumps(rows if len(rows) > 1 else rows[0], indent=1))
         return
@@ -45,7 +54,8 @@ def main() -> None:
         print(f"{r['workers']:>8} {r['makespan_s'] / 60:>13.1f} {r['core_s'] / 60:>9.1f} {r['runs']:>5} "
               f"{r['longest_run_s'] / 60:>12.1f}")
     print(f"run costs: {basis['measured']} measured, {basis['similar']} from similar runs, "
-          f"{basis['nominal']} nominal")
+          f"{basis['nominal']} nominal; {rows[0]['shared_prefixes']} first stages trained once for "
+          f"{rows[0]['first_stages_loaded']} more runs, saving {rows[0]['saved_core_s'] / 60:.1f} core-minutes")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ tensors; target >= 0.80), and from one ``lungcl run --tasks ABC`` in a fresh pro
 times; target <= 0.25) and ``startup_s`` (process start to the first training step:
 imports, store check and loading, the untrained network's evaluation; target <= 3).
 ``abc_core_s`` is that run's CPU seconds (training and the evaluation thread), ``abc_steps`` its
-training steps; ``--set curve_every=4`` (or any setting) measures the run with it.
+training steps; ``--set curve_every=1`` (or any setting) measures the run with it (the cpu profile's
+default, 8, scores every task's curves every 8th evaluation: same steps, same tables).
 ``load_average`` is the 1-minute load before and after (the machine is shared).
 """
 

@@ -8,7 +8,9 @@ values of the chapter's ``parameters`` cell, the build's settings (profile, sour
 union, de-duplicated by run id, is one grid: :func:`run_plan` computes what is missing, longest run
 first, on ``workers`` local processes (default: every usable core) or a Dask cluster; the chapters
 then only load. Costs are the runs' own measured times where they are finished, the median of
-similar finished runs where there are some, else a nominal cost per profile (said as such).
+similar finished runs where there are some, else a nominal cost per profile (said as such). Runs that
+train the same first stage compute it once (:mod:`lungcl.schedule`: the longest of them first, the
+others load it); the plan counts those shared prefixes and the core-seconds they save.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from .chapter_settings import check_chapter_settings
 from .chapters import chapter_configs
 from .errors import LungclError
 from .experiments.runner import SEQUENCES
+from .data.store import store_digest
+from .experiments.first_stage import first_stage_key, shares_first_stage
 from .machine import usable_cores
 from .mtl.train import MULTITASK
 from .profiles import check_profile
@@ -38,6 +42,8 @@ from .runs.engine import RunKind
 from .runs.devices import gpu_workers
 from .runs.executor import execute
 from .runs.folder import read_record_json
+from .runs.prefix import PrefixStore
+from .schedule import Job, Schedule, effective_cost, plan_schedule
 
 KINDS = (SEQUENCES, MULTITASK)
 # one run's wall seconds on one core when nothing similar has been measured yet: a three-stage sequence
@@ -53,8 +59,14 @@ class PlannedRun:
     kind: RunKind
     chapters: list[str]
     cached: bool
-    cost_s: float  # measured (finished runs) or estimated, wall seconds on one core
+    cost_s: float  # measured (finished runs) or estimated, wall seconds on one core, the whole run
     basis: str  # "measured" | "similar" | "nominal"
+    first_stage: str | None = None  # the key of a first stage other runs may share (None: shares none)
+
+    @property
+    def job(self) -> Job:
+        """The run for :func:`lungcl.schedule.plan_schedule` (a first stage's share: one stage of the run)."""
+        return Job(self.cost_s, self.first_stage, 1.0 / _stages(self.config) if self.first_stage else 0.0)
 
 
 @dataclass
@@ -64,39 +76,50 @@ class BookPlan:
     runs: list[PlannedRun]
     chapters: dict[str, list[str]]  # chapter -> its run ids
     workers: int
+    stored_prefixes: frozenset[str] = frozenset()  # first stages already in the results folder
     devices: list[int] | None = None  # the GPU of each worker (several runs per GPU), None: CPU cores
+
+    def schedule(self, workers: int | None = None) -> tuple[list[PlannedRun], Schedule]:
+        """The runs still to compute in the order they are computed, and their schedule on ``workers``
+        (default: the plan's)."""
+        pending = [r for r in self.runs if not r.cached]
+        done = plan_schedule([r.job for r in pending], workers or self.workers, self.stored_prefixes)
+        return pending, done
 
     @property
     def todo(self) -> list[PlannedRun]:
-        """The runs still to compute, longest first."""
-        return sorted((r for r in self.runs if not r.cached), key=lambda r: -r.cost_s)
+        """The runs still to compute, longest first (a run whose first stage others load before them)."""
+        pending, done = self.schedule()
+        return [pending[i] for i in done.order]
 
     @property
     def core_s(self) -> float:
-        """Estimated core-seconds of what is still to compute."""
-        return sum(r.cost_s for r in self.todo)
+        """Estimated core-seconds of what is still to compute (shared first stages counted once)."""
+        return self.schedule()[1].core_s
 
     @property
     def makespan_s(self) -> float:
         """Estimated wall seconds of what is still to compute, longest first on ``workers`` cores."""
-        return makespan([r.cost_s for r in self.todo], self.workers)
+        return self.schedule()[1].makespan_s
 
     def summary(self) -> dict:
         """The plan as JSON-ready numbers: per chapter, in all, and what the estimate rests on."""
+        pending, done = self.schedule()
+        cost = {r.config.run_id: effective_cost(r.job, i in done.loads) for i, r in enumerate(pending)}
         by_id = {r.config.run_id: r for r in self.runs}
         chapters = {name: {"runs": len(ids), "cached": sum(by_id[i].cached for i in ids),
-                           "estimated_core_minutes": round(sum(by_id[i].cost_s for i in ids
-                                                               if not by_id[i].cached) / 60, 2)}
+                           "estimated_core_minutes": round(sum(cost.get(i, 0.0) for i in ids) / 60, 2)}
                     for name, ids in self.chapters.items()}
         asked = sum(len(ids) for ids in self.chapters.values())
-        return {"chapters": chapters, "runs": len(self.runs), "cached": len(self.runs) - len(self.todo),
-                "to_compute": len(self.todo), "asked_by_chapters": asked, "shared_between_chapters": asked - len(self.runs),
-                "shared_prefixes": 0, "workers": self.workers,
+        return {"chapters": chapters, "runs": len(self.runs), "cached": len(self.runs) - len(pending),
+                "to_compute": len(pending), "asked_by_chapters": asked, "shared_between_chapters": asked - len(self.runs),
+                "shared_prefixes": done.shared_prefixes, "first_stages_loaded": len(done.loads),
+                "saved_core_minutes": round(done.saved_core_s / 60, 2), "workers": self.workers,
                 "gpus": len(set(self.devices)) if self.devices else 0,
                 "runs_per_gpu": len(self.devices) // len(set(self.devices)) if self.devices else 0,
-                "estimated_core_minutes": round(self.core_s / 60, 2),
-                "estimated_wall_minutes": round(self.makespan_s / 60, 2),
-                "estimate_basis": {b: sum(r.basis == b for r in self.todo) for b in ("similar", "nominal")}}
+                "estimated_core_minutes": round(done.core_s / 60, 2),
+                "estimated_wall_minutes": round(done.makespan_s / 60, 2),
+                "estimate_basis": {b: sum(r.basis == b for r in pending) for b in ("similar", "nominal")}}
 
 
 def makespan(costs: Sequence[float], workers: int) -> float:
@@ -139,11 +162,26 @@ def _stages(config: Any) -> int:
 
 
 def _measured_s(kind: RunKind, results: Path, run_id: str) -> float | None:
+    """A finished run's measured wall seconds, whole: a first stage it loaded counted at what it cost its
+    leader (the plan decides again which runs share)."""
     path = kind.folder(results).record_path(run_id)
     try:
-        return float(read_record_json(path)["timings"]["total_s"])
-    except (LungclError, KeyError, TypeError, ValueError):
+        timings = read_record_json(path)["timings"]
+        first = (timings.get("stages") or [{}])[0]
+        loaded = first.get("first_stage") == "loaded"
+        return float(timings["total_s"]) + (float(first.get("first_stage_s", 0.0)) if loaded else 0.0)
+    except (LungclError, KeyError, TypeError, ValueError, AttributeError, IndexError):
         return None
+
+
+def _first_stage(config: Any, digests: dict) -> str | None:
+    """The key of ``config``'s first stage as a worker computes it (one torch thread), if it shares one."""
+    if not (isinstance(config, SEQUENCES.record_type.config_type) and shares_first_stage(config)):
+        return None
+    store = config.store
+    if store not in digests:
+        digests[store] = store_digest(store.data_dir, store.source, store.profile)
+    return first_stage_key(config, digests[store], threads=1)
 
 
 def book_plan(root: str | Path | None = None, profile: str = "cpu", source: str = "phantom",
@@ -165,6 +203,7 @@ def book_plan(root: str | Path | None = None, profile: str = "cpu", source: str 
     planned: dict[str, PlannedRun] = {}
     per_chapter: dict[str, list[str]] = {}
     similar: dict[tuple, list[float]] = {}
+    digests: dict = {}
     for chapter in select_chapters(chapters, only):
         values = {**cell_values(chapter.source), **own[chapter.name]}
         for key in BUILD_PARAMETERS:
@@ -180,7 +219,8 @@ def book_plan(root: str | Path | None = None, profile: str = "cpu", source: str 
             cost = _measured_s(kind, results_dir, c.run_id) if cached else None
             if cost is not None:
                 similar.setdefault(_similarity(c), []).append(cost)
-            planned[c.run_id] = PlannedRun(c, kind, [chapter.name], cached, cost or 0.0, "measured")
+            planned[c.run_id] = PlannedRun(c, kind, [chapter.name], cached, cost or 0.0, "measured",
+                                           _first_stage(c, digests))
     for run in planned.values():
         if run.basis == "measured" and run.cost_s:
             continue
@@ -189,7 +229,9 @@ def book_plan(root: str | Path | None = None, profile: str = "cpu", source: str 
                                  else (NOMINAL_RUN_S[run.config.profile] * _stages(run.config) / 3, "nominal"))
     if devices:
         workers = len(devices)
-    return BookPlan(list(planned.values()), per_chapter, usable_cores() if workers is None else int(workers),
+    prefixes = PrefixStore(results_dir)
+    stored = frozenset(k for k in {r.first_stage for r in planned.values() if r.first_stage} if prefixes.exists(k))
+    return BookPlan(list(planned.values()), per_chapter, usable_cores() if workers is None else int(workers), stored,
                     devices)
 
 
@@ -204,7 +246,9 @@ def plan_table(plan: BookPlan) -> str:
                   f"{s['cached']} cached, {s['to_compute']} to compute: about {s['estimated_core_minutes']:.0f} "
                   f"core-minutes, {s['estimated_wall_minutes']:.0f} minutes on {s['workers']} worker(s), "
                   f"longest first (estimated from: {basis}; 'nominal' is a per-profile guess that the "
-                  "measured times of a finished build replace)"]
+                  "measured times of a finished build replace)",
+              f"{s['shared_prefixes']} first stage(s) trained once for several runs: {s['first_stages_loaded']} "
+              f"run(s) load theirs, saving about {s['saved_core_minutes']:.0f} core-minutes"]
     return "\n".join(lines)
 
 
@@ -269,7 +313,8 @@ def build_planned_book(root: str | Path | None = None, profile: str = "cpu", sou
     s = plan.summary()
     where = f" ({s['runs_per_gpu']} per GPU on {s['gpus']} GPU(s))" if plan.devices else ""
     progress(f"the book's plan: {s['runs']} runs, {s['cached']} cached, {s['to_compute']} to compute on "
-             f"{plan.workers} worker(s){where} (about {s['estimated_wall_minutes']:.0f} min)")
+             f"{plan.workers} worker(s){where} (about {s['estimated_wall_minutes']:.0f} min; {s['first_stages_loaded']} "
+             f"load a first stage trained once for several runs)")
     outcome = run_plan(plan, results_dir, scheduler=scheduler)
     if outcome.computed or outcome.errors:
         progress(f"the plan: {len(outcome.computed)} run(s) computed in {outcome.seconds:.0f} s"

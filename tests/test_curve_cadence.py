@@ -43,3 +43,28 @@ def test_curve_every_is_a_whole_number_from_one():
     with pytest.raises(LungclError, match="curve_every"):
         default_config("smoke", curve_every=0)
     assert default_config("smoke").run_id == default_config("smoke", curve_every=1).run_id
+
+
+@pytest.mark.slow
+def test_the_cpu_profiles_cheaper_evaluation_reports_every_number_of_scoring_everything_in_turn(
+        data_dir, smoke_store, monkeypatch):
+    """The cpu profile's cadence (every task's curves at every ``curve_every``-th evaluation only), with the
+    evaluations on a second thread and the training waiting only for those that may stop a stage: the
+    stages, their kept checkpoints and every table's number are those of scoring every task on val and test
+    at every evaluation, in turn."""
+    from lungcl.experiments import sequence
+    from lungcl.experiments.config import training_settings
+    from lungcl.experiments.sequence import train_run
+
+    every = training_settings("cpu")["curve_every"]
+    assert every > 1
+    base = default_config("smoke", data_dir=str(data_dir), tasks="ABC", method="ewc", eval_every=1, patience=2,
+                          epochs=3)
+    monkeypatch.setattr(sequence, "spare_core", lambda: False)
+    in_turn, _ = train_run(base, progress=False)
+    monkeypatch.setattr(sequence, "spare_core", lambda: True)
+    cheaper, _ = train_run(base.replace(curve_every=every), progress=False)
+    assert any(s["stopped_early"] for s in in_turn["stages"])
+    for key in ("stages", "matrices", "summary", "initial", "data"):
+        assert cheaper[key] == in_turn[key], key
+    assert len(cheaper["curves"]["step"]) < len(in_turn["curves"]["step"])

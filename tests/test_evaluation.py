@@ -16,13 +16,14 @@ from lungcl.experiments.sequence import build_model, train_run
 
 
 def _per_task_reference(splits: dict[str, TaskSplits], model, task: str, split: str, batch: int = 128):
-    """The evaluation as it was before pooling: one forward pass per (task, split), batches of 128."""
+    """The evaluation as it was before pooling: one forward pass per (task, split), batches of 128 (the trunk
+    never on a batch of one: on CPU that takes other kernels, with other last bits, than any larger batch)."""
     ds = getattr(splits[task], split)
     x, y = ds.eval_tensor(), torch.as_tensor(np.asarray(ds.labels, dtype=np.int64))
     losses, probs = [], []
     with torch.inference_mode():
         for i in range(0, len(x), batch):
-            logits = model(x[i:i + batch], task).float()
+            logits = model.classify(evaluation.batch_features(model, x[i:i + batch], task), task).float()
             losses.append(F.cross_entropy(logits, y[i:i + batch], reduction="sum").double())
             probs.append(torch.softmax(logits, dim=1)[:, 1])
     return float(torch.stack(losses).sum() / len(y)), torch.cat(probs).numpy().astype(np.float64)
@@ -123,26 +124,50 @@ def _comparable(data: dict) -> dict:
 
 
 def test_evaluation_overlapping_training_gives_the_sequential_record(smoke_store, data_dir, monkeypatch):
-    """Evaluations on a second thread (slowed down, so that training runs ahead and the steps
-    after an early stop are discarded) give the record of evaluating at each step in turn."""
+    """Evaluations on a second thread (slowed down, so that training runs ahead of them) give the record of
+    evaluating at each step in turn; the training waits for an evaluation that may stop the stage (the
+    patience's last), so no step is run ahead of a stop and discarded."""
     import time
 
-    from lungcl.experiments import sequence
+    from lungcl.experiments import sequence, trainer
 
     config = default_config("smoke", tasks="ABC", method="ewc", data_dir=str(data_dir), epochs=6,
-                            patience=1, lr=0.2)
+                            patience=2, lr=0.2, eval_every=1)
     monkeypatch.setattr(sequence, "spare_core", lambda: False)
     in_turn, _ = train_run(config, progress=False)
-    assert any(s["stopped_early"] for s in in_turn["stages"])  # the discarding path is exercised
+    assert any(s["stopped_early"] for s in in_turn["stages"])  # the stopping path is exercised
 
-    real = Evaluator.curve_point
+    real, real_step = Evaluator.curve_point, trainer._train_step
+    busy = {"evaluating": 0, "steps_beside": 0}
 
-    def slow(self, model, tasks):
+    def slow(self, model, tasks, **kw):
+        busy["evaluating"] += 1
         time.sleep(0.05)
-        return real(self, model, tasks)
+        try:
+            return real(self, model, tasks, **kw)
+        finally:
+            busy["evaluating"] -= 1
+
+    def step(*a, **kw):
+        busy["steps_beside"] += busy["evaluating"] > 0
+        return real_step(*a, **kw)
 
     monkeypatch.setattr(Evaluator, "curve_point", slow)
+    monkeypatch.setattr(trainer, "_train_step", step)
     monkeypatch.setattr(sequence, "spare_core", lambda: True)
     overlapped, _ = train_run(config, progress=False)
     assert _comparable(overlapped) == _comparable(in_turn)
-    assert sum(t["discarded_steps"] for t in overlapped["timings"]["stages"]) > 0
+    assert busy["steps_beside"] > 0  # training ran on beside evaluations that could not stop it
+    assert sum(t["discarded_steps"] for t in overlapped["timings"]["stages"]) == 0
+
+
+def test_a_patchs_features_do_not_depend_on_the_batch_it_is_in():
+    """What pooling relies on: a patch's trunk features are the same bits in any batch, a batch of one
+    included (run as two copies of itself; alone it takes other kernels on CPU)."""
+    model = _trained_looking(build_model(default_config("smoke", tasks="A"), ["malignancy"])).eval()
+    x = torch.rand(40, 1, 24, 24, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        whole = model.features(x)
+        for n in (1, 2, 3, 8, 17):
+            for i in range(0, 40 - n + 1, 13):
+                assert torch.equal(evaluation.batch_features(model, x[i:i + n]), whole[i:i + n]), (n, i)

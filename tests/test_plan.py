@@ -121,6 +121,9 @@ def test_the_plan_computes_every_run_before_the_chapters_which_then_only_load(pl
     assert [c.status for c in report.chapters] == ["executed", "executed"]
     ids = {r.config.run_id for r in p.runs}
     assert len(ids) == 4 and set(outcome.computed) == ids and not outcome.errors  # 2 alone + AB sgd, ewc
+    assert p.summary()["shared_prefixes"] == 1  # AB's SGD and EWC train the same first stage: once
+    firsts = [load_record(i, results).data["timings"]["stages"][0].get("first_stage") for i in ids]
+    assert sorted(f for f in firsts if f) == ["computed", "loaded"]
     computed_at = next(i for i, ln in enumerate(lines) if ln.startswith("the plan:"))
     first_chapter = next(i for i, ln in enumerate(lines) if "02_single_task: executing" in ln)
     assert computed_at < first_chapter

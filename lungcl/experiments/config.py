@@ -28,7 +28,11 @@ CONFIG_VERSION = 4  # 2: the proximal step scaled by 1/(1 - momentum) (the state
 # per-layer per-sample gradients (lungcl.fisher): EWC's numbers move at float rounding; 4: the kept checkpoint and
 # the early stop read the ``select`` rule, by default the class-balanced validation loss (the unweighted loss,
 # select=loss, kept majority-leaning networks on the imbalanced tasks): every stage's kept weights can move, and
-# with them every number of every run (a new field hashed in every id: no id of version 3 reappears)
+# with them every number of every run (a new field hashed in every id: no id of version 3 reappears); in the same
+# version, EWC's Fisher is computed on a class-balanced sample of the training nodules, each head is initialised
+# from (seed, task name) and the trunk from the seed alone (so every order with the same first task starts from the
+# same network and trains the same first stage, which runs then share: lungcl.experiments.first_stage), and a
+# single-patch evaluation batch runs as two copies (the last bits of a batch of one differ on CPU)
 KINDS = ("sequence", "single_task")
 DEPTHS = (10, 18, 34, 50, 101)
 # fields that say where files are, not what is computed: left out of the run id

@@ -18,17 +18,20 @@ from ..profiles import DEFAULT_PROFILE
 from ..runs.engine import DEFAULT_RESULTS, RunKind, compute
 from ..runs.executor import GridOutcome, Report, execute, records_or_raise
 from ..runs.folder import load_checkpoint, save_checkpoint
+from ..runs.prefix import PrefixStore
 from .config import RunConfig, default_config
 from .records import Record, load_record
 
 
 def train_sequence(config: RunConfig, run_dir: Path, progress: bool, threads: int | None) -> tuple[dict, dict]:
-    """Train ``config`` (resuming from ``partial.pt`` if an interrupted run left one); save each stage there."""
+    """Train ``config`` (resuming from ``partial.pt`` if an interrupted run left one); save each stage there.
+    A first stage shared with other runs is taken from (or left in) the results folder's prefixes."""
     from .sequence import train_run
 
     partial_path = run_dir / "partial.pt"
     return train_run(config, progress=progress, resume=_read_partial(partial_path, config), threads=threads,
-                     on_stage=lambda state: save_checkpoint(partial_path, state))
+                     on_stage=lambda state: save_checkpoint(partial_path, state),
+                     prefixes=PrefixStore(run_dir.parent.parent))
 
 
 SEQUENCES = RunKind(name="sequence", subfolder="", record_type=Record, load=load_record, train=train_sequence)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+import zlib
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -29,6 +30,8 @@ from ..runs.determinism import deterministic, torch_threads
 from ..runs.folder import host_info, package_versions
 from .record_types import SequenceSummary, StageRecord
 from .records import RECORD_SCHEMA
+from .first_stage import first_stage
+from ..runs.prefix import PrefixStore
 from .probes import floor_probes, stage_probes, training_sets
 from .trainer import StageContext, consolidate, resolve_device, stage_seed, train_stage
 from .overlap import spare_core
@@ -36,12 +39,19 @@ from .overlap import spare_core
 OnStage = Callable[[dict], None]
 
 
+def head_seed(seed: int, task: str) -> int:
+    """The seed of ``task``'s head: from the run seed and the task's NAME (the same in every order)."""
+    return (int(seed) * 1_000_003 + zlib.crc32(f"head/{task}".encode())) % 2**31
+
+
 def build_model(config: RunConfig, tasks: list[str]) -> torch.nn.Module:
-    """The config's pre-activation ResNet with one head per task, initialised from the seed."""
+    """The config's pre-activation ResNet with one head per task: the trunk initialised from the seed, each
+    head from the seed and its task's name (:func:`head_seed`), so no weight depends on the order of the tasks."""
     torch.manual_seed(config.seed)
     return build_resnet(config.depth, tasks, in_channels=config.in_channels,
                         spatial_dims=config.spatial_dims, width=config.width, num_classes=2,
-                        small_input=config.small_input, norm=config.model_norm)
+                        small_input=config.small_input, norm=config.model_norm,
+                        head_seeds={t: head_seed(config.seed, t) for t in tasks})
 
 
 def build_method(config: RunConfig) -> Any:
@@ -62,11 +72,14 @@ def load_splits(config: RunConfig) -> dict:
 
 
 def train_run(config: RunConfig, progress: bool = True, resume: dict | None = None,
-              on_stage: OnStage | None = None, threads: int | None = 1) -> tuple[dict, dict]:
+              on_stage: OnStage | None = None, threads: int | None = 1,
+              prefixes: PrefixStore | None = None) -> tuple[dict, dict]:
     """Train every stage of ``config``; return (record data, final checkpoint).
 
     CPU numbers depend (in the last bits) on torch's thread count, so runs use ``threads``
     (default 1; None = leave torch's setting) and the record notes it; use grid workers for more cores.
+    ``prefixes``: where first stages shared with other runs are stored (:mod:`.first_stage`); the
+    record is the same with or without.
     """
     t_start = time.perf_counter()
     device = resolve_device(config.device)
@@ -82,7 +95,8 @@ def train_run(config: RunConfig, progress: bool = True, resume: dict | None = No
             models = _single_task(config, splits, evaluator, device, progress, state, resume, on_stage)
             checkpoint = {"kind": "single_task", "run_id": config.run_id, "tasks": tasks, "model": models}
         else:
-            model, method = _sequence(config, splits, evaluator, device, progress, state, resume, on_stage)
+            model, method = _sequence(config, splits, evaluator, device, progress, state, resume, on_stage,
+                                      prefixes)
             checkpoint = {"kind": "sequence", "run_id": config.run_id, "tasks": tasks,
                           "model": {k: v.cpu() for k, v in model.state_dict().items()},
                           "method": method.state_dict()}
@@ -96,7 +110,7 @@ def _fresh_state(config: RunConfig) -> dict:
             "timings": {"stages": []}, "resumed_from_stage": None}
 
 
-def _sequence(config, splits, evaluator, device, progress, state, resume, on_stage):
+def _sequence(config, splits, evaluator, device, progress, state, resume, on_stage, prefixes=None):
     tasks = list(config.tasks)
     model = build_model(config, tasks).to(device)
     method = build_method(config)
@@ -118,11 +132,14 @@ def _sequence(config, splits, evaluator, device, progress, state, resume, on_sta
     for stage in range(state["next_stage"], len(tasks)):
         task = tasks[stage]
         train_tasks = tasks[:stage + 1] if method.mixes_seen_tasks else [task]
-        result = train_stage(ctx, stage, task, train_tasks, tasks)
-        if untrained is not None:
-            state["initial"] = {t: evaluator.report(untrained, t, config.n_boot, config.seed, with_ci=False)
-                                for t in tasks}
+        if stage == 0:  # computed here, or loaded from a run that trained the same first stage
+            result, state["initial"] = first_stage(
+                ctx, prefixes, lambda: train_stage(ctx, 0, task, train_tasks, tasks),
+                lambda: {t: evaluator.report(untrained, t, config.n_boot, config.seed, with_ci=False)
+                         for t in tasks})
             untrained = None
+        else:
+            result = train_stage(ctx, stage, task, train_tasks, tasks)
         consolidate_s = consolidate(ctx, task)
         t0 = time.perf_counter()
         metrics = {t: evaluator.report(model, t, config.n_boot, stage_seed(config.seed, stage),

@@ -14,8 +14,9 @@ sample of the un-augmented training set) and every task is measured. Each stage 
 stage), so a run resumed at a stage gives the same numbers as an unbroken one.
 When the process has a core to spare, each evaluation scores a snapshot of the
 weights on a second thread while training runs on; the trainer takes the results
-in step order and acts on each as if it had waited for it (steps run ahead of an
-early stop are discarded), so the numbers are those of evaluating in turn.
+in step order and acts on each as if it had waited for it, so the numbers are those
+of evaluating in turn. It waits for an evaluation that may stop the stage (the patience's
+last) instead of running ahead steps that the stop would discard.
 """
 
 from __future__ import annotations
@@ -282,6 +283,11 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
         total, ctx.global_step = done.step, done.global_step
         return True
 
+    def may_stop(done: Pending) -> bool:
+        """Whether the evaluation ``done`` may end the stage: then the training waits for it rather than run
+        ahead steps that the stop would discard (same numbers; fewer core-seconds)."""
+        return done.step > 0 and bool(cfg.patience) and best["since"] + 1 >= cfg.patience
+
     stopped = False
     train_mode(model, freeze_norm_stats=cfg.bn == "freeze" and stage > 0)
     method.prepare_stage(model, stage, task)  # e.g. frozen: only the task's head learns from stage 2 on
@@ -293,9 +299,13 @@ def train_stage(ctx: StageContext, stage: int, task: str, train_tasks: list[str]
             settle()
         t_train = time.perf_counter()  # after the starting evaluation: train_s times training steps only
         for step in range(1, total + 1):
-            if pending is not None and pending.point.done() and settle():
-                stopped = True
-                break
+            if pending is not None and (pending.point.done() or may_stop(pending)):
+                t_wait = time.perf_counter()
+                stop = settle()
+                t_train += time.perf_counter() - t_wait  # waiting for an evaluation is not training
+                if stop:
+                    stopped = True
+                    break
             loss = _train_step(model, method, optimizer, streams, train_tasks, autocast, scaler, ctx.device,
                                proximal)
             bad_steps = 0 if math.isfinite(loss) else bad_steps + 1

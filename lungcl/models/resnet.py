@@ -20,7 +20,7 @@ no running statistics at all).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -81,6 +81,16 @@ def _norm(spatial_dims: int, channels: int, norm: str = "batch", tasks: Sequence
     return _BATCH_NORM[spatial_dims](channels)
 
 
+def _head(features: int, num_classes: int, seed: int | None) -> nn.Linear:
+    """A task's linear head: from torch's global generator, or (``seed``) from its own, leaving the global one
+    as it was."""
+    if seed is None:
+        return nn.Linear(features, num_classes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Linear(features, num_classes)
+
+
 class _PreActBlock(nn.Module):
     """Pre-activation residual block: (BN-ReLU-conv) x len(kernels), plus the shortcut.
 
@@ -133,7 +143,12 @@ class PreActResNet(nn.Module):
     """Shared pre-activation ResNet trunk and one linear head per task (hard parameter sharing)."""
 
     def __init__(self, depth: int, tasks: Sequence[str], in_channels: int = 1, spatial_dims: int = 2,
-                 width: int = 64, num_classes: int = 2, small_input: bool = True, norm: str = "batch"):
+                 width: int = 64, num_classes: int = 2, small_input: bool = True, norm: str = "batch",
+                 head_seeds: Mapping[str, int] | None = None):
+        """``head_seeds`` (one per task): each head initialised from its own seed, drawing nothing from
+        torch's global generator, so the trunk's weights and every head's are the same whatever the
+        other tasks and their order (a run's first stage is then shared by every order with that first
+        task); None: the heads drawn in turn after the trunk's first draws (as before)."""
         super().__init__()
         if depth not in DEPTHS:
             raise LungclError(f"unknown ResNet depth {depth}; choose one of {', '.join(map(str, DEPTHS))}")
@@ -150,6 +165,8 @@ class PreActResNet(nn.Module):
             raise LungclError(f"task names must be non-empty and contain no '.': {bad}")
         if norm not in NORMS:
             raise LungclError(f"unknown normalisation {norm!r}; choose one of {', '.join(NORMS)}")
+        if head_seeds is not None and set(head_seeds) != set(tasks):
+            raise LungclError(f"head_seeds must name every task once: {sorted(tasks)}, got {sorted(head_seeds)}")
         kind, counts = DEPTHS[depth]
         block = PreActBasicBlock if kind == "basic" else PreActBottleneck
         self.depth, self.spatial_dims, self.width = depth, spatial_dims, width
@@ -173,7 +190,8 @@ class PreActResNet(nn.Module):
                    _AVG_POOL[spatial_dims](1), nn.Flatten(1)]
         self.trunk = nn.Sequential(*layers)
         self.num_features = c_in
-        self.heads = nn.ModuleDict({t: nn.Linear(c_in, num_classes) for t in tasks})
+        self.heads = nn.ModuleDict({t: _head(c_in, num_classes, None if head_seeds is None else head_seeds[t])
+                                    for t in tasks})
         # found once, not at every forward (a plain list: the modules stay registered in the trunk)
         self._task_norms = [m for m in self.trunk.modules() if isinstance(m, TaskBatchNorm)]
         self._init_weights()

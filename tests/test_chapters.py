@@ -653,12 +653,15 @@ def test_orders_initial_weights_are_checked_on_the_networks() -> None:
     configs = [default_config("smoke", tasks=o, method=m) for o in ("ABC", "BAC", "ACB", "CBA") for m in ("sgd", "ewc")]
     found = orders.initial_weights(configs)
     assert found["orders"] == ["ABC", "BAC", "ACB", "CBA"] and found["seed"] == 0
-    # what build_model does: the trunk first, then one head per task in the order's sequence
-    assert found["same_trunk"] and found["same_by_place"]
-    assert found["starts"] == {"malignancy": 3, "lobulation": 3, "calcification": 3}  # places 1 2 1 3, 2 1 3 2, 3 3 2 1
+    # what build_model does: the trunk from the seed, each head from (seed, task name): the same in every order
+    assert found["same_trunk"] and not found["same_by_place"]
+    assert found["starts"] == {"malignancy": 1, "lobulation": 1, "calcification": 1}
     text = orders.initial_weights_sentence(found)
     assert "the trunk starts from the same weights in every order" in text
-    assert "(distinct initial heads per task over the orders: malignancy 3, lobulation 3, calcification 3)" in text
+    assert "each task's head starts from the same weights in every order" in text
+    by_place = orders.initial_weights_sentence({**found, "same_by_place": True,
+                                                "starts": {"malignancy": 3, "lobulation": 3, "calcification": 3}})
+    assert "by its place" in by_place and "malignancy 3, lobulation 3, calcification 3" in by_place
     other_seed = orders.initial_weights([default_config("smoke", tasks="ABC", seed=1)])
     assert "one order: nothing to compare" in orders.initial_weights_sentence(other_seed)
     moved = orders.initial_weights_sentence({**found, "same_trunk": False, "same_by_place": False})

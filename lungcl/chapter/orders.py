@@ -132,5 +132,8 @@ def initial_weights_sentence(found: dict) -> str:
         text += ("; each head is drawn after the trunk by its place in the order, so the head trained first, "
                  "second, ... starts from the same weights in every order, and a task's head does only where "
                  "the task has the same place")
+    if all(k == 1 for k in found["starts"].values()):
+        return text + ", and each task's head starts from the same weights in every order (drawn from the seed and " \
+                      "the task's name): the orders differ only in their order."
     counts = ", ".join(f"{t} {k}" for t, k in found["starts"].items())
     return text + f" (distinct initial heads per task over the orders: {counts})."

@@ -6,9 +6,9 @@
 Each task of ABC is trained alone (RunConfig(kind="single_task")) for ``--epochs`` capped epochs,
 evaluated every ``--eval-every`` steps, with no early stop (runs are cached records, so a second
 call only re-reads them). From every run's validation curve the stop of the trainer's rule is
-replayed: the stage ends once ``patience`` evaluations have not improved the lowest validation
-loss, and keeps the checkpoint with that loss. Printed per lr and patience (in evaluations): the
-stop step and the VALIDATION balanced accuracy of the kept checkpoint per task, beside the best
+replayed: the stage ends once ``patience`` evaluations have not improved its ``select`` criterion
+(default: the trainer's, the class-balanced validation loss), and keeps the checkpoint with the best.
+Printed per lr and patience (in evaluations): the stop step and the VALIDATION balanced accuracy of the kept checkpoint per task, beside the best
 validation balanced accuracy anywhere on the curve (what the budget could reach with a perfect
 choice). The lr and patience are choices, so the test split is never read here: the chapters
 report test numbers for the settings chosen on validation. One torch thread, one run at a time.
@@ -18,21 +18,23 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import pandas as pd
 import torch
 
 from lungcl.experiments import default_config, run
+from lungcl.selection import DEFAULT_SELECT, SELECT_RULES, better
 
 
-def replay(curve: pd.DataFrame, patience: int | None, every: int = 1) -> tuple[int, int]:
-    """(stop step, kept step) of the lowest-val-loss rule with ``patience`` on evaluations at every
-    ``every``-th point of ``curve`` (index: stage step, column ``val_loss``)."""
+def replay(curve: pd.DataFrame, patience: int | None, every: int = 1,
+           select: str = DEFAULT_SELECT) -> tuple[int, int]:
+    """(stop step, kept step) of the trainer's ``select`` rule with ``patience`` on evaluations at every
+    ``every``-th point of ``curve`` (index: stage step, column ``val_<select>``)."""
     points = [s for k, s in enumerate(curve.index[1:], 1) if k % every == 0 or s == curve.index[-1]]
-    best, kept, since = np.inf, 0, 0
+    column = curve[f"val_{select}"]
+    best, kept, since = None, 0, 0
     for s in points:
-        if curve.val_loss[s] < best:
-            best, kept, since = curve.val_loss[s], s, 0
+        if better(column[s], best, select):
+            best, kept, since = column[s], s, 0
         else:
             since += 1
         if patience and since >= patience:
@@ -40,7 +42,7 @@ def replay(curve: pd.DataFrame, patience: int | None, every: int = 1) -> tuple[i
     return points[-1], kept
 
 
-def budget_table(records: list, patiences: list[int | None]) -> pd.DataFrame:
+def budget_table(records: list, patiences: list[int | None], select: str = DEFAULT_SELECT) -> pd.DataFrame:
     """Rows (lr, task, patience): stop step, kept step, validation balanced accuracy kept, best on the curve."""
     rows = []
     for r in records:
@@ -48,9 +50,9 @@ def budget_table(records: list, patiences: list[int | None]) -> pd.DataFrame:
         c = c[c.task == c.trained]
         for task, g in c.groupby("task", sort=False):
             val = g[g.split == "val"].set_index("stage_step")
-            curve = pd.DataFrame({"val_loss": val["loss"], "val_bal": val["balanced_accuracy"]})
+            curve = pd.DataFrame({f"val_{select}": val[select], "val_bal": val["balanced_accuracy"]})
             for p in patiences:
-                stop, kept = replay(curve, p)
+                stop, kept = replay(curve, p, select=select)
                 rows.append({"lr": r.config.lr, "task": task, "patience": p or "none", "stop": stop,
                              "kept": kept, "val_bal_kept": curve.val_bal[kept],
                              "val_bal_best": curve.val_bal.max()})
@@ -64,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--patience", default="2,3,4,6,8", help="patiences (evaluations) to replay")
+    ap.add_argument("--select", default=DEFAULT_SELECT, choices=SELECT_RULES,
+                    help="the checkpoint rule to replay (default: the trainer's)")
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--results", default="results")
     args = ap.parse_args(argv)
@@ -72,8 +76,9 @@ def main(argv: list[str] | None = None) -> None:
                                   eval_every=args.eval_every, patience=None, data_dir=args.data_dir),
                    args.results, progress=False)
                for lr in args.lrs.split(",")]
-    table = budget_table(records, [int(p) for p in args.patience.split(",")] + [None])
+    table = budget_table(records, [int(p) for p in args.patience.split(",")] + [None], args.select)
     pd.set_option("display.width", 200)
+    print(f"rule replayed: {args.select}")
     print("validation balanced accuracy of the kept checkpoint, per task and lr:")
     print(table.pivot_table(index="patience", columns=["task", "lr"], values="val_bal_kept", aggfunc="first")
           .round(3).to_string())

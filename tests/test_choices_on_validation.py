@@ -131,9 +131,11 @@ def test_the_budget_table_does_not_move_when_the_test_numbers_do():
     curves = rec.data["curves"]
     val = [s == "val" for s in curves["split"]]
     curves["loss"] = [float(v) for v in rng.uniform(0.3, 0.7, len(val))]
+    curves["balanced_loss"] = [float(v) for v in rng.uniform(0.3, 0.7, len(val))]
     curves["balanced_accuracy"] = [float(v) for v in rng.uniform(0.5, 0.9, len(val))]
     before = budget.budget_table([rec], [2, None])
-    for k in ("loss", "accuracy", "balanced_accuracy", "auc"):  # scramble every test number
+    assert before.equals(budget.budget_table([rec], [2, None], "balanced_loss"))  # the trainer's rule by default
+    for k in ("loss", "balanced_loss", "accuracy", "balanced_accuracy", "auc"):  # scramble every test number
         curves[k] = [x if is_val else float(rng.uniform()) for x, is_val in zip(curves[k], val)]
     after = budget.budget_table([rec], [2, None])
     assert before.equals(after)

@@ -68,7 +68,7 @@ from IPython.display import Markdown, display
 from lungcl import chapters, plots, summaries, thesis
 from lungcl.chapter import analysis as story
 from lungcl.chapter_context import chapter_setup
-from lungcl.chapter.tune_provenance import tune_provenance_sentence
+from lungcl.chapter.tune_provenance import tune_provenance_sentence, tune_spread_lines
 from lungcl.experiments import tuned
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed, tasks=tasks, ewc_factors=ewc_factors,
@@ -94,12 +94,14 @@ chapters.show_failures(runs)
 # ## Where the default lambdas come from
 #
 # Each profile's default lambda per method is not a guess: on the cpu profile
-# it is the pick of `lungcl tune --order ABC --method M --profile cpu` (fold 0,
-# seed 0), which trains the whole sequence at every decade of lambda (EWC and
-# online EWC 1 to 10^6, L2 10^-3 to 10^3) and picks the lambda with the best
-# mean final balanced accuracy on the **validation** split; test data is never
-# read. The tune records ship with the package (`lungcl/reference/tuned/`), so
-# this figure is drawn from them rather than re-trained (about 20 runs).
+# it is the pick of `lungcl tune --order ABC --method M --profile cpu --seeds 0-2`
+# (fold 0), which trains the whole sequence at every decade of lambda (EWC and
+# online EWC 1 to 10^6, L2 10^-3 to 10^3) at each seed and picks the lambda with
+# the best mean final balanced accuracy on the **validation** split, averaged
+# over the seeds; test data is never read. The tune records ship with the
+# package (`lungcl/reference/tuned/`), so this figure is drawn from them rather
+# than re-trained (about 60 runs); each panel's title names its seeds, and the
+# lines below say how sharply the seeds pick.
 
 # %% tags=["hide-input"] mystnb={"image": {"alt": "Per penalised method, on the validation split: the earlier tasks', the last task's and the mean final balanced accuracy against lambda on a log axis, the picked lambda circled."}}
 shipped = tuned.reference_tunes(profile)
@@ -108,6 +110,9 @@ if shipped:
     plt.show()
     provenance = tune_provenance_sentence(shipped, plan.references[0])
     display(Markdown(provenance or "These tunes were made under the rules of this book's runs."))
+    spread = tune_spread_lines(shipped)
+    if spread:
+        display(Markdown("\n".join(spread)))
 else:
     display(Markdown(f"No tune record ships for the {profile} profile: its lambdas are starting points."))
 

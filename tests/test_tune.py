@@ -90,3 +90,59 @@ def test_a_tune_where_no_lambda_finished_fails(data_dir, smoke_store, tmp_path, 
     assert code == 2
     assert out.count("failed: training diverged") == 2
     assert "no lambda of 2 finished" in err and len(err.strip().splitlines()) == 1
+
+
+def _point(seed: int, criterion: float, old: float, new: float) -> dict:
+    return {"seed": seed, "strength": 10.0, "run_id": f"r{seed}", "criterion": criterion,
+            "final_val_bacc": {"a": old, "b": new}, "forgetting_val": {"a": 0.1 * seed},
+            "new_task_val_bacc": {"a": 0.8, "b": new}, "mean_forgetting_val": 0.1 * seed}
+
+
+def test_a_lambda_over_seeds_is_the_mean_of_its_seeds_with_their_spread():
+    from lungcl.experiments.tune import seed_mean_point
+
+    row = seed_mean_point(10.0, [_point(0, 0.60, 0.5, 0.7), _point(1, 0.70, 0.6, 0.8), _point(2, 0.80, 0.7, 0.9)])
+    assert row["criterion"] == pytest.approx(0.70) and row["criterion_sd"] == pytest.approx(0.10)
+    assert row["final_val_bacc"] == {"a": pytest.approx(0.6), "b": pytest.approx(0.8)}
+    assert row["forgetting_val"] == {"a": pytest.approx(0.1)} and row["mean_forgetting_val"] == pytest.approx(0.1)
+    assert row["run_ids"] == ["r0", "r1", "r2"] and [p["seed"] for p in row["per_seed"]] == [0, 1, 2]
+    one = seed_mean_point(10.0, [_point(4, 0.6, 0.5, 0.7)])
+    assert one["criterion"] == 0.6 and one["criterion_sd"] == 0.0 and "seed" not in one
+
+
+def test_a_tune_over_seeds_trains_every_lambda_at_every_seed_and_picks_the_mean(data_dir, smoke_store, tmp_path):
+    """Two lambdas x two seeds (smoke): four ordinary runs; the curve's criterion is the mean of the seeds'
+    own criteria, the pick is the best mean; the one-seed tune of the same base keeps its own id."""
+    from lungcl.experiments.config import default_config
+    from lungcl.experiments.tune import tune, tune_configs, tune_id
+
+    base = default_config("smoke", tasks="AB", method="l2", data_dir=str(data_dir))
+    record = tune(base, [1.0, 100.0], results=tmp_path, progress=False, seeds=[0, 1], workers=1)
+    assert record["seeds"] == [0, 1] and "mean over seeds 0, 1" in record["criterion_description"]
+    runs = tune_configs(base, [1.0, 100.0], [0, 1])
+    assert sorted((c.strength, c.seed) for c in runs) == [(1.0, 0), (1.0, 1), (100.0, 0), (100.0, 1)]
+    assert len({c.run_id for c in runs}) == 4 and all((tmp_path / "runs" / c.run_id).is_dir() for c in runs)
+    for p in record["curve"]:
+        assert [q["seed"] for q in p["per_seed"]] == [0, 1]
+        assert p["criterion"] == pytest.approx(np.mean([q["criterion"] for q in p["per_seed"]]))
+    assert record["pick"]["criterion"] == max(p["criterion"] for p in record["curve"])
+    assert tune_id(base, [1.0, 100.0], "final_val_bacc") == tune_id(base, [1.0, 100.0], "final_val_bacc", [0])
+    assert record["tune_id"] != tune_id(base, [1.0, 100.0], "final_val_bacc")
+
+
+def test_the_spread_lines_say_how_sharply_the_seeds_pick():
+    from lungcl.chapter.tune_provenance import tune_spread_lines
+
+    def lam(strength, crits):
+        return {"strength": strength, "criterion": float(np.mean(crits)), "criterion_sd": float(np.std(crits, ddof=1)),
+                "per_seed": [{"seed": s, "criterion": c} for s, c in enumerate(crits)]}
+
+    record = {"method": "ewc", "seeds": [0, 1, 2], "base_config": {"fisher": "exact"},
+              "curve": [lam(1.0, [0.60, 0.62, 0.61]), lam(100.0, [0.70, 0.74, 0.72]), lam(1e4, [0.71, 0.73, 0.75])],
+              "pick": {"strength": 1e4}}
+    (line,) = tune_spread_lines([record])
+    assert "lambda 10000, 73.0%" in line and "the next best, lambda 100, is 1.0 points lower" in line
+    assert "behind the pick at 2 of 3 seeds" in line and "from 100 to 10000" in line
+    sharp = {**record, "curve": [lam(1.0, [0.60, 0.62, 0.61]), lam(1e4, [0.80, 0.81, 0.82])]}
+    assert "only the pick scores within one seed standard deviation" in tune_spread_lines([sharp])[0]
+    assert tune_spread_lines([{**record, "seeds": [0]}]) == []

@@ -1,8 +1,10 @@
-"""Under which rules the shipped lambda tunes were made: one computed sentence when they are not today's.
+"""What the shipped lambda tunes can say: under which rules they were made, and how sharply their seeds pick.
 
 A default lambda is the pick of a tune record shipped with the package (:mod:`lungcl.experiments.tuned`).
 Its runs were made under a configuration version and a checkpoint rule (``select``); when those differ
 from the runs the book makes now, the pick was not derived from them, and the analysis chapter says so.
+With several seeds, :func:`tune_spread_lines` says how far ahead of the next lambda the pick is, at how
+many seeds, and which lambdas score within one seed standard deviation of it.
 """
 
 from __future__ import annotations
@@ -46,4 +48,33 @@ def _rule(select: str) -> str:
     return f"{side} {SELECT_LABELS.get(select, select)}, `select={select}`"
 
 
-__all__ = ["tune_provenance_sentence"]
+def _lam(value: float) -> str:
+    return f"{value:g}"
+
+
+def tune_spread_lines(records: Sequence[dict]) -> list[str]:
+    """One markdown line per tune record with several seeds: the pick's criterion (mean and standard
+    deviation over the seeds), the next best lambda's distance and at how many seeds the pick is ahead of it,
+    and the lambdas within one seed standard deviation of the pick. Empty when no record has several seeds."""
+    lines = []
+    for r in records:
+        seeds = r.get("seeds", [r.get("seed")])
+        ok = [p for p in r["curve"] if p.get("criterion") is not None and p.get("per_seed")]
+        if len(seeds) < 2 or not r.get("pick") or len(ok) < 2:
+            continue
+        ranked = sorted(ok, key=lambda p: (-p["criterion"], p["strength"]))
+        pick, second = ranked[0], ranked[1]
+        ahead = sum(a["criterion"] > b["criterion"] for a, b in zip(pick["per_seed"], second["per_seed"]))
+        near = sorted(p["strength"] for p in ok if pick["criterion"] - p["criterion"] <= pick["criterion_sd"])
+        span = ("only the pick scores within one seed standard deviation of it" if len(near) == 1 else
+                f"every lambda from {_lam(near[0])} to {_lam(near[-1])} scores within one seed standard deviation "
+                f"of the pick ({len(near)} of {len(ok)} values), so the seeds fix lambda only to that range")
+        lines.append(
+            f"- {_names([r])}: lambda {_lam(pick['strength'])}, {pick['criterion']:.1%} "
+            f"(sd {100 * pick['criterion_sd']:.1f} points over {len(seeds)} seeds); the next best, lambda "
+            f"{_lam(second['strength'])}, is {100 * (pick['criterion'] - second['criterion']):.1f} points lower and "
+            f"behind the pick at {ahead} of {len(seeds)} seeds; {span}.")
+    return lines
+
+
+__all__ = ["tune_provenance_sentence", "tune_spread_lines"]

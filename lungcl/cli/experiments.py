@@ -65,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="final_val_bacc (default: mean final validation balanced accuracy) or new_task_val_bacc")
     t.add_argument("--fold", type=int, default=0)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seeds", default=None,
+                   help="several seeds, e.g. 0-2: each lambda is trained at every seed and scored by the "
+                        "criterion's mean over them (default: --seed alone)")
     t.add_argument("--json", action="store_true", help="print the tune record as JSON")
     _dask_args(t)
     _common(t)
@@ -114,7 +117,7 @@ FLAGS = {
     "grid": {"tasks": "--orders", "method": "--methods", "fold": "--folds", "seed": "--seeds"},
     "sweep-lambda": {**TASK_FLAG, "method": "--method", "strength": "--values", "fold": "--folds",
                      "seed": "--seeds"},
-    "tune": {**TASK_FLAG, "method": "--method", "strength": "--values", "fold": "--fold", "seed": "--seed"},
+    "tune": {**TASK_FLAG, "method": "--method", "strength": "--values", "fold": "--fold", "seed": "--seed or --seeds"},
 }
 
 
@@ -232,7 +235,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     import json
 
     from ..experiments import default_config
-    from ..experiments.runner import parse_floats
+    from ..experiments.runner import parse_floats, parse_int_range
     from ..experiments.tune import tune, tune_path
     from ..methods import check_method
 
@@ -240,9 +243,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     values = parse_floats(args.values, "lambda values") if args.values else None
     base = default_config(args.profile, tasks=_task_spec(args), method=method, fold=args.fold, seed=args.seed,
                           **_base_settings(args))
+    seeds = parse_int_range(args.seeds, "seeds") if args.seeds else [args.seed]
+    base = base.replace(seed=seeds[0])
     record = tune(base, values, args.criterion, args.results, workers=args.workers, scheduler=args.scheduler,
-                  dask=args.dask, devices=_devices(args, base.profile),
-                  progress=not args.quiet, report=None if args.json else _grid_report(len(values or [0] * 7)))
+                  dask=args.dask, devices=_devices(args, base.profile), seeds=seeds,
+                  progress=not args.quiet,
+                  report=None if args.json else _grid_report(len(values or [0] * 7) * len(seeds)))
     if args.json:
         print(json.dumps(record, indent=1, sort_keys=True))
         _require_a_pick(record)
@@ -251,6 +257,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
           f"on the {record['split']} split")
     for p in record["curve"]:
         value = "failed: " + p.get("error", "") if p["criterion"] is None else f"{100 * p['criterion']:.2f} %"
+        if p["criterion"] is not None and len(seeds) > 1:
+            value += f" (sd {100 * p['criterion_sd']:.2f} over {len(seeds)} seeds)"
         mark = "  <- pick" if record["pick"] and p["strength"] == record["pick"]["strength"] else ""
         print(f"  lambda {p['strength']:<10g} {value}{mark}")
     if record.get("flat"):
@@ -258,7 +266,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
               "longer, e.g. the cpu profile, before tuning)")
     elif record["at_grid_edge"]:
         print("  (the pick is at the grid's edge: widen --values)")
-    print(tune_path(args.results, base, record["values"], args.criterion))
+    print(tune_path(args.results, base, record["values"], args.criterion, seeds))
     _require_a_pick(record)
     return 0
 

@@ -15,7 +15,9 @@ from .style import _color, _label, _percent_axis
 def tune_curves(tunes: Iterable[Mapping]) -> Figure:
     """One panel per tune record (:func:`lungcl.experiments.tune.tune`): on the VALIDATION split,
     the earlier tasks' and the last task's final balanced accuracy and the criterion against lambda
-    (log axis), the pick circled; a diverged lambda is a cross at the bottom."""
+    (log axis), the pick circled; a diverged lambda is a cross at the bottom. With several seeds every
+    line is their mean, the criterion has a bar of plus or minus one standard deviation over the seeds,
+    and each seed's own criterion is a small dot."""
     tunes = list(tunes)
     fig, axes = plt.subplots(1, len(tunes), figsize=(3.4 * len(tunes) + 0.4, 3.4), squeeze=False)
     for ax, t in zip(axes[0], tunes):
@@ -26,7 +28,16 @@ def tune_curves(tunes: Iterable[Mapping]) -> Figure:
         new = [p["final_val_bacc"][last] for p in ok]
         ax.plot(lam, old, "o-", color="0.15", label="earlier tasks")
         ax.plot(lam, new, "s-", color="0.55", label="last task")
-        ax.plot(lam, [p["criterion"] for p in ok], "D-", color=_color(t["method"]), label="criterion")
+        crit = [p["criterion"] for p in ok]
+        seeds = t.get("seeds", [t.get("seed", 0)])
+        if len(seeds) > 1:
+            ax.errorbar(lam, crit, yerr=[p.get("criterion_sd", 0.0) for p in ok], fmt="D-", color=_color(t["method"]),
+                        capsize=3, label=f"criterion (mean, sd over {len(seeds)} seeds)")
+            for p in ok:
+                each = [q["criterion"] for q in p.get("per_seed", [])]
+                ax.scatter([p["strength"]] * len(each), each, s=9, color=_color(t["method"]), alpha=0.45, zorder=5)
+        else:
+            ax.plot(lam, crit, "D-", color=_color(t["method"]), label="criterion")
         bad = [p["strength"] for p in t["curve"] if p.get("criterion") is None]
         if bad:
             ax.scatter(bad, [0.03] * len(bad), marker="x", color="0.1", s=60, zorder=6, label="diverged")
@@ -37,7 +48,8 @@ def tune_curves(tunes: Iterable[Mapping]) -> Figure:
         ax.set_xlabel("lambda")
         fisher = t.get("base_config", {}).get("fisher", "exact")
         name = _label(t["method"]) + ("" if fisher == "exact" else f", {FISHER_LABELS.get(fisher, fisher)} Fisher")
-        ax.set_title(f"{name}\n({t['order']}, fold {t['fold']})", fontsize=9.5)
+        seeds_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
+        ax.set_title(f"{name}\n({t['order']}, fold {t['fold']}, {seeds_text})", fontsize=9.5)
         _percent_axis(ax, 0.3, 1.0)
     axes[0, 0].set_ylabel("final balanced accuracy (validation)", fontsize=9)
     axes[0, -1].legend(fontsize=7.5, loc="lower left")

@@ -1,7 +1,7 @@
 """The book as one plan: every selected chapter's runs, listed from the chapters' parameters cells and
 computed at once, before any chapter executes.
 
-Each experiment chapter names its runs through one function of :data:`lungcl.chapters.CHAPTER_RUNS`,
+Each experiment chapter names its runs through one function of :data:`lungcl.chapter.runs.CHAPTER_RUNS`,
 which its notebook calls with its parameters. :func:`book_plan` calls the same function with the
 values of the chapter's ``parameters`` cell, the build's settings (profile, source, folders, seed) and
 ``--set`` on top, so the plan and the chapter name the same runs without executing the notebook. The
@@ -11,6 +11,9 @@ then only load. Costs are the runs' own measured times where they are finished, 
 similar finished runs where there are some, else a nominal cost per profile (said as such). Runs that
 train the same first stage compute it once (:mod:`lungcl.schedule`: the longest of them first, the
 others load it); the plan counts those shared prefixes and the core-seconds they save.
+
+The plan reads both sides, the runs the chapters declare (:mod:`lungcl.chapter.runs`) and the build
+(:mod:`lungcl.book`), so it sits above both.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import book_pdf
-from .book import BUILD_PARAMETERS, BuildReport, build_book, chapter_overrides, discover_chapters, select_chapters
-from .chapter_context import ChapterContext
-from .chapter_settings import check_chapter_settings
-from .chapters import chapter_configs
+from .book.build import (BUILD_PARAMETERS, BuildReport, build_book, chapter_overrides, discover_chapters,
+                         select_chapters)
+from .book.parameters import check_chapter_settings
+from .book.parameters_page import chapter_parameters
+from .book.pdf import find_chromium
+from .chapter.runs import chapter_configs
+from .chapter.setup import ChapterContext
 from .errors import LungclError
 from .experiments.runner import SEQUENCES
 from .data.store import store_digest
@@ -37,7 +42,6 @@ from .machine import usable_cores
 from .mtl.train import MULTITASK
 from .profiles import check_profile
 from .project import book_folder, project_root
-from .run_page import chapter_parameters
 from .runs.engine import RunKind
 from .runs.devices import gpu_workers
 from .runs.executor import execute
@@ -302,9 +306,9 @@ def build_planned_book(root: str | Path | None = None, profile: str = "cpu", sou
                        overrides: dict[str, Any] | None = None, runs_per_gpu: int | str | None = None,
                        **build: Any) -> tuple[BookPlan, PlanOutcome, BuildReport]:
     """``lungcl book``: the plan computed first (every core), then the chapters executed (they load)
-    and the book rendered by :func:`lungcl.book.build_book` (``build``: its other options)."""
+    and the book rendered by :func:`lungcl.book.build.build_book` (``build``: its other options)."""
     if build.get("pdf") and build.get("render", True):
-        book_pdf.find_chromium()  # no Chromium: one line before any run is computed
+        find_chromium()  # no Chromium: one line before any run is computed
     root = Path(root).resolve() if root else project_root()
     data_dir, results_dir = book_folder("data", data_dir, root), book_folder("results", results_dir, root)
     settings = dict(root=root, profile=profile, source=source, only=only, data_dir=data_dir,

@@ -1,7 +1,7 @@
 """Where the book lives: the folder with ``_toc.yml`` and ``notebooks/``.
 
-Shared by the chapters' runtime (:mod:`lungcl.chapter_context`) and the book build
-(:mod:`lungcl.book`), which otherwise do not import each other.
+Shared by the chapters' runtime (:mod:`lungcl.chapter.setup`) and the book build
+(:mod:`lungcl.book`); the build never imports the chapters' runtime.
 """
 
 from __future__ import annotations

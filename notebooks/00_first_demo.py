@@ -37,11 +37,12 @@ seed = 0  # seed of the toy data and the Fisher's label draws
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
 
-from lungcl import chapters, toy
-from lungcl.chapter_context import chapter_setup
+from lungcl import toy
+from lungcl.chapter import runs as chapter_runs
+from lungcl.chapter.setup import chapter_setup
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
-chapters.show_run_card(ctx, reads_store=False)  # how this page was computed
+chapter_runs.show_run_card(ctx, reads_store=False)  # how this page was computed
 tasks = toy.make_tasks(ctx.seed)
 runs = toy.compare(ctx.seed)
 display(toy.table(runs).style.format("{:.3f}"))

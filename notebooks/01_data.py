@@ -41,16 +41,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from lungcl import chapters
 from lungcl.chapter import dataset as story
-from lungcl.chapter_context import chapter_setup
+from lungcl.chapter import runs as chapter_runs
+from lungcl.chapter.setup import chapter_setup
 from lungcl.data.nodules import load_nodule_table, load_scan_table
 from lungcl.data.prepare import select_nodules
 from lungcl.plots import dataset as figures
 from lungcl.profiles import data_settings
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
-chapters.show_run_card(ctx)  # how this page was computed
+chapter_runs.show_run_card(ctx)  # how this page was computed
 settings = data_settings(ctx.profile)
 all_nodules = load_nodule_table(ctx.data_dir, progress=False)
 scans = load_scan_table(ctx.data_dir)

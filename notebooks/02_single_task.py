@@ -46,18 +46,18 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from lungcl import baselines, chapters, plots, summaries, thesis
-from lungcl.chapter import kept, say
+from lungcl import baselines, plots, summaries, thesis
+from lungcl.chapter import kept, runs as chapter_runs, say
 from lungcl.chapter import single_task as story
-from lungcl.chapter_context import chapter_setup
+from lungcl.chapter.setup import chapter_setup
 from lungcl.data.tasks import resolve_tasks
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed, tasks=tasks, epochs=epochs, folds=folds,
                     workers=workers)
 task_names = [t.name for t in resolve_tasks(tasks)]
-configs = chapters.single_task_chapter(ctx, tasks=tasks, folds=folds, epochs=epochs)
-records = chapters.run_configs(configs, ctx.results_dir, workers).records
-chapters.show_run_card(ctx, records)  # how this page was computed
+configs = chapter_runs.single_task_chapter(ctx, tasks=tasks, folds=folds, epochs=epochs)
+records = chapter_runs.run_configs(configs, ctx.results_dir, workers).records
+chapter_runs.show_run_card(ctx, records)  # how this page was computed
 
 # %% [markdown]
 # ## The runs and the data they see
@@ -162,7 +162,7 @@ display(Markdown(story.STARTING_LEVEL))
 #    intervals of one fold? (Four new runs per task.)
 
 # %% tags=["hide-input"]
-chapters.show_run_times(records)
+chapter_runs.show_run_times(records)
 
 # %% [markdown]
 # ## Exercises

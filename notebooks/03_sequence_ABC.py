@@ -63,24 +63,24 @@ workers = None  # runs computed at once, one CPU core each (None: every usable c
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from lungcl import chapters, plots, summaries, thesis
-from lungcl.chapter import kept, pct, say
+from lungcl import plots, summaries, thesis
+from lungcl.chapter import kept, pct, runs as chapter_runs, say
 from lungcl.chapter import references as bounds
 from lungcl.chapter import sequence as story
-from lungcl.chapter_context import chapter_setup
+from lungcl.chapter.setup import chapter_setup
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed, seeds=seeds, tasks=tasks, method=method,
                     references=references, l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, epochs=epochs, folds=folds,
                     workers=workers)
-run_seeds = chapters.chapter_seeds(ctx.seed, seeds)
-configs = chapters.sequence_chapter(ctx, tasks=tasks, method=method, folds=folds, epochs=epochs,
+run_seeds = chapter_runs.chapter_seeds(ctx.seed, seeds)
+configs = chapter_runs.sequence_chapter(ctx, tasks=tasks, method=method, folds=folds, epochs=epochs,
                                    l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, seeds=seeds, references=references)
-runs = chapters.run_configs(configs, ctx.results_dir, workers, allow_failures=True)
+runs = chapter_runs.run_configs(configs, ctx.results_dir, workers, allow_failures=True)
 records = runs.records  # one record per method, fold and seed: loaded, or computed now
-chapters.show_run_card(ctx, runs)  # how this page was computed
+chapter_runs.show_run_card(ctx, runs)  # how this page was computed
 order = thesis.thesis_order(records[0].tasks)  # "ABC" etc., None for other tasks
 task_names = records[0].tasks
-chapters.show_failures(runs)
+chapter_runs.show_failures(runs)
 
 # %% [markdown]
 # ## The runs
@@ -282,7 +282,7 @@ display(Markdown(story.sequence_notes(stage_table, baseline, order, len(task_nam
 #    only (nothing new: their runs are loaded).
 
 # %% tags=["hide-input"]
-chapters.show_run_times(records)
+chapter_runs.show_run_times(records)
 
 # %% [markdown]
 # ## Exercises

@@ -57,20 +57,20 @@ workers = None  # runs computed at once, one CPU core each (None: every usable c
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from lungcl import chapters, plots, summaries, thesis
-from lungcl.chapter import orders as story
+from lungcl import plots, summaries, thesis
+from lungcl.chapter import orders as story, runs as chapter_runs
 from lungcl.chapter import pct, say
-from lungcl.chapter_context import chapter_setup
+from lungcl.chapter.setup import chapter_setup
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed, seeds=seeds, orders=orders, method=method,
                     l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, epochs=epochs, folds=folds, streams=streams,
                     workers=workers)
-configs = chapters.orders_chapter(ctx, orders=orders, method=method, folds=folds, epochs=epochs,
+configs = chapter_runs.orders_chapter(ctx, orders=orders, method=method, folds=folds, epochs=epochs,
                                  l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, streams=streams, seeds=seeds)
-runs = chapters.run_configs(configs, ctx.results_dir, workers, allow_failures=True)
+runs = chapter_runs.run_configs(configs, ctx.results_dir, workers, allow_failures=True)
 records = runs.records
-chapters.show_run_card(ctx, runs)  # how this page was computed
-chapters.show_failures(runs)
+chapter_runs.show_run_card(ctx, runs)  # how this page was computed
+chapter_runs.show_failures(runs)
 say(story.initial_weights_sentence(story.initial_weights(configs)))
 by_order = {}
 for r in records:
@@ -181,7 +181,7 @@ for name, recs in by_order.items():
 #    the orders, contribute. (54 new runs: ABC's streams change too.)
 
 # %% tags=["hide-input"]
-chapters.show_run_times(records)
+chapter_runs.show_run_times(records)
 
 # %% [markdown]
 # ## Exercises

@@ -65,9 +65,9 @@ workers = None  # runs computed at once, one CPU core each (None: every usable c
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from lungcl import chapters, plots, summaries, thesis
-from lungcl.chapter import analysis as story
-from lungcl.chapter_context import chapter_setup
+from lungcl import plots, summaries, thesis
+from lungcl.chapter import analysis as story, runs as chapter_runs
+from lungcl.chapter.setup import chapter_setup
 from lungcl.chapter.tune_provenance import tune_provenance_sentence, tune_spread_lines
 from lungcl.experiments import tuned
 
@@ -76,19 +76,19 @@ ctx = chapter_setup(profile, source, data_dir, results_dir, seed, tasks=tasks, e
                     fisher_variants=fisher_variants, variant_seeds=variant_seeds,
                     normalisations=normalisations, norm_methods=norm_methods, norm_seeds=norm_seeds,
                     epochs=epochs, folds=folds, workers=workers)
-plan = chapters.analysis_chapter(ctx, tasks=tasks, folds=folds, epochs=epochs, ewc_factors=ewc_factors,
+plan = chapter_runs.analysis_chapter(ctx, tasks=tasks, folds=folds, epochs=epochs, ewc_factors=ewc_factors,
                                  l2_factors=l2_factors, online_gamma=online_gamma, frozen_bn=frozen_bn,
                                  fisher_variants=fisher_variants, variant_seeds=variant_seeds,
                                  normalisations=normalisations, norm_methods=norm_methods, norm_seeds=norm_seeds)
 ewc_default, l2_default = plan.ewc_default, plan.l2_default
 task_names = list(plan.references[0].tasks)
-runs = chapters.run_configs(plan.all, ctx.results_dir, workers, allow_failures=True)
+runs = chapter_runs.run_configs(plan.all, ctx.results_dir, workers, allow_failures=True)
 records = runs.records
-chapters.show_run_card(ctx, runs)  # how this page was computed
+chapter_runs.show_run_card(ctx, runs)  # how this page was computed
 sequence_records = [r for r in plan.records_of(records, "main") if r.config.kind == "sequence"]
 frozen_records, variant_records = plan.records_of(records, "frozen_bn"), plan.records_of(records, "variants")
 failed = {(cfg.method, cfg.strength): msg for cfg, msg in runs.failed.values()}
-chapters.show_failures(runs)
+chapter_runs.show_failures(runs)
 
 # %% [markdown]
 # ## Where the default lambdas come from
@@ -108,11 +108,8 @@ shipped = tuned.reference_tunes(profile)
 if shipped:
     plots.tune_curves(shipped)
     plt.show()
-    provenance = tune_provenance_sentence(shipped, plan.references[0])
-    display(Markdown(provenance or "These tunes were made under the rules of this book's runs."))
-    spread = tune_spread_lines(shipped)
-    if spread:
-        display(Markdown("\n".join(spread)))
+    provenance = tune_provenance_sentence(shipped, plan.references[0]) or "These tunes were made under this book's rules."
+    display(Markdown("\n\n".join([provenance, "\n".join(tune_spread_lines(shipped))])))
 else:
     display(Markdown(f"No tune record ships for the {profile} profile: its lambdas are starting points."))
 
@@ -298,7 +295,7 @@ display(Markdown(story.reference_notes(summaries.transfer_table(defaults, metric
 #    first task's. Do the tasks lean on the same layers?
 
 # %% tags=["hide-input"]
-chapters.show_run_times(records)
+chapter_runs.show_run_times(records)
 
 # %% [markdown]
 # ## Exercises

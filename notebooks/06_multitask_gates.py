@@ -50,11 +50,11 @@ import warnings
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from lungcl import chapters
 from lungcl.chapter import multitask as story
+from lungcl.chapter import runs as chapter_runs
 from lungcl.chapter import say
-from lungcl.chapter_context import chapter_setup
-from lungcl.chapters import multitask_chapter
+from lungcl.chapter.runs import multitask_chapter
+from lungcl.chapter.setup import chapter_setup
 from lungcl.mtl.compare import metric_table, run_all, run_overview, single_task_column
 from lungcl.mtl.sharing import (forgetting_vs_sharing, plot_sharing, plot_sharing_grid, sharing_summary,
                                 short_names, top_pairs)
@@ -70,7 +70,7 @@ base, configs, alone_configs = multitask_chapter(  # the comparison's runs and e
 print(f"profile {ctx.profile}, source {ctx.source}, {len(base.tasks)} tasks, {base.epochs} epochs")
 # every run of the chapter at once, the single-task baselines (one per task) included
 done = run_all(list(configs.values()) + list(alone_configs.values()), str(ctx.results_dir), workers)
-chapters.show_run_card(ctx, done)  # how this page was computed
+chapter_runs.show_run_card(ctx, done)  # how this page was computed
 
 # %% [markdown]
 # ## The network

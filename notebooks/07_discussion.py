@@ -51,11 +51,11 @@ norm_seeds = None  # their seeds (None: seed, seed + 1, seed + 2)
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
 
-from lungcl import chapters, thesis
-from lungcl.chapter import dataset as data_story
+from lungcl import thesis
+from lungcl.chapter import dataset as data_story, runs as chapter_runs
 from lungcl.chapter import discussion as story
 from lungcl.chapter import say
-from lungcl.chapter_context import chapter_setup
+from lungcl.chapter.setup import chapter_setup
 
 analysis_parameters = dict(ewc_factors=ewc_factors, l2_factors=l2_factors, online_gamma=online_gamma,
                            frozen_bn=frozen_bn, fisher_variants=fisher_variants, variant_seeds=variant_seeds,
@@ -63,16 +63,16 @@ analysis_parameters = dict(ewc_factors=ewc_factors, l2_factors=l2_factors, onlin
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed, seeds=seeds, tasks=tasks, orders=orders,
                     method=method, l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, epochs=epochs, folds=folds,
                     streams=streams, **analysis_parameters)
-wanted, plan = chapters.experiment_runs(ctx, tasks, orders, method, folds, epochs=epochs, l2_lambda=l2_lambda,
+wanted, plan = chapter_runs.experiment_runs(ctx, tasks, orders, method, folds, epochs=epochs, l2_lambda=l2_lambda,
                                         ewc_lambda=ewc_lambda, seeds=seeds, streams=streams,
                                         **analysis_parameters)
-records, missing = chapters.load_finished(wanted, ctx.results_dir)
-design = story.design_records(records, chapters.orders_chapter(  # the runs the findings are tested on
+records, missing = chapter_runs.load_finished(wanted, ctx.results_dir)
+design = story.design_records(records, chapter_runs.orders_chapter(  # the runs the findings are tested on
     ctx, orders=orders, method=method, folds=folds, epochs=epochs, l2_lambda=l2_lambda, ewc_lambda=ewc_lambda,
     streams=streams, seeds=seeds))
-analysis, missing_analysis = chapters.load_finished(plan.all, ctx.results_dir)
+analysis, missing_analysis = chapter_runs.load_finished(plan.all, ctx.results_dir)
 alone = [r for r in analysis if r.config.kind == "single_task"]
-chapters.show_run_card(ctx, records + analysis)  # how this page was computed
+chapter_runs.show_run_card(ctx, records + analysis)  # how this page was computed
 say(story.missing_runs_sentence(missing + missing_analysis, ctx.results_dir.name))
 
 # %% [markdown]
@@ -134,8 +134,8 @@ notes = [story.starting_level_note(alone, ctx.data_dir, ctx.results_dir, folds[0
          if alone else None,
          story.imbalance_note(records[0]) if records else None,
          story.thesis_test_sets_note("ABC"),
-         story.folds_and_seeds_note(len(chapters.chapter_seeds(ctx.seed, seeds)),
-                                    len(chapters.parse_orders(orders)), len(folds))]
+         story.folds_and_seeds_note(len(chapter_runs.chapter_seeds(ctx.seed, seeds)),
+                                    len(chapter_runs.parse_orders(orders)), len(folds))]
 display(Markdown("\n\n".join(n for n in notes if n)))
 
 # %% [markdown]

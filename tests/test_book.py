@@ -23,7 +23,8 @@ pytest.importorskip("papermill")
 pytest.importorskip("jupytext")
 yaml = pytest.importorskip("yaml")
 
-from lungcl import book, chapter_context  # noqa: E402
+from lungcl.book import build  # noqa: E402
+from lungcl.chapter.setup import chapter_setup  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON_PARAMETERS = ("profile", "source", "data_dir", "results_dir", "seed")
@@ -58,15 +59,15 @@ def toc_files() -> list[str]:
 
 def test_toc_and_notebooks_match():
     """Every chapter notebook is in the toc (as its executed copy) and every toc entry has a source."""
-    chapters = {c.name for c in book.discover_chapters(ROOT)}
+    chapters = {c.name for c in build.discover_chapters(ROOT)}
     assert {"01_data", "02_single_task", "03_sequence_ABC", "04_task_orders", "05_analysis",
             "06_multitask_gates", "07_discussion"} <= chapters
-    executed = {Path(f).name for f in toc_files() if f.startswith(book.EXECUTED + "/")}
+    executed = {Path(f).name for f in toc_files() if f.startswith(build.EXECUTED + "/")}
     assert executed == chapters
     for f in toc_files():
-        if not f.startswith(book.EXECUTED + "/"):
+        if not f.startswith(build.EXECUTED + "/"):
             assert (ROOT / f"{f}.md").exists(), f"toc entry {f} has no {f}.md"
-    assert set(book.toc_chapters(ROOT)) == chapters
+    assert set(build.toc_chapters(ROOT)) == chapters
 
 
 def test_toc_order_follows_the_thesis():
@@ -80,13 +81,13 @@ def test_every_notebook_has_a_parameters_cell_with_the_common_parameters(tmp_pat
     import jupytext
     import papermill as pm
 
-    for chapter in book.discover_chapters(ROOT):
+    for chapter in build.discover_chapters(ROOT):
         nb = jupytext.read(chapter.source)
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{chapter.name}: needs exactly one cell tagged 'parameters'"
         assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), \
             f"{chapter.name}: the first cell must be the chapter's '# title'"
-        assert nb.metadata["kernelspec"]["name"] == book.KERNEL_NAME
+        assert nb.metadata["kernelspec"]["name"] == build.KERNEL_NAME
         probe = tmp_path / f"{chapter.name}.ipynb"
         jupytext.write(nb, probe)
         declared = pm.inspect_notebook(str(probe))
@@ -112,40 +113,40 @@ def test_config_is_offline_and_does_not_execute():
 
 
 def test_select_chapters_by_number_or_name():
-    chapters = book.discover_chapters(ROOT)
-    assert [c.name for c in book.select_chapters(chapters, ["03"])] == ["03_sequence_ABC"]
-    picked = book.select_chapters(chapters, ["05_analysis,01"])
+    chapters = build.discover_chapters(ROOT)
+    assert [c.name for c in build.select_chapters(chapters, ["03"])] == ["03_sequence_ABC"]
+    picked = build.select_chapters(chapters, ["05_analysis,01"])
     assert [c.name for c in picked] == ["01_data", "05_analysis"]
-    assert book.select_chapters(chapters, None) == chapters
+    assert build.select_chapters(chapters, None) == chapters
     with pytest.raises(LungclError, match="no chapter '99'"):
-        book.select_chapters(chapters, ["99"])
+        build.select_chapters(chapters, ["99"])
 
 
 def test_stamp_changes_with_parameters_and_names_the_reason(tmp_path):
     src = tmp_path / "01_x.py"
     src.write_text("# %%\nx = 1\n")
-    chapter = book.Chapter("01_x", src)
-    a = book.execution_stamp(chapter, {"seed": 0}, "pkg", None)
-    assert a == book.execution_stamp(chapter, {"seed": 0}, "pkg", None)
-    b = book.execution_stamp(chapter, {"seed": 1}, "pkg", None)
+    chapter = build.Chapter("01_x", src)
+    a = build.execution_stamp(chapter, {"seed": 0}, "pkg", None)
+    assert a == build.execution_stamp(chapter, {"seed": 0}, "pkg", None)
+    b = build.execution_stamp(chapter, {"seed": 1}, "pkg", None)
     assert a["key"] != b["key"]
-    assert book._what_changed(a, b, True) == "parameters changed"
-    c = book.execution_stamp(chapter, {"seed": 0}, "pkg", "store-digest")
-    assert book._what_changed(a, c, True) == "patch store changed"
-    assert book._what_changed({}, a, False) == "never executed"
+    assert build._what_changed(a, b, True) == "parameters changed"
+    c = build.execution_stamp(chapter, {"seed": 0}, "pkg", "store-digest")
+    assert build._what_changed(a, c, True) == "patch store changed"
+    assert build._what_changed({}, a, False) == "never executed"
 
 
 def test_a_chapter_setting_reaches_only_the_chapters_that_declare_it():
-    chapters = book.discover_chapters(ROOT)
-    own = book.chapter_overrides(chapters, {"epochs": 2, "normalisations": []})
+    chapters = build.discover_chapters(ROOT)
+    own = build.chapter_overrides(chapters, {"epochs": 2, "normalisations": []})
     assert own["01_data"] == {} and own["00_first_demo"] == {}
     assert own["03_sequence_ABC"] == {"epochs": 2}
     assert own["05_analysis"] == {"epochs": 2, "normalisations": []}
-    assert all(v == {} for v in book.chapter_overrides(chapters, {}).values())  # stamps as before
+    assert all(v == {} for v in build.chapter_overrides(chapters, {}).values())  # stamps as before
     with pytest.raises(LungclError, match="no chapter has the parameter epoch;.*epochs"):
-        book.chapter_overrides(chapters, {"epoch": 2})
+        build.chapter_overrides(chapters, {"epoch": 2})
     with pytest.raises(LungclError, match="seed is set with --seed"):
-        book.chapter_overrides(chapters, {"seed": 3})
+        build.chapter_overrides(chapters, {"seed": 3})
 
 
 def test_book_set_reads_values_as_the_parameters_cells_write_them():
@@ -172,13 +173,13 @@ def test_book_set_with_an_unknown_parameter_is_a_clear_error_before_any_work(tmp
 
 def test_chapter_setup_resolves_folders_against_the_book_root(monkeypatch):
     monkeypatch.chdir(ROOT / "notebooks")  # where Jupyter starts a notebook's kernel
-    ctx = chapter_context.chapter_setup("smoke", "phantom", "data", "results", seed=3)
+    ctx = chapter_setup("smoke", "phantom", "data", "results", seed=3)
     assert ctx.data_dir == ROOT / "data" and ctx.results_dir == ROOT / "results"
     assert ctx.seed == 3
     with pytest.raises(LungclError, match="unknown profile"):
-        chapter_context.chapter_setup("huge")
+        chapter_setup("huge")
     with pytest.raises(LungclError, match="unknown source"):
-        chapter_context.chapter_setup("smoke", source="mri")
+        chapter_setup("smoke", source="mri")
 
 
 def test_cli_registers_the_book_command():
@@ -226,19 +227,19 @@ def test_pipeline_executes_skips_and_reexecutes(tiny_book: Path, data_dir: Path)
     lines: list[str] = []
     run = dict(root=tiny_book, profile="smoke", data_dir=data_dir,
                results_dir=tiny_book / "results", render=False, progress=lines.append)
-    first = book.build_book(**run)
+    first = build.build_book(**run)
     assert [c.status for c in first.chapters] == ["executed"]
     import nbformat
 
-    executed = nbformat.read(tiny_book / book.EXECUTED / "01_tiny.ipynb", as_version=4)
+    executed = nbformat.read(tiny_book / build.EXECUTED / "01_tiny.ipynb", as_version=4)
     outputs = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert "profile smoke seed 0" in outputs  # papermill's injected parameters won
     assert (tiny_book / "notebooks" / "01_tiny.ipynb").exists()  # the jupytext pair
     assert not list(tiny_book.glob("kernel-*"))  # IPC sockets stay in a private folder
 
-    assert [c.status for c in book.build_book(**run).chapters] == ["current"]
+    assert [c.status for c in build.build_book(**run).chapters] == ["current"]
     lines.clear()
-    again = book.build_book(**{**run, "seed": 5})
+    again = build.build_book(**{**run, "seed": 5})
     assert [c.status for c in again.chapters] == ["executed"]
     assert any("parameters changed" in line for line in lines)
 
@@ -251,14 +252,14 @@ def test_a_book_setting_executes_again_only_the_chapters_that_declare_it(tiny_bo
     (tiny_book / "_toc.yml").write_text(TINY_TOC + "  - file: notebooks/_executed/02_steps\n")
     run = dict(root=tiny_book, profile="smoke", data_dir=data_dir,
                results_dir=tiny_book / "results", render=False, progress=lambda _: None)
-    assert [c.status for c in book.build_book(**run).chapters] == ["executed", "executed"]
-    again = book.build_book(**run, overrides={"steps": 3})
+    assert [c.status for c in build.build_book(**run).chapters] == ["executed", "executed"]
+    again = build.build_book(**run, overrides={"steps": 3})
     assert [c.status for c in again.chapters] == ["current", "executed"]
     import nbformat
 
-    executed = nbformat.read(tiny_book / book.EXECUTED / "02_steps.ipynb", as_version=4)
+    executed = nbformat.read(tiny_book / build.EXECUTED / "02_steps.ipynb", as_version=4)
     assert "steps 3" in "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
-    assert [c.status for c in book.build_book(**run, overrides={"steps": 3}).chapters] == ["current"] * 2
+    assert [c.status for c in build.build_book(**run, overrides={"steps": 3}).chapters] == ["current"] * 2
 
 
 @pytest.mark.slow
@@ -266,13 +267,13 @@ def test_a_failing_notebook_names_itself_and_its_cell(tiny_book: Path, data_dir:
     src = tiny_book / "notebooks" / "01_tiny.py"
     src.write_text(TINY_NOTEBOOK + '\n# %%\nraise ValueError("the phantom is on fire")\n')
     with pytest.raises(LungclError) as info:
-        book.build_book(root=tiny_book, profile="smoke", render=False, progress=lambda _: None,
+        build.build_book(root=tiny_book, profile="smoke", render=False, progress=lambda _: None,
                         data_dir=data_dir, results_dir=tiny_book / "results")
     message = str(info.value)
     assert "01_tiny" in message and "cell" in message and "the phantom is on fire" in message
     assert "\n" not in message
-    assert (tiny_book / book.EXECUTED / "01_tiny.failed.ipynb").exists()
-    assert not (tiny_book / book.EXECUTED / "01_tiny.stamp.json").exists()
+    assert (tiny_book / build.EXECUTED / "01_tiny.failed.ipynb").exists()
+    assert not (tiny_book / build.EXECUTED / "01_tiny.stamp.json").exists()
 
 
 # ---------------------------------------------------------------- the real book, smoke profile
@@ -360,20 +361,20 @@ def test_the_landing_page_redirects_with_a_title_and_the_icon(tmp_path: Path):
     (tmp_path / "_config.yml").write_text('title: "A <book>"\n')
     index = html / "index.html"
     index.write_text('<meta http-equiv="Refresh" content="0; url=book/intro.html" />')
-    book.write_landing_page(index, book._book_title(tmp_path))
+    build.write_landing_page(index, build._book_title(tmp_path))
     text = index.read_text()
     assert text.startswith("<!DOCTYPE html>") and "<title>A &lt;book&gt;</title>" in text
     assert '<link rel="icon" href="_static/favicon.svg">' in text
     assert '<meta http-equiv="Refresh" content="0; url=book/intro.html">' in text
     assert '<a href="book/intro.html">' in text
-    book.write_landing_page(index, "another title")  # a whole page is left as it is
+    build.write_landing_page(index, "another title")  # a whole page is left as it is
     assert index.read_text() == text
 
 
 @pytest.mark.slow
 def test_a_second_build_with_nothing_changed_executes_nothing(smoke_book: Path):
     lines: list[str] = []
-    report = book.build_book(root=smoke_book, profile="smoke", data_dir=ROOT / "data",
+    report = build.build_book(root=smoke_book, profile="smoke", data_dir=ROOT / "data",
                              results_dir=smoke_book / "results", progress=lines.append)
     # (in a tree whose lungcl code is being edited meanwhile, "lungcl code changed" is right)
     assert {c.status for c in report.chapters} == {"current"}, "\n".join(lines)
@@ -441,7 +442,7 @@ def test_a_chapter_executes_without_any_network(tiny_book: Path, data_dir: Path)
     unshare = shutil.which("unshare")
     if unshare is None or os.geteuid() != 0:
         pytest.skip("needs root and util-linux's unshare to cut the network")
-    script = ("from lungcl.book import build_book; "
+    script = ("from lungcl.book.build import build_book; "
               f"r = build_book(root={str(tiny_book)!r}, profile='smoke', render=False, "
               f"data_dir={str(data_dir)!r}, results_dir={str(tiny_book / 'results')!r}); "
               "print([c.status for c in r.chapters])")
@@ -486,7 +487,7 @@ def test_student_edition_hides_solutions(tmp_path):
     assert "sphinx_exercise" in config["sphinx"]["extra_extensions"]
     assert config["sphinx"]["config"]["hide_solutions"] is False
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
-    student = yaml.safe_load(book.student_config(tmp_path).read_text())
+    student = yaml.safe_load(build.student_config(tmp_path).read_text())
     assert student["sphinx"]["config"]["hide_solutions"] is True
     assert {k: v for k, v in student.items() if k != "sphinx"} == {k: v for k, v in config.items() if k != "sphinx"}
     args = build_parser().parse_args(["book", "--no-solutions", "--profile", "smoke"])
@@ -604,8 +605,8 @@ def test_student_edition_renders_without_solutions(smoke_book: Path, tmp_path: P
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(smoke_book / name, root / name)
     shutil.copytree(smoke_book / "book", root / "book")
-    shutil.copytree(smoke_book / book.EXECUTED, root / book.EXECUTED)
-    book.render_book(root, print, solutions=False)
+    shutil.copytree(smoke_book / build.EXECUTED, root / build.EXECUTED)
+    build.render_book(root, print, solutions=False)
     teacher_theory = page(smoke_book, "book/theory")
     solution = re.search(r'class="solution dropdown admonition".*?<p>(.{20,}?)</p>', teacher_theory, re.S)
     assert solution, "the teacher's edition has no solution text to look for"
@@ -721,7 +722,7 @@ def test_the_fit_check_sees_what_sticks_out(tmp_path: Path):
 
 
 def chapter_docs() -> list[str]:
-    return [f for f in toc_files() if f.startswith(book.EXECUTED + "/")]
+    return [f for f in toc_files() if f.startswith(build.EXECUTED + "/")]
 
 
 @pytest.mark.slow
@@ -753,7 +754,7 @@ def test_every_chapter_page_has_a_run_card_and_its_parameter_cells_collapsed(smo
 def test_front_page_has_the_execution_table(smoke_book: Path):
     intro = page(smoke_book, "book/intro")
     table = intro.split("How this copy was built", 1)[1]
-    for chapter in book.discover_chapters(smoke_book):
+    for chapter in build.discover_chapters(smoke_book):
         row = re.search(rf"<td><p>{chapter.name}: [^<]+</p></td>\s*<td><p>([^<]+)</p></td>\s*"
                         rf"<td><p>([^<]+)</p></td>\s*<td><p>([^<]+)</p></td>", table)
         assert row, f"{chapter.name} is not in the front page's execution table"
@@ -780,9 +781,9 @@ def test_the_pdf_has_every_chapter_its_run_cards_and_nothing_cut_off(smoke_book:
     element of the single page sticks out of the paper."""
     binary = chromium_or_skip()
     pypdf = pytest.importorskip("pypdf")
-    from lungcl import book_pdf
+    from lungcl.book.pdf import PDF, printable_page
 
-    pdf = smoke_book / book_pdf.PDF
+    pdf = smoke_book / PDF
     reader = pypdf.PdfReader(pdf)
     import unicodedata
 
@@ -804,7 +805,7 @@ def test_the_pdf_has_every_chapter_its_run_cards_and_nothing_cut_off(smoke_book:
     from browser import Chromium, serve
 
     single = smoke_book / "_build" / "singlehtml"
-    printed = book_pdf.printable_page(single / "index.html").name  # the page the PDF was printed from
+    printed = printable_page(single / "index.html").name  # the page the PDF was printed from
     with serve(single) as base, Chromium(binary, tmp_path / "profile", timeout=90) as tab:
         wider = wider_than_the_page(tab, base + printed, 740, media="print")  # 8.5 in less margins
     assert not wider, wider
@@ -845,9 +846,9 @@ def test_launch_buttons_show_when_set_and_open_the_chapters_notebook(tmp_path: P
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                            "language": "python"}})
     nb.cells = [nbformat.v4.new_markdown_cell("# Tiny"), nbformat.v4.new_code_cell("1 + 1")]
-    (tmp_path / book.EXECUTED).mkdir(parents=True)
-    nbformat.write(nb, tmp_path / book.EXECUTED / "01_tiny.ipynb")
-    book.render_book(tmp_path, print)
+    (tmp_path / build.EXECUTED).mkdir(parents=True)
+    nbformat.write(nb, tmp_path / build.EXECUTED / "01_tiny.ipynb")
+    build.render_book(tmp_path, print)
 
     html = page(tmp_path, "notebooks/_executed/01_tiny").replace("&amp;", "&")
     hub = re.search(r'href="(https://hub\.example\.edu/hub/user-redirect/git-pull\?[^"]+)"', html)

@@ -1,4 +1,4 @@
-"""Chapter parameters checked before any work (lungcl.chapter_settings), and the discussion reading the
+"""Chapter parameters checked before any work (lungcl.book.parameters), and the discussion reading the
 runs the experiment chapters ask for with the same parameters (issue 26, items 3 and 4)."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lungcl import chapters
-from lungcl.chapter_context import chapter_setup
-from lungcl.chapter_settings import RULES, check_chapter_settings
+from lungcl.chapter import runs as chapter_runs
+from lungcl.chapter.setup import chapter_setup
+from lungcl.book.parameters import RULES, check_chapter_settings
 from lungcl.errors import LungclError
 from lungcl.project import chapter_sources
-from lungcl.run_page import chapter_parameters
+from lungcl.book.parameters_page import chapter_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_FIVE = ("profile", "source", "data_dir", "results_dir", "seed")  # chapter_setup's positional ones
@@ -53,7 +53,7 @@ def setup_keywords(src: Path) -> set[str]:
 def test_every_chapter_parameter_has_a_rule_its_default_passes():
     for chapter, params in declared().items():
         for name, default in params.items():
-            assert name in RULES, f"{chapter}: no rule for parameter {name} in lungcl.chapter_settings"
+            assert name in RULES, f"{chapter}: no rule for parameter {name} in lungcl.book.parameters"
             check_chapter_settings({name: default})
 
 
@@ -124,7 +124,7 @@ def test_a_value_that_passes_the_check_builds_the_runs_or_is_one_line(name, valu
         ctx = chapter_setup("smoke", "phantom", "data", "results", 0)
         analysis = {k: params[k] for k in declared()["05_analysis"] if k not in (*FIRST_FIVE, "workers", "tasks",
                                                                                  "epochs", "folds")}
-        wanted, plan = chapters.experiment_runs(ctx, params["tasks"], params["orders"], params["method"],
+        wanted, plan = chapter_runs.experiment_runs(ctx, params["tasks"], params["orders"], params["method"],
                                                 params["folds"], epochs=params["epochs"],
                                                 l2_lambda=params["l2_lambda"], ewc_lambda=params["ewc_lambda"],
                                                 seeds=params["seeds"], streams=params["streams"], **analysis)
@@ -164,14 +164,14 @@ def test_the_discussion_asks_for_exactly_the_runs_the_chapters_ask_for_under_the
     p = {**declared()[DISCUSSION], **quick}
     analysis = {k: p[k] for k in declared()["05_analysis"] if k not in (*FIRST_FIVE, "workers", "tasks", "epochs",
                                                                         "folds")}
-    wanted, plan = chapters.experiment_runs(ctx, p["tasks"], p["orders"], p["method"], p["folds"],
+    wanted, plan = chapter_runs.experiment_runs(ctx, p["tasks"], p["orders"], p["method"], p["folds"],
                                             epochs=p["epochs"], l2_lambda=p["l2_lambda"],
                                             ewc_lambda=p["ewc_lambda"], seeds=p["seeds"], streams=p["streams"],
                                             **analysis)
-    sequence = chapters.sequence_configs(ctx, ["ABC"], chapters.THESIS_METHODS, [0], epochs=2, seeds=[0])
-    orders = chapters.sequence_configs(ctx, chapters.parse_orders("all"), chapters.THESIS_METHODS, [0], epochs=2,
+    sequence = chapter_runs.sequence_configs(ctx, ["ABC"], chapter_runs.THESIS_METHODS, [0], epochs=2, seeds=[0])
+    orders = chapter_runs.sequence_configs(ctx, chapter_runs.parse_orders("all"), chapter_runs.THESIS_METHODS, [0], epochs=2,
                                        streams="task")
-    analysed = chapters.analysis_configs(ctx, "ABC", [0.1, 1, 10], [0.1, 1, 10], 0.9, [0], epochs=2,
+    analysed = chapter_runs.analysis_configs(ctx, "ABC", [0.1, 1, 10], [0.1, 1, 10], 0.9, [0], epochs=2,
                                          fisher_variants=[], normalisations=[])
     assert {c.run_id for c in wanted} == {c.run_id for c in sequence + orders}
     assert {c.run_id for c in plan.all} == {c.run_id for c in analysed.all}
@@ -185,12 +185,12 @@ def test_a_chapter_whose_every_run_failed_says_so_in_one_sentence(monkeypatch):
     configs = [default_config("smoke", method=m) for m in ("sgd", "ewc")]
     failed = GridOutcome(errors={c.run_id: "diverged at step 3" for c in configs},
                          configs={c.run_id: c for c in configs})
-    monkeypatch.setattr(chapters, "execute_grid", lambda *a, **k: failed)
+    monkeypatch.setattr(chapter_runs, "execute_grid", lambda *a, **k: failed)
     with pytest.raises(LungclError, match=r"every one of the chapter's 2 run\(s\) failed, e.g. ABC sgd .*: "
                                           "diverged at step 3") as info:
-        chapters.run_configs(configs, "results", allow_failures=True)
+        chapter_runs.run_configs(configs, "results", allow_failures=True)
     assert "\n" not in str(info.value)
     one = GridOutcome(records=["a record"], errors={configs[1].run_id: "diverged"},
                       configs={c.run_id: c for c in configs})
-    monkeypatch.setattr(chapters, "execute_grid", lambda *a, **k: one)
-    assert list(chapters.run_configs(configs, "results", allow_failures=True).failed) == [configs[1].run_id]
+    monkeypatch.setattr(chapter_runs, "execute_grid", lambda *a, **k: one)
+    assert list(chapter_runs.run_configs(configs, "results", allow_failures=True).failed) == [configs[1].run_id]

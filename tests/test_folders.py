@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lungcl import project
-from lungcl.chapter_context import chapter_setup
+from lungcl.chapter.setup import chapter_setup
 from lungcl.cli.common import resolve_folders
 from lungcl.errors import LungclError
 from lungcl.project import book_folder, where_defaults_go

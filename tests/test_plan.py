@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lungcl import book, chapters, plan
+from lungcl import plan
+from lungcl.book import build
+from lungcl.chapter import runs as chapter_runs
 from lungcl.experiments import ResultsFolder, load_record
 from lungcl.project import chapter_sources
 
@@ -38,17 +40,17 @@ folds = [0]
 workers = 1
 {extra}
 # %%
-from lungcl import chapters
-from lungcl.chapter_context import chapter_setup
+from lungcl.chapter import runs as chapter_runs
+from lungcl.chapter.setup import chapter_setup
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed)
-runs = chapters.run_configs({call}, ctx.results_dir, workers)
+runs = chapter_runs.run_configs({call}, ctx.results_dir, workers)
 print("computed", runs.computed, "loaded", runs.loaded)
 '''
-SINGLE = HEADER.format(title="Alone", extra="", call="chapters.single_task_chapter(ctx, tasks=tasks, folds=folds, "
+SINGLE = HEADER.format(title="Alone", extra="", call="chapter_runs.single_task_chapter(ctx, tasks=tasks, folds=folds, "
                                                      "epochs=epochs)")
 SEQUENCE = HEADER.format(title="In turn", extra='method = "sgd,ewc"\nseeds = [0]\n',
-                         call="chapters.sequence_chapter(ctx, tasks=tasks, method=method, folds=folds, "
+                         call="chapter_runs.sequence_chapter(ctx, tasks=tasks, method=method, folds=folds, "
                               "epochs=epochs, seeds=seeds)")
 
 
@@ -72,11 +74,11 @@ def test_makespan_runs_the_longest_first_on_the_free_worker():
 
 def test_every_chapter_that_computes_runs_asks_for_them_through_its_plan_function():
     sources = {p.stem: p.read_text() for p in chapter_sources(REPO)}
-    for name, declare in chapters.CHAPTER_RUNS.items():
+    for name, declare in chapter_runs.CHAPTER_RUNS.items():
         assert name in sources, f"{name} is planned but has no notebook"
         assert f"{declare.__name__}(" in sources[name], f"{name} does not call chapters.{declare.__name__}"
     computing = {n for n, text in sources.items() if "run_configs(" in text or "run_all(" in text}
-    assert computing <= set(chapters.CHAPTER_RUNS), "a chapter computes runs that the book's plan does not list"
+    assert computing <= set(chapter_runs.CHAPTER_RUNS), "a chapter computes runs that the book's plan does not list"
 
 
 def test_the_books_plan_lists_every_chapters_runs_without_computing_any(tmp_path: Path):
@@ -86,7 +88,7 @@ def test_the_books_plan_lists_every_chapters_runs_without_computing_any(tmp_path
     assert summary["cached"] == 0 and summary["to_compute"] == summary["runs"] > 0
     assert summary["workers"] == 16
     chapters_with_runs = {n for n, c in summary["chapters"].items() if c["runs"]}
-    assert chapters_with_runs == set(chapters.CHAPTER_RUNS)
+    assert chapters_with_runs == set(chapter_runs.CHAPTER_RUNS)
     # de-duplicated: the sequence chapter's seed-0 runs are also the task-order chapter's ABC runs
     assert summary["asked_by_chapters"] > summary["runs"] == len({r.config.run_id for r in p.runs})
     assert set(p.chapters["03_sequence_ABC"]) & set(p.chapters["04_task_orders"])
@@ -130,13 +132,13 @@ def test_the_plan_computes_every_run_before_the_chapters_which_then_only_load(pl
     import nbformat
 
     for name in ("02_single_task", "03_sequence_ABC"):
-        executed = nbformat.read(planned_book / book.EXECUTED / f"{name}.ipynb", as_version=4)
+        executed = nbformat.read(planned_book / build.EXECUTED / f"{name}.ipynb", as_version=4)
         text = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
         assert "computed 0 loaded" in text, f"{name} computed runs the plan should have: {text}"
 
     # the same chapters built one after the other, each computing its own runs, on one core
     serial = tmp_path / "serial"
-    report = book.build_book(planned_book, profile="smoke", data_dir=data_dir, results_dir=serial,
+    report = build.build_book(planned_book, profile="smoke", data_dir=data_dir, results_dir=serial,
                              render=False, force=True, progress=lambda _: None, workers=1)
     assert [c.status for c in report.chapters] == ["executed", "executed"]
     for run_id in ids:

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("papermill")
 pytest.importorskip("jupytext")
 
-from lungcl import book  # noqa: E402
+from lungcl.book import build  # noqa: E402
 from lungcl.cli.main import build_parser  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,13 +41,13 @@ def test_the_readme_quick_build_leaves_no_run_of_the_discussion_missing(tmp_path
     for src in (ROOT / "notebooks").glob("0[3-7]_*.py"):  # the experiment chapters the discussion reads
         if src.stem != "06_multitask_gates":
             shutil.copy(src, tmp_path / "notebooks" / src.name)
-    report = book.build_book(root=tmp_path, profile="smoke", data_dir=data_dir, results_dir=tmp_path / "results",
+    report = build.build_book(root=tmp_path, profile="smoke", data_dir=data_dir, results_dir=tmp_path / "results",
                              render=False, progress=print, overrides=overrides)
     assert [c.name for c in report.chapters] == ["03_sequence_ABC", "04_task_orders", "05_analysis",
                                                  "07_discussion"]
     import nbformat
 
-    discussion = nbformat.read(tmp_path / book.EXECUTED / "07_discussion.ipynb", as_version=4)
+    discussion = nbformat.read(tmp_path / build.EXECUTED / "07_discussion.ipynb", as_version=4)
     shown = "\n".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", ""))
                       for c in discussion.cells for o in c.get("outputs", []))
     assert "The thesis's findings" in "".join(c.source for c in discussion.cells)

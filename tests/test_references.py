@@ -149,24 +149,24 @@ def test_the_sequence_chapter_runs_the_references_with_the_methods_seeds_and_fol
     reads the same function with the notebook's cell, so it sees the runs."""
     from pathlib import Path
 
-    from lungcl import chapters
-    from lungcl.chapter_context import chapter_setup
-    from lungcl.chapter_settings import check_chapter_settings
+    from lungcl.chapter import runs as chapter_runs
+    from lungcl.chapter.setup import chapter_setup
+    from lungcl.book.parameters import check_chapter_settings
     from lungcl.plan import cell_values
 
     ctx = chapter_setup("smoke", "phantom", "data", "results", 0)
-    both = chapters.sequence_chapter(ctx, method="sgd,ewc", folds=[0, 1], epochs=2, references="frozen,joint")
+    both = chapter_runs.sequence_chapter(ctx, method="sgd,ewc", folds=[0, 1], epochs=2, references="frozen,joint")
     assert {(c.method, c.seed, c.fold, c.epochs) for c in both} == {
         (m, s, f, 2) for m in ("sgd", "ewc", "frozen", "joint") for s in (0, 1, 2) for f in (0, 1)}
-    assert {c.run_id for c in chapters.sequence_chapter(ctx, method="sgd,ewc", folds=[0, 1], epochs=2,
+    assert {c.run_id for c in chapter_runs.sequence_chapter(ctx, method="sgd,ewc", folds=[0, 1], epochs=2,
                                                         references=["frozen", "joint"])} == {c.run_id for c in both}
     for none in ("", []):
-        assert {c.method for c in chapters.sequence_chapter(ctx, method="ewc", references=none)} == {"ewc"}
+        assert {c.method for c in chapter_runs.sequence_chapter(ctx, method="ewc", references=none)} == {"ewc"}
     with pytest.raises(LungclError, match="references: unknown reference 'ewc'; choose from frozen, joint"):
-        chapters.sequence_chapter(ctx, references="frozen,ewc")
+        chapter_runs.sequence_chapter(ctx, references="frozen,ewc")
     cell = cell_values(Path(__file__).resolve().parents[1] / "notebooks" / "03_sequence_ABC.py")
     assert cell["references"] == "frozen,joint"
-    planned = chapters.chapter_configs("03_sequence_ABC", ctx, {k: v for k, v in cell.items() if k not in (
+    planned = chapter_runs.chapter_configs("03_sequence_ABC", ctx, {k: v for k, v in cell.items() if k not in (
         "profile", "source", "data_dir", "results_dir", "seed", "workers")})
     assert {"frozen", "joint"} <= {c.method for c in planned}
     for ok in ("frozen,joint", "", [], ["joint"]):

@@ -1,4 +1,4 @@
-"""A chapter page's run card (lungcl.run_card) and the front page's execution table (lungcl.build_report)."""
+"""A chapter page's run card (lungcl.chapter.run_card) and the front page's execution table (lungcl.book.execution_table)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lungcl import build_report, run_card
+from lungcl.book import execution_table
+from lungcl.chapter import run_card
 from lungcl.errors import LungclError
 
 DEFAULTS_CELL = 'profile = "cpu"  # smoke | cpu | paper\nseeds = None  # the repeated runs\nfolds = [0]\n'
@@ -122,27 +123,27 @@ def test_collect_reads_no_store_when_the_page_reads_none(tmp_path: Path):
 
 
 def test_execution_table_has_every_chapter_and_the_builds_totals():
-    rows = [build_report.ExecutionRow("00_first_demo", "A first demo", "current", "2026-01-01T10:00:00+00:00", 12.0),
-            build_report.ExecutionRow("03_sequence_ABC", "The ABC | sequence", "executed",
+    rows = [execution_table.ExecutionRow("00_first_demo", "A first demo", "current", "2026-01-01T10:00:00+00:00", 12.0),
+            execution_table.ExecutionRow("03_sequence_ABC", "The ABC | sequence", "executed",
                                       "2026-01-02T10:00:00+00:00", 300.0),
-            build_report.ExecutionRow("05_analysis", "Analysis", "not selected", None, None)]
-    text = build_report.render_table(rows, build_seconds=330.0, last_render_seconds=40.0)
+            execution_table.ExecutionRow("05_analysis", "Analysis", "not selected", None, None)]
+    text = execution_table.render_table(rows, build_seconds=330.0, last_render_seconds=40.0)
     assert "| 00_first_demo: A first demo | unchanged: not executed again | 2026-01-01 10:00:00 | 12 s |" in text
     assert "| 03_sequence_ABC: The ABC / sequence | executed by this build | 2026-01-02 10:00:00 | 5.0 min |" in text
     assert "| 05_analysis: Analysis | not executed (left out by --only) | ? | ? |" in text
     assert ("Executing every chapter took 5.2 min in their last executions (1 chapter(s) without a recorded "
             "time). This build executed 1 of the 3 chapters in 5.0 min and spent 5.5 min in all before "
             "rendering; rendering the HTML took 40 s in the build before.") in text
-    assert "rendering the HTML" not in build_report.render_table(rows, 1.0, None)
+    assert "rendering the HTML" not in execution_table.render_table(rows, 1.0, None)
 
 
 def test_book_pdf_without_chromium_is_one_clear_line_before_any_work(tmp_path, monkeypatch, capsys):
-    from lungcl import book_pdf
+    from lungcl.book import pdf
     from lungcl.cli.main import main
 
-    monkeypatch.setattr(book_pdf.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pdf.shutil, "which", lambda name: None)
     with pytest.raises(LungclError, match="apt-get install chromium"):
-        book_pdf.find_chromium()
+        pdf.find_chromium()
     code = main(["book", "--pdf", "--profile", "smoke", "--data-dir", str(tmp_path / "data"),
                  "--results", str(tmp_path / "r")])
     err = capsys.readouterr().err

@@ -109,7 +109,7 @@ def test_a_bad_rule_is_one_line_naming_the_choices(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "select must be one of" in err[0]
     assert check_select("auc") == "auc" and SELECT_RULES[0] == "balanced_loss"
-    from lungcl.chapter_settings import check_chapter_settings
+    from lungcl.book.parameters import check_chapter_settings
 
     check_chapter_settings({"select": "balanced_accuracy"})
     with pytest.raises(LungclError, match="chapter parameter select='lowest': expected one of balanced_loss, loss"):

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lungcl import chapters, summaries, thesis
+from lungcl import summaries, thesis
 from lungcl import metrics as M
+from lungcl.chapter import runs as chapter_runs
 from lungcl.errors import LungclError
 from synthetic_records import make_record
 
@@ -196,65 +197,65 @@ def test_side_by_side_text_and_labels():
 
 
 def test_chapter_parameters_are_checked():
-    assert chapters.parse_methods("all") == ["sgd", "l2", "ewc"]
-    assert chapters.parse_methods("ewc,sgd") == ["ewc", "sgd"]
-    assert chapters.parse_methods(["l2"]) == ["l2"]
+    assert chapter_runs.parse_methods("all") == ["sgd", "l2", "ewc"]
+    assert chapter_runs.parse_methods("ewc,sgd") == ["ewc", "sgd"]
+    assert chapter_runs.parse_methods(["l2"]) == ["l2"]
     with pytest.raises(LungclError, match="unknown method"):
-        chapters.parse_methods("adam")
-    assert chapters.parse_orders("all")[0] == "ABC" and len(chapters.parse_orders("all")) == 6
-    assert chapters.parse_orders("ABC,CBA") == ["ABC", "CBA"]
-    assert chapters.parse_orders("spiculation,margin,texture") == ["spiculation,margin,texture"]
+        chapter_runs.parse_methods("adam")
+    assert chapter_runs.parse_orders("all")[0] == "ABC" and len(chapter_runs.parse_orders("all")) == 6
+    assert chapter_runs.parse_orders("ABC,CBA") == ["ABC", "CBA"]
+    assert chapter_runs.parse_orders("spiculation,margin,texture") == ["spiculation,margin,texture"]
 
 
 def test_chapters_ask_for_the_same_runs(tmp_path):
     """The ABC runs of the sequence chapter are the ones the orders and analysis chapters ask for."""
-    from lungcl.chapter_context import ChapterContext
+    from lungcl.chapter.setup import ChapterContext
 
     ctx = ChapterContext("smoke", "phantom", 0, tmp_path / "data", tmp_path / "results")
-    abc = chapters.sequence_configs(ctx, ["ABC"], ["sgd", "l2", "ewc"], [0])
-    every = chapters.sequence_configs(ctx, chapters.parse_orders("all"), ["sgd", "l2", "ewc"], [0])
-    plan = chapters.analysis_configs(ctx, "ABC", [0.1, 1], [1], 0.9, [0])
+    abc = chapter_runs.sequence_configs(ctx, ["ABC"], ["sgd", "l2", "ewc"], [0])
+    every = chapter_runs.sequence_configs(ctx, chapter_runs.parse_orders("all"), ["sgd", "l2", "ewc"], [0])
+    plan = chapter_runs.analysis_configs(ctx, "ABC", [0.1, 1], [1], 0.9, [0])
     ids = {c.run_id for c in every}
     assert {c.run_id for c in abc} <= ids
     assert {c.run_id for c in abc} <= {c.run_id for c in plan.all}
     assert len({c.run_id for c in plan.all}) == len(plan.all)
-    records, missing = chapters.load_finished(abc, tmp_path / "results")
+    records, missing = chapter_runs.load_finished(abc, tmp_path / "results")
     assert records == [] and len(missing) == 3
 
 
 def test_the_fisher_comparison_runs_each_variant_at_its_validated_lambda(tmp_path):
     """cpu: each Fisher variant at its shipped validation pick; exact EWC over the sequence chapter's seeds
     is the very run the sequence chapter computes (one cached record, not two)."""
-    from lungcl.chapter_context import ChapterContext
+    from lungcl.chapter.setup import ChapterContext
     from lungcl.experiments.tuned import reference_tune
 
     ctx = ChapterContext("cpu", "phantom", 0, tmp_path / "data", tmp_path / "results")
-    plan = chapters.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], fisher_variants=["sampled", "batched"])
+    plan = chapter_runs.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], fisher_variants=["sampled", "batched"])
     assert len(plan.variants) == 3 * 3  # exact, sampled, batched x seeds 0, 1, 2
     for v in ("sampled", "batched"):
         assert plan.variant_strengths[v] == reference_tune("cpu", "ewc", v)["pick"]["strength"]
         assert {c.strength for c in plan.variants if c.fisher == v} == {plan.variant_strengths[v]}
         assert plan.variant_tuned[v]
-    abc_seeds = chapters.sequence_configs(ctx, ["ABC"], ["ewc"], [0], seeds=[0, 1, 2])
+    abc_seeds = chapter_runs.sequence_configs(ctx, ["ABC"], ["ewc"], [0], seeds=[0, 1, 2])
     assert {c.run_id for c in abc_seeds} == {c.run_id for c in plan.variants if c.fisher == "exact"}
     assert len({c.run_id for c in plan.all}) == len(plan.all)  # exact seed 0 is also in the sweep: once
-    none = chapters.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0])
+    none = chapter_runs.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0])
     assert none.variants == [] and none.variant_strengths == {}
     with pytest.raises(LungclError, match="unknown Fisher variant"):
-        chapters.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], fisher_variants=["hessian"])
-    norms = chapters.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], normalisations=["update", "task", "group"],
+        chapter_runs.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], fisher_variants=["hessian"])
+    norms = chapter_runs.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], normalisations=["update", "task", "group"],
                                       norm_methods=["sgd", "ewc"], norm_seeds=[0, 1])
     assert len(norms.normalisation) == 3 * 2 * 2 and all(c.probes for c in norms.normalisation)
     assert {(c.bn, c.norm) for c in norms.normalisation} == {("update", "batch"), ("task", "batch"), ("update", "group")}
     with pytest.raises(LungclError, match="unknown normalisation"):
-        chapters.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], normalisations=["layer"])
+        chapter_runs.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], normalisations=["layer"])
     # norm_methods None: the profile's table, SGD and EWC on cpu, all five methods on the paper profile
     for profile, methods in (("cpu", {"sgd", "ewc"}), ("paper", {"sgd", "l2", "ewc", "online_ewc", "joint"})):
-        table = chapters.analysis_configs(ChapterContext(profile, "phantom", 0, tmp_path / "d", tmp_path / "r"),
+        table = chapter_runs.analysis_configs(ChapterContext(profile, "phantom", 0, tmp_path / "d", tmp_path / "r"),
                                           "ABC", [1], [1], 0.9, [0], normalisations=["update", "group"])
         assert {c.method for c in table.normalisation} == methods
         assert len(table.normalisation) == 2 * len(methods) * 3
-    smoke = chapters.analysis_configs(ChapterContext("smoke", "phantom", 0, tmp_path / "d", tmp_path / "r"),
+    smoke = chapter_runs.analysis_configs(ChapterContext("smoke", "phantom", 0, tmp_path / "d", tmp_path / "r"),
                                       "ABC", [1], [1], 0.9, [0], fisher_variants=["sampled"], variant_seeds=[4])
     assert not smoke.variant_tuned["sampled"] and {c.seed for c in smoke.variants} == {4}
 

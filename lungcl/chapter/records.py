@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 from ..errors import LungclError
-from ..summaries import order_label
+from ..orders import order_label
 
 # keyword -> how to read it from a record's config
 _READERS = {

@@ -55,10 +55,10 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def design_configs(args: argparse.Namespace) -> list:
-    """The task-order chapter's runs for these options (:func:`lungcl.chapters.orders_chapter`)."""
-    from ..chapter_context import ChapterContext
-    from ..chapter_settings import check_chapter_settings
-    from ..chapters import orders_chapter
+    """The task-order chapter's runs for these options (:func:`lungcl.chapter.runs.orders_chapter`)."""
+    from ..book.parameters import check_chapter_settings
+    from ..chapter.runs import orders_chapter
+    from ..chapter.setup import ChapterContext
     from ..experiments.runner import parse_int_range
 
     seeds = parse_int_range(args.seeds, "seeds") if args.seeds is not None else None

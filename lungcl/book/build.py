@@ -25,13 +25,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__, book_pdf
-from .atomic import atomic_write_bytes, atomic_write_json, make_folder
-from .build_guard import execute_stoppably, one_build_at_a_time
-from .chapter_settings import check_chapter_settings
-from .errors import LungclError
-from .profiles import check_profile
-from .project import book_folder, chapter_sources, project_root
+from .. import __version__
+from ..atomic import atomic_write_bytes, atomic_write_json, make_folder
+from ..errors import LungclError
+from ..profiles import check_profile
+from ..project import book_folder, chapter_sources, project_root
+from .guard import execute_stoppably, one_build_at_a_time
+from .parameters import check_chapter_settings
+from .pdf import PDF, find_chromium, print_pdf, printable_page
 
 KERNEL_NAME = "python3"  # ipykernel's own spec: always the interpreter that runs papermill
 EXECUTED = "notebooks/_executed"
@@ -65,10 +66,10 @@ BUILD_PARAMETERS = {"profile": "--profile", "source": "--source", "data_dir": "-
 def chapter_overrides(chapters: list[Chapter], overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each chapter's share of ``overrides`` (the parameters its cell declares); a clear error for a
     parameter that a flag of its own sets, that no chapter declares or whose value has the wrong form
-    (:mod:`lungcl.chapter_settings`)."""
+    (:mod:`lungcl.book.parameters`)."""
     if not overrides:  # nothing to share out: no chapter's cell need be read (0.5 s for the book)
         return {c.name: {} for c in chapters}
-    from .run_page import chapter_parameters
+    from .parameters_page import chapter_parameters
 
     for key in overrides:
         if key in BUILD_PARAMETERS:
@@ -110,7 +111,7 @@ def _tree_digest(folder: Path, patterns: tuple[str, ...]) -> str:
 def _store_digest(data_dir: Path, source: str, profile: str) -> str | None:
     """The patch store's digest (the one run records are checked against), so re-prepared data
     re-executes the chapters."""
-    from .data.store import store_digest
+    from ..data.store import store_digest
 
     return store_digest(data_dir, source, profile)
 
@@ -386,11 +387,11 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
     it; a chapter's stamp holds only its own, so an override re-executes only the chapters it reaches.
     ``data_dir`` / ``results_dir``: None is ``data`` / ``results`` under the book's root; a relative
     one given is relative to the current folder.
-    ``pdf``: also print the whole book to ``_build/pdf/lungcl-book.pdf`` (:mod:`lungcl.book_pdf`).
+    ``pdf``: also print the whole book to ``_build/pdf/lungcl-book.pdf`` (:mod:`lungcl.book.pdf`).
     """
     build_start = time.perf_counter()
     _require_tools()
-    chromium = book_pdf.find_chromium() if pdf and render else None  # before any work
+    chromium = find_chromium() if pdf and render else None  # before any work
     check_profile(profile)
     check_chapter_settings({"source": source, "seed": seed})
     root = Path(root).resolve() if root else project_root()
@@ -408,7 +409,7 @@ def build_book(root: str | Path | None = None, profile: str = "cpu", source: str
     if source == "phantom" and _store_digest(data_dir, source, profile) is None:
         # prepared before any chapter runs, so that every chapter is stamped with the same data (a chapter
         # stamped before the store existed would look stale on the next build)
-        from .data.prepare import prepare_store
+        from ..data.prepare import prepare_store
 
         progress(f"preparing the phantom patch store ({profile} profile) before the chapters")
         prepare_store(data_dir, "phantom", profile, progress=False)
@@ -462,7 +463,7 @@ def _execute_and_render(selected: list[Chapter], parameters: dict, own: dict[str
                      + " (run lungcl book without --only)")
         else:
             start = time.perf_counter()
-            from .run_page import write_page
+            from .parameters_page import write_page
 
             progress(f"wrote {write_page(root).relative_to(root)} from the parameters cells")
             table = write_execution_table(root, chapters or selected, report, time.perf_counter() - build_start)
@@ -475,7 +476,7 @@ def _execute_and_render(selected: list[Chapter], parameters: dict, own: dict[str
                 start = time.perf_counter()
                 progress("rendering the book on one page (jupyter-book build --builder singlehtml) for the PDF")
                 single = render_book(root, progress, solutions, builder="singlehtml")
-                report.pdf = book_pdf.print_pdf(book_pdf.printable_page(single), root / book_pdf.PDF, chromium)
+                report.pdf = print_pdf(printable_page(single), root / PDF, chromium)
                 report.pdf_seconds = time.perf_counter() - start
                 progress(f"printed {report.pdf.relative_to(root)} with headless Chromium")
     return report
@@ -486,8 +487,8 @@ RENDER_TIME = "_build/lungcl-render.json"  # the last render's duration, for the
 
 def write_execution_table(root: Path, chapters: list[Chapter], report: BuildReport, build_seconds: float) -> Path:
     """The front page's table of every chapter's last execution (from the stamps) and this build's."""
-    from .build_report import ExecutionRow, write_table
-    from .run_page import chapter_title
+    from .execution_table import ExecutionRow, write_table
+    from .parameters_page import chapter_title
 
     status = {c.name: c.status for c in report.chapters}
     rows = []

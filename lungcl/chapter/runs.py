@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .chapter_context import ChapterContext
-from .errors import LungclError
-from .machine import usable_cores
-from .experiments import GridOutcome, RunConfig, default_config, execute_grid, grid_configs
-from .methods import REFERENCES, THESIS_METHODS, parse_methods  # noqa: F401 (the chapters call them from here)
-from .profiles import NORMALISATION_METHODS
+from ..errors import LungclError
+from ..experiments import GridOutcome, RunConfig, default_config, execute_grid, grid_configs
+from ..machine import usable_cores
+from ..methods import REFERENCES, THESIS_METHODS, parse_methods  # noqa: F401 (the chapters call them from here)
+from ..profiles import NORMALISATION_METHODS
+from .setup import ChapterContext
 
 # a normalisation of the analysis chapter's table -> the run settings that give it
 NORMALISATIONS = {"update": {}, "freeze": {"bn": "freeze"}, "task": {"bn": "task"}, "group": {"norm": "group"}}
@@ -36,7 +36,7 @@ def chapter_seeds(seed: int, seeds: Sequence[int] | None, n: int = 3) -> list[in
 def parse_orders(spec: str | Sequence[str]) -> list[str]:
     """``"all"`` (the thesis's six orders), ``"ABC,CBA"``, one order of characteristics
     (``"spiculation,margin,texture"``) or a list of orders."""
-    from .data.tasks import THESIS_ORDERS
+    from ..data.tasks import THESIS_ORDERS
 
     if not isinstance(spec, str):
         return [str(s).strip() for s in spec]
@@ -112,9 +112,9 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
     :data:`NORMALISATIONS`), ``norm_methods`` (at their default lambda; None: the profile's
     :data:`~lungcl.profiles.NORMALISATION_METHODS`) under each, over ``norm_seeds``, with ``probes``
     (features against heads after every stage)."""
-    from .experiments.config import default_strength
-    from .experiments.tuned import tuned_path, variant_tunes
-    from .fisher import FISHER_KINDS
+    from ..experiments.config import default_strength
+    from ..experiments.tuned import tuned_path, variant_tunes
+    from ..fisher import FISHER_KINDS
 
     ewc_default, l2_default = default_strength(ctx.profile, "ewc"), default_strength(ctx.profile, "l2")
 
@@ -159,7 +159,7 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
 def single_task_chapter(ctx: ChapterContext, tasks: str = "ABC", folds: Sequence[int] = (0,),
                         epochs: int | None = None, **_: Any) -> list[RunConfig]:
     """Chapter 02: each task of ``tasks`` trained alone, per fold."""
-    from .data.tasks import resolve_tasks
+    from ..data.tasks import resolve_tasks
 
     return single_task_configs(ctx, [t.name for t in resolve_tasks(tasks)], folds, epochs=epochs)
 
@@ -212,9 +212,9 @@ def multitask_chapter(ctx: ChapterContext, tasks: str = "all", epochs: int | Non
                       fusion_init: float = 100.0, optimizer: str = "adam", sgd_comparison: bool = True,
                       single_task_baselines: bool = True, fold: int = 0, **_: Any):
     """Chapter 06: (base configuration, the named comparison runs, each task's single-task baseline)."""
-    from .mtl.compare import comparison_configs
-    from .mtl.config import default_mtl_config
-    from .mtl.train import single_task_configs as mtl_alone
+    from ..mtl.compare import comparison_configs
+    from ..mtl.config import default_mtl_config
+    from ..mtl.train import single_task_configs as mtl_alone
 
     base = default_mtl_config(ctx.profile, tasks=tasks, source=ctx.source, data_dir=str(ctx.data_dir),
                               seed=ctx.seed, fold=fold, epochs=epochs, fusion_init=float(fusion_init),
@@ -305,7 +305,7 @@ def show_run_times(records: Sequence) -> None:
     """The measured wall time of each run of a chapter, and their sum, for the reader."""
     from IPython.display import Markdown, display
 
-    from .summaries import timing_table
+    from ..summaries import timing_table
 
     times = timing_table(records)
     display(Markdown(
@@ -318,7 +318,7 @@ def show_run_times(records: Sequence) -> None:
 
 
 def show_run_card(ctx: ChapterContext, runs: ChapterRuns | Sequence = (), reads_store: bool = True) -> None:
-    """Show the page's run card (:mod:`lungcl.run_card`): the parameters as run (read from the kernel's
+    """Show the page's run card (:mod:`lungcl.chapter.run_card`): the parameters as run (read from the kernel's
     parameter cells), commit, versions, the patch store (unless the page reads none), the runs it read
     (``runs``: a :class:`ChapterRuns` or any records), the machine and the date."""
     from IPython import get_ipython
@@ -346,7 +346,7 @@ def show_failures(runs: ChapterRuns) -> None:
 
 def load_finished(configs: Sequence[RunConfig], results: str | Path) -> tuple[list, list[RunConfig]]:
     """The records of the runs already computed, and the configurations still missing (nothing is trained)."""
-    from .experiments import ResultsFolder, load_record
+    from ..experiments import ResultsFolder, load_record
 
     folder = ResultsFolder(results)
     done, missing = [], []

@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .chapter_settings import check_chapter_settings
-from .errors import LungclError
-from .profiles import check_profile
-from .project import book_root_or_none, in_root
+from ..book.parameters import check_chapter_settings
+from ..errors import LungclError
+from ..profiles import check_profile
+from ..project import book_root_or_none, in_root
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 
 PAGE = "book/_execution_table.md"
 STATUS_TEXT = {"executed": "executed by this build", "current": "unchanged: not executed again",

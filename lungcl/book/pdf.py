@@ -14,8 +14,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .atomic import atomic_write
-from .errors import LungclError
+from ..atomic import atomic_write
+from ..errors import LungclError
 
 PDF = "_build/pdf/lungcl-book.pdf"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")

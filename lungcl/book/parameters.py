@@ -15,9 +15,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from .errors import LungclError
-from .profiles import PROFILES
-from .selection import SELECT_RULES
+from ..errors import LungclError
+from ..profiles import PROFILES
+from ..selection import SELECT_RULES
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .errors import LungclError
+from ..errors import LungclError
 
 LOCK_NAME = ".build.lock"
 

@@ -217,8 +217,8 @@ def collect(parameters: Mapping[str, Any], defaults: Mapping[str, Any], records:
             data_dir: Path, source: str | None, profile: str, now: datetime | None = None) -> RunCard:
     """The card of a page executed from ``started``, which read ``records`` and the patch store of
     ``source`` / ``profile`` under ``data_dir`` (``source`` None: no store)."""
-    from .data.store import store_digest
-    from .runs.folder import package_versions
+    from ..data.store import store_digest
+    from ..runs.folder import package_versions
 
     commit, dirty = code_commit(Path(__file__).resolve().parent)
     versions = package_versions()

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .atomic import atomic_write_bytes
-from .errors import LungclError
-from .project import chapter_sources
+from ..atomic import atomic_write_bytes
+from ..errors import LungclError
+from ..project import chapter_sources
 
 PAGE = "book/run_it_yourself.md"
 _ASSIGN = re.compile(r"^(?P<name>\w+)\s*=\s*(?P<value>.*?)\s*(?:#\s*(?P<comment>.*))?$")

@@ -36,8 +36,7 @@ from .chapter.runs import chapter_configs
 from .chapter.setup import ChapterContext
 from .errors import LungclError
 from .experiments.runner import SEQUENCES
-from .data.store import store_digest
-from .experiments.first_stage import first_stage_key, shares_first_stage
+from .experiments.first_stage import planned_first_stage
 from .machine import usable_cores
 from .mtl.train import MULTITASK
 from .profiles import check_profile
@@ -178,16 +177,6 @@ def _measured_s(kind: RunKind, results: Path, run_id: str) -> float | None:
         return None
 
 
-def _first_stage(config: Any, digests: dict) -> str | None:
-    """The key of ``config``'s first stage as a worker computes it (one torch thread), if it shares one."""
-    if not (isinstance(config, SEQUENCES.record_type.config_type) and shares_first_stage(config)):
-        return None
-    store = config.store
-    if store not in digests:
-        digests[store] = store_digest(store.data_dir, store.source, store.profile)
-    return first_stage_key(config, digests[store], threads=1)
-
-
 def book_plan(root: str | Path | None = None, profile: str = "cpu", source: str = "phantom",
               data_dir: str | Path | None = None, results_dir: str | Path | None = None, seed: int = 0,
               overrides: dict[str, Any] | None = None, only: list[str] | None = None,
@@ -224,7 +213,7 @@ def book_plan(root: str | Path | None = None, profile: str = "cpu", source: str 
             if cost is not None:
                 similar.setdefault(_similarity(c), []).append(cost)
             planned[c.run_id] = PlannedRun(c, kind, [chapter.name], cached, cost or 0.0, "measured",
-                                           _first_stage(c, digests))
+                                           planned_first_stage(c, digests))
     for run in planned.values():
         if run.basis == "measured" and run.cost_s:
             continue

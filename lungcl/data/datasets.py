@@ -23,7 +23,7 @@ from ..errors import LungclError
 from .nodules import load_nodule_table
 from .prepare import select_nodules
 from .splits import PatientSplit, load_or_make_split
-from .store import central_slices, open_store
+from .store import PatchStore, central_slices, open_store
 from .batches import centre_crop, window_hu
 from .tasks import Task
 from .transforms import apply, eval_transform, item_seed, train_transform

@@ -21,6 +21,7 @@ from typing import Callable
 
 import torch
 
+from ..data.store import store_digest
 from ..runs.config import hash_id
 from ..runs.prefix import PrefixStore
 from .config import CONFIG_VERSION, RunConfig
@@ -59,6 +60,17 @@ def first_stage_key(config: RunConfig, store_digest: str | None = None, threads:
     """The key of ``config``'s first stage: equal for two runs exactly when their stage 1 is the same."""
     settings = first_stage_settings(config, store_digest, threads)
     return hash_id(json.dumps(settings, sort_keys=True, separators=(",", ":")))
+
+
+def planned_first_stage(config: object, digests: dict) -> str | None:
+    """The key of ``config``'s first stage as a grid's worker computes it (one torch thread), if it shares
+    one (None for any other run); ``digests`` remembers each patch store's digest between calls."""
+    if not (isinstance(config, RunConfig) and shares_first_stage(config)):
+        return None
+    store = config.store
+    if store not in digests:
+        digests[store] = store_digest(store.data_dir, store.source, store.profile)
+    return first_stage_key(config, digests[store], threads=1)
 
 
 def first_stage(ctx: StageContext, store: PrefixStore | None, train: Callable[[], StageResult],
@@ -131,5 +143,5 @@ def in_task_order(rows: list[dict], tasks: list[str]) -> list[dict]:
     return out
 
 
-__all__ = ["FIRST_STAGE_AS_SGD", "NOT_READ", "first_stage", "first_stage_key", "first_stage_settings",
+__all__ = ["FIRST_STAGE_AS_SGD", "NOT_READ", "first_stage", "first_stage_key", "first_stage_settings", "planned_first_stage",
            "in_task_order", "shares_first_stage"]

@@ -56,11 +56,13 @@ def unique_configs(configs: Iterable[Any]) -> list[Any]:
 
 def execute(kind: RunKind, configs: Iterable[Any], results: str | Path, workers: int | None = None,
             scheduler: str | None = None, dask: bool = False, progress: bool = True,
-            report: Report | None = None, devices: list[int] | None = None) -> GridOutcome:
+            report: Report | None = None, devices: list[int] | None = None,
+            order: Callable[[list[Any], int], list[Any]] | None = None) -> GridOutcome:
     """Every run of the grid, loading current ones; failures are collected, the rest go on.
 
     ``devices``: the GPU of each local worker (:func:`lungcl.runs.devices.gpu_workers`), several runs
-    per GPU at once; the number of workers is then its length."""
+    per GPU at once; the number of workers is then its length. ``order(runs to compute, workers)``: the
+    order in which they are handed to parallel workers (the records come back in the order asked)."""
     configs = unique_configs(configs)
     folder = kind.folder(results)
     outcome = GridOutcome(configs={c.run_id: c for c in configs})
@@ -80,6 +82,9 @@ def execute(kind: RunKind, configs: Iterable[Any], results: str | Path, workers:
             report("done", c, str(folder.record_path(c.run_id)))
     prepare_stores(todo, progress)
     root = str(Path(results).resolve())
+    parallel = len(devices) if devices and len(devices) > 1 else (workers or 1)
+    if order is not None and len(todo) > 1 and (scheduler or dask or parallel > 1):
+        todo = order(todo, parallel)
     if scheduler or dask:
         stream = _on_dask(kind, todo, root, workers, scheduler)
     elif devices and len(devices) > 1 and len(todo) > 1:

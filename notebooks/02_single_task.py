@@ -39,6 +39,7 @@ seed = 0  # network initialisation and data order
 tasks = "ABC"  # each trained alone: ABC, or e.g. spiculation,margin,texture
 epochs = None  # epochs (None: the profile default, as one stage of a sequence)
 folds = [0]  # cross-validation folds (0-4); the thesis averages all five
+select = "balanced_loss"  # the checkpoint each run keeps: balanced_loss | loss | balanced_accuracy | auc
 workers = None  # runs computed at once, one CPU core each (None: every usable core; `lungcl book --workers`)
 
 # %%
@@ -53,9 +54,9 @@ from lungcl.chapter.setup import chapter_setup
 from lungcl.data.tasks import resolve_tasks
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed, tasks=tasks, epochs=epochs, folds=folds,
-                    workers=workers)
+                    workers=workers, select=select)
 task_names = [t.name for t in resolve_tasks(tasks)]
-configs = chapter_runs.single_task_chapter(ctx, tasks=tasks, folds=folds, epochs=epochs)
+configs = chapter_runs.single_task_chapter(ctx, tasks=tasks, folds=folds, epochs=epochs, select=select)
 records = chapter_runs.run_configs(configs, ctx.results_dir, workers).records
 chapter_runs.show_run_card(ctx, records)  # how this page was computed
 

@@ -57,6 +57,7 @@ l2_lambda = None  # L2 strength (None: the profile default)
 ewc_lambda = None  # EWC strength (None: the profile default)
 epochs = None  # epochs per stage (None: the profile default)
 folds = [0]  # cross-validation folds (0-4); the thesis averages all five
+select = "balanced_loss"  # the checkpoint each stage keeps: balanced_loss | loss | balanced_accuracy | auc
 workers = None  # runs computed at once, one CPU core each (None: every usable core; `lungcl book --workers`)
 
 # %%
@@ -71,10 +72,11 @@ from lungcl.chapter.setup import chapter_setup
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed, seeds=seeds, tasks=tasks, method=method,
                     references=references, l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, epochs=epochs, folds=folds,
-                    workers=workers)
+                    workers=workers, select=select)
 run_seeds = chapter_runs.chapter_seeds(ctx.seed, seeds)
 configs = chapter_runs.sequence_chapter(ctx, tasks=tasks, method=method, folds=folds, epochs=epochs,
-                                   l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, seeds=seeds, references=references)
+                                   l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, seeds=seeds, references=references,
+                                   select=select)
 runs = chapter_runs.run_configs(configs, ctx.results_dir, workers, allow_failures=True)
 records = runs.records  # one record per method, fold and seed: loaded, or computed now
 chapter_runs.show_run_card(ctx, runs)  # how this page was computed

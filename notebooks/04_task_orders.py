@@ -51,6 +51,7 @@ ewc_lambda = None  # EWC strength (None: the profile default)
 epochs = None  # epochs per stage (None: the profile default)
 folds = [0]  # cross-validation folds (0-4); the thesis averages all five
 streams = "task"  # a task's data stream seeded by its name (task) or by its place in the order (position)
+select = "balanced_loss"  # the checkpoint each stage keeps: balanced_loss | loss | balanced_accuracy | auc
 workers = None  # runs computed at once, one CPU core each (None: every usable core; `lungcl book --workers`)
 
 # %%
@@ -64,9 +65,10 @@ from lungcl.chapter.setup import chapter_setup
 
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed, seeds=seeds, orders=orders, method=method,
                     l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, epochs=epochs, folds=folds, streams=streams,
-                    workers=workers)
+                    workers=workers, select=select)
 configs = chapter_runs.orders_chapter(ctx, orders=orders, method=method, folds=folds, epochs=epochs,
-                                 l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, streams=streams, seeds=seeds)
+                                 l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, streams=streams, seeds=seeds,
+                                 select=select)
 runs = chapter_runs.run_configs(configs, ctx.results_dir, workers, allow_failures=True)
 records = runs.records
 chapter_runs.show_run_card(ctx, runs)  # how this page was computed

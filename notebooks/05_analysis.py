@@ -59,6 +59,7 @@ norm_methods = None  # methods run under every normalisation (with probes) at th
 norm_seeds = None  # their seeds (None: seed, seed + 1, seed + 2)
 epochs = None  # epochs per stage (None: the profile default)
 folds = [0]  # cross-validation folds (0-4)
+select = "balanced_loss"  # the checkpoint each stage keeps: balanced_loss | loss | balanced_accuracy | auc
 workers = None  # runs computed at once, one CPU core each (None: every usable core; `lungcl book --workers`)
 
 # %%
@@ -75,10 +76,10 @@ ctx = chapter_setup(profile, source, data_dir, results_dir, seed, tasks=tasks, e
                     l2_factors=l2_factors, online_gamma=online_gamma, frozen_bn=frozen_bn,
                     fisher_variants=fisher_variants, variant_seeds=variant_seeds,
                     normalisations=normalisations, norm_methods=norm_methods, norm_seeds=norm_seeds,
-                    epochs=epochs, folds=folds, workers=workers)
+                    epochs=epochs, folds=folds, workers=workers, select=select)
 plan = chapter_runs.analysis_chapter(ctx, tasks=tasks, folds=folds, epochs=epochs, ewc_factors=ewc_factors,
                                  l2_factors=l2_factors, online_gamma=online_gamma, frozen_bn=frozen_bn,
-                                 fisher_variants=fisher_variants, variant_seeds=variant_seeds,
+                                 fisher_variants=fisher_variants, variant_seeds=variant_seeds, select=select,
                                  normalisations=normalisations, norm_methods=norm_methods, norm_seeds=norm_seeds)
 ewc_default, l2_default = plan.ewc_default, plan.l2_default
 task_names = list(plan.references[0].tasks)

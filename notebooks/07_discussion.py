@@ -38,6 +38,7 @@ ewc_lambda = None  # their EWC strength (None: the profile default)
 epochs = None  # the epochs of the experiment chapters (None: the profile default)
 folds = [0]  # the folds of the experiment chapters
 streams = "task"  # the task-order chapter's data streams (task or position)
+select = "balanced_loss"  # the checkpoint their stages keep: balanced_loss | loss | balanced_accuracy | auc
 ewc_factors = [0.1, 1, 10]  # the analysis chapter's EWC sweep (x the profile default)
 l2_factors = [0.1, 1, 10]  # its L2 sweep (x the profile default)
 online_gamma = 0.9  # its online EWC decay
@@ -62,14 +63,14 @@ analysis_parameters = dict(ewc_factors=ewc_factors, l2_factors=l2_factors, onlin
                            normalisations=normalisations, norm_methods=norm_methods, norm_seeds=norm_seeds)
 ctx = chapter_setup(profile, source, data_dir, results_dir, seed, seeds=seeds, tasks=tasks, orders=orders,
                     method=method, l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, epochs=epochs, folds=folds,
-                    streams=streams, **analysis_parameters)
+                    streams=streams, select=select, **analysis_parameters)
 wanted, plan = chapter_runs.experiment_runs(ctx, tasks, orders, method, folds, epochs=epochs, l2_lambda=l2_lambda,
-                                        ewc_lambda=ewc_lambda, seeds=seeds, streams=streams,
+                                        ewc_lambda=ewc_lambda, seeds=seeds, streams=streams, select=select,
                                         **analysis_parameters)
 records, missing = chapter_runs.load_finished(wanted, ctx.results_dir)
 design = story.design_records(records, chapter_runs.orders_chapter(  # the runs the findings are tested on
     ctx, orders=orders, method=method, folds=folds, epochs=epochs, l2_lambda=l2_lambda, ewc_lambda=ewc_lambda,
-    streams=streams, seeds=seeds))
+    streams=streams, seeds=seeds, select=select))
 analysis, missing_analysis = chapter_runs.load_finished(plan.all, ctx.results_dir)
 alone = [r for r in analysis if r.config.kind == "single_task"]
 chapter_runs.show_run_card(ctx, records + analysis)  # how this page was computed

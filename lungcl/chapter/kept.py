@@ -1,4 +1,5 @@
-"""Which checkpoint each stage kept, and by which rule: the sentence and table the chapters show.
+"""Which checkpoint each stage kept, and by which rule: the sentence and table the chapters show (and the
+rule of the multi-task runs' kept epoch).
 
 Every stage keeps one checkpoint, chosen on validation by the run's ``select`` rule
 (:mod:`lungcl.selection`); the record holds, per stage, the rule, its value and the stage's task(s)'
@@ -39,6 +40,19 @@ def rule_sentence(records: Sequence) -> str:
     return text
 
 
+def epoch_rule_sentence(records: Sequence) -> str:
+    """How these multi-task runs chose the epoch they keep, from their configurations."""
+    rules = sorted({r.config.select for r in records})
+    if not rules:
+        return "No run to describe."
+    text = ("Each run keeps the epoch with " + " or ".join(_rule(s) for s in rules) + ", the mean over its tasks "
+            "of each task's value on the validation patients.")
+    if "balanced_loss" in rules:
+        text += (" A task's class-balanced loss is the mean over its classes of each class's mean loss: each "
+                 "class weighs the same, whatever its size.")
+    return text
+
+
 def kept_table(records: Sequence) -> pd.DataFrame:
     """Per method and stage: the kept step and the stage's validation balanced accuracy there (mean and
     range over the runs); records of configuration version 3 and before have no such value (nan)."""
@@ -75,4 +89,4 @@ def kept_sentence(table: pd.DataFrame) -> str:
             "such a task says little about forgetting.")
 
 
-__all__ = ["NEAR_CHANCE", "kept_sentence", "kept_table", "rule_sentence"]
+__all__ = ["NEAR_CHANCE", "epoch_rule_sentence", "kept_sentence", "kept_table", "rule_sentence"]

@@ -14,6 +14,7 @@ from ..data.tasks import THESIS_ORDERS
 from ..experiments import ResultsFolder, default_config, load_record
 from ..models.gated import GatedMultiTaskNet, count_parameters
 from ..mtl.sharing import borrowed_share
+from ..selection import DEFAULT_SELECT
 
 SGD_SETTING = "gated binary, SGD"
 
@@ -105,13 +106,14 @@ def sgd_sentence(summary: pd.DataFrame, main_name: str, optimizer: str, fusion_i
 
 
 def sgd_sequences(profile: str, source: str, data_dir: Path, results_dir: Path, seed: int,
-                  fold: int) -> tuple[dict[str, Any], list[str]]:
-    """The finished SGD sequence records of the six thesis orders, and the orders not run yet."""
+                  fold: int, select: str = DEFAULT_SELECT) -> tuple[dict[str, Any], list[str]]:
+    """The finished SGD sequence records of the six thesis orders (checkpoints kept by ``select``, as the
+    task-order chapter's), and the orders not run yet."""
     folder = ResultsFolder(results_dir)
     sequences, missing = {}, []
     for order in THESIS_ORDERS:
         cfg = default_config(profile, tasks=order, method="sgd", seed=seed, fold=fold, source=source,
-                             data_dir=str(data_dir))
+                             data_dir=str(data_dir), select=select)
         if folder.is_finished(cfg.run_id):
             sequences[order] = load_record(cfg.run_id, results_dir)
         else:

@@ -19,6 +19,7 @@ from ..experiments import GridOutcome, RunConfig, default_config, execute_grid, 
 from ..machine import usable_cores
 from ..methods import REFERENCES, THESIS_METHODS, parse_methods  # noqa: F401 (the chapters call them from here)
 from ..profiles import NORMALISATION_METHODS
+from ..selection import DEFAULT_SELECT
 from .setup import ChapterContext
 
 # a normalisation of the analysis chapter's table -> the run settings that give it
@@ -60,10 +61,12 @@ def sequence_configs(ctx: ChapterContext, orders: Sequence[str], methods: Sequen
 
 
 def single_task_configs(ctx: ChapterContext, tasks: Sequence[str], folds: Sequence[int],
-                        epochs: int | None = None) -> list[RunConfig]:
-    """One run per task and fold: a fresh network trained on that task alone."""
+                        epochs: int | None = None, select: str = DEFAULT_SELECT) -> list[RunConfig]:
+    """One run per task and fold: a fresh network trained on that task alone, its checkpoint kept by
+    ``select`` (:mod:`lungcl.selection`)."""
     return [default_config(ctx.profile, kind="single_task", tasks=(task,), method="sgd", fold=fold,
-                           seed=ctx.seed, source=ctx.source, data_dir=str(ctx.data_dir), epochs=epochs)
+                           seed=ctx.seed, source=ctx.source, data_dir=str(ctx.data_dir), epochs=epochs,
+                           select=select)
             for task in tasks for fold in folds]
 
 
@@ -101,8 +104,8 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
                      online_gamma: float, folds: Sequence[int], epochs: int | None = None,
                      frozen_bn: bool = True, fisher_variants: Sequence[str] = (),
                      variant_seeds: Sequence[int] | None = None, normalisations: Sequence[str] = (),
-                     norm_methods: Sequence[str] | None = None, norm_seeds: Sequence[int] | None = None
-                     ) -> AnalysisRuns:
+                     norm_methods: Sequence[str] | None = None, norm_seeds: Sequence[int] | None = None,
+                     select: str = DEFAULT_SELECT) -> AnalysisRuns:
     """EWC and L2 at multiples of the profile's default lambda, SGD, joint, online EWC (default lambda,
     decay ``online_gamma``) on ``order``, each of its tasks trained alone; with ``frozen_bn``, SGD / L2 /
     EWC with BatchNorm's running statistics kept from the first stage on; with ``fisher_variants``, EWC
@@ -111,7 +114,7 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
     chapter's seed and the next two, the seeds of the sequence chapter); with ``normalisations`` (keys of
     :data:`NORMALISATIONS`), ``norm_methods`` (at their default lambda; None: the profile's
     :data:`~lungcl.profiles.NORMALISATION_METHODS`) under each, over ``norm_seeds``, with ``probes``
-    (features against heads after every stage)."""
+    (features against heads after every stage). Every run keeps its checkpoints by ``select``."""
     from ..experiments.config import default_strength
     from ..experiments.tuned import tuned_path, variant_tunes
     from ..fisher import FISHER_KINDS
@@ -119,14 +122,13 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
     ewc_default, l2_default = default_strength(ctx.profile, "ewc"), default_strength(ctx.profile, "l2")
 
     def configs(methods: list[str], **kw: Any) -> list[RunConfig]:
-        return sequence_configs(ctx, [order], methods, folds, epochs=epochs, **kw)
+        return sequence_configs(ctx, [order], methods, folds, epochs=epochs, select=select, **kw)
 
     sweep = [c for lam in sorted({float(f) * ewc_default for f in ewc_factors}) for c in configs(["ewc"], ewc_lambda=lam)]
     sweep += [c for lam in sorted({float(f) * l2_default for f in l2_factors}) for c in configs(["l2"], l2_lambda=lam)]
     references = configs(["sgd", "joint"]) + configs(["online_ewc"], ewc_lambda=ewc_default, gamma=online_gamma)
-    alone = single_task_configs(ctx, list(references[0].tasks), folds, epochs=epochs)
-    frozen = sequence_configs(ctx, [order], THESIS_METHODS, folds, epochs=epochs,
-                              freeze_bn_stats=True) if frozen_bn else []
+    alone = single_task_configs(ctx, list(references[0].tasks), folds, epochs=epochs, select=select)
+    frozen = configs(THESIS_METHODS, freeze_bn_stats=True) if frozen_bn else []
     wanted = [str(v) for v in fisher_variants if str(v) != "exact"]
     unknown = [v for v in wanted if v not in FISHER_KINDS]
     if unknown:
@@ -136,8 +138,7 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
                                          for v in wanted}}
     seeds = chapter_seeds(ctx.seed, variant_seeds)
     variants = [c for v, lam in strengths.items() if wanted
-                for c in sequence_configs(ctx, [order], ["ewc"], folds, epochs=epochs, ewc_lambda=lam, seeds=seeds,
-                                          **({} if v == "exact" else {"fisher": v}))]
+                for c in configs(["ewc"], ewc_lambda=lam, seeds=seeds, **({} if v == "exact" else {"fisher": v}))]
     tuned = {"exact": tuned_path(ctx.profile, "ewc").is_file(), **{v: v in tunes for v in wanted}}
     unknown = [n for n in normalisations if n not in NORMALISATIONS]
     if unknown:
@@ -145,9 +146,8 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
     if norm_methods is None:
         norm_methods = NORMALISATION_METHODS[ctx.profile]
     norm_runs = [c for n in normalisations
-                 for c in sequence_configs(ctx, [order], parse_methods(list(norm_methods)), folds, epochs=epochs,
-                                           seeds=chapter_seeds(ctx.seed, norm_seeds), probes=True,
-                                           **NORMALISATIONS[n])] if normalisations else []
+                 for c in configs(parse_methods(list(norm_methods)), seeds=chapter_seeds(ctx.seed, norm_seeds),
+                                  probes=True, **NORMALISATIONS[n])] if normalisations else []
     return AnalysisRuns(sweep, references, alone, ewc_default, l2_default, frozen, variants,
                         strengths if wanted else {}, tuned if wanted else {}, norm_runs)
 
@@ -157,22 +157,22 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
 # plan (lungcl.plan) calls it with the same parameters read from the cell, so both name the same runs.
 
 def single_task_chapter(ctx: ChapterContext, tasks: str = "ABC", folds: Sequence[int] = (0,),
-                        epochs: int | None = None, **_: Any) -> list[RunConfig]:
-    """Chapter 02: each task of ``tasks`` trained alone, per fold."""
+                        epochs: int | None = None, select: str = DEFAULT_SELECT, **_: Any) -> list[RunConfig]:
+    """Chapter 02: each task of ``tasks`` trained alone, per fold (checkpoints kept by ``select``)."""
     from ..data.tasks import resolve_tasks
 
-    return single_task_configs(ctx, [t.name for t in resolve_tasks(tasks)], folds, epochs=epochs)
+    return single_task_configs(ctx, [t.name for t in resolve_tasks(tasks)], folds, epochs=epochs, select=select)
 
 
 def sequence_chapter(ctx: ChapterContext, tasks: str = "ABC", method: str = "all", folds: Sequence[int] = (0,),
                      epochs: int | None = None, l2_lambda: float | None = None, ewc_lambda: float | None = None,
                      seeds: Sequence[int] | None = None, references: str | Sequence[str] = "",
-                     **_: Any) -> list[RunConfig]:
+                     select: str = DEFAULT_SELECT, **_: Any) -> list[RunConfig]:
     """Chapter 03: the methods and the ``references`` (:func:`parse_references`) on one order, over the
-    chapter's seeds, folds and epochs."""
+    chapter's seeds, folds and epochs, every stage's checkpoint kept by ``select``."""
     methods = list(dict.fromkeys(parse_methods(method) + parse_references(references)))
-    return sequence_configs(ctx, parse_orders(tasks)[:1], methods, folds, epochs=epochs,
-                            l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, seeds=chapter_seeds(ctx.seed, seeds))
+    return sequence_configs(ctx, parse_orders(tasks)[:1], methods, folds, epochs=epochs, l2_lambda=l2_lambda,
+                            ewc_lambda=ewc_lambda, seeds=chapter_seeds(ctx.seed, seeds), select=select)
 
 
 def parse_references(spec: str | Sequence[str]) -> list[str]:
@@ -188,12 +188,13 @@ def parse_references(spec: str | Sequence[str]) -> list[str]:
 
 def orders_chapter(ctx: ChapterContext, orders: str = "all", method: str = "all", folds: Sequence[int] = (0,),
                    epochs: int | None = None, l2_lambda: float | None = None, ewc_lambda: float | None = None,
-                   streams: str = "task", seeds: Sequence[int] | None = None, **_: Any) -> list[RunConfig]:
+                   streams: str = "task", seeds: Sequence[int] | None = None, select: str = DEFAULT_SELECT,
+                   **_: Any) -> list[RunConfig]:
     """Chapter 04: the methods on every order, over the chapter's seeds (None: seed, seed + 1, seed + 2): the
-    design the discussion's findings (:mod:`lungcl.findings`) are tested on."""
+    design the discussion's findings (:mod:`lungcl.findings`) are tested on; checkpoints kept by ``select``."""
     return sequence_configs(ctx, parse_orders(orders), parse_methods(method), folds, epochs=epochs,
                             l2_lambda=l2_lambda, ewc_lambda=ewc_lambda, streams=streams,
-                            seeds=chapter_seeds(ctx.seed, seeds))
+                            seeds=chapter_seeds(ctx.seed, seeds), select=select)
 
 
 def analysis_chapter(ctx: ChapterContext, tasks: str, folds: Sequence[int], ewc_factors: Sequence[float],
@@ -201,24 +202,26 @@ def analysis_chapter(ctx: ChapterContext, tasks: str, folds: Sequence[int], ewc_
                      frozen_bn: bool = True, fisher_variants: Sequence[str] = (),
                      variant_seeds: Sequence[int] | None = None, normalisations: Sequence[str] = (),
                      norm_methods: Sequence[str] | None = None, norm_seeds: Sequence[int] | None = None,
-                     **_: Any) -> "AnalysisRuns":
+                     select: str = DEFAULT_SELECT, **_: Any) -> "AnalysisRuns":
     """Chapter 05: :func:`analysis_configs` on the first order of ``tasks``."""
     return analysis_configs(ctx, parse_orders(tasks)[0], ewc_factors, l2_factors, online_gamma, folds, epochs=epochs,
                             frozen_bn=frozen_bn, fisher_variants=fisher_variants, variant_seeds=variant_seeds,
-                            normalisations=normalisations, norm_methods=norm_methods, norm_seeds=norm_seeds)
+                            normalisations=normalisations, norm_methods=norm_methods, norm_seeds=norm_seeds,
+                            select=select)
 
 
 def multitask_chapter(ctx: ChapterContext, tasks: str = "all", epochs: int | None = None,
                       fusion_init: float = 100.0, optimizer: str = "adam", sgd_comparison: bool = True,
-                      single_task_baselines: bool = True, fold: int = 0, **_: Any):
-    """Chapter 06: (base configuration, the named comparison runs, each task's single-task baseline)."""
+                      single_task_baselines: bool = True, fold: int = 0, select: str = DEFAULT_SELECT, **_: Any):
+    """Chapter 06: (base configuration, the named comparison runs, each task's single-task baseline), every
+    run's kept epoch chosen by ``select``."""
     from ..mtl.compare import comparison_configs
     from ..mtl.config import default_mtl_config
     from ..mtl.train import single_task_configs as mtl_alone
 
     base = default_mtl_config(ctx.profile, tasks=tasks, source=ctx.source, data_dir=str(ctx.data_dir),
                               seed=ctx.seed, fold=fold, epochs=epochs, fusion_init=float(fusion_init),
-                              optimizer=optimizer, **({"lr": 0.02, "weight_decay": 5e-4} if optimizer == "sgd" else {}))
+                              optimizer=optimizer, select=select, **({"lr": 0.02, "weight_decay": 5e-4} if optimizer == "sgd" else {}))
     configs = comparison_configs(base, include_sgd=sgd_comparison)
     alone = {c.tasks[0]: c for c in mtl_alone(base.replace(multiclass=False))} if single_task_baselines else {}
     return base, configs, alone
@@ -250,15 +253,16 @@ def chapter_configs(chapter: str, ctx: ChapterContext, parameters: dict[str, Any
 def experiment_runs(ctx: ChapterContext, tasks: str, orders: str | Sequence[str], method: str | Sequence[str],
                     folds: Sequence[int], epochs: int | None = None, l2_lambda: float | None = None,
                     ewc_lambda: float | None = None, seeds: Sequence[int] | None = None, streams: str = "task",
-                    **analysis: Any) -> tuple[list[RunConfig], AnalysisRuns]:
+                    select: str = DEFAULT_SELECT, **analysis: Any) -> tuple[list[RunConfig], AnalysisRuns]:
     """The runs the sequence chapter (``tasks``' order, ``seeds``), the task-order chapter (``orders``,
     ``streams``) and the analysis chapter (``tasks``' order, ``analysis``: its parameters) ask for with
-    these parameters, which are theirs: the runs the discussion reads. Nothing is trained."""
-    lambdas = {"epochs": epochs, "l2_lambda": l2_lambda, "ewc_lambda": ewc_lambda}
+    these parameters (``select``: all three's), which are theirs: the runs the discussion reads. Nothing is
+    trained."""
+    lambdas = {"epochs": epochs, "l2_lambda": l2_lambda, "ewc_lambda": ewc_lambda, "select": select}
     every_order = orders_chapter(ctx, orders=orders, method=method, folds=folds, streams=streams, seeds=seeds,
                                  **lambdas)
     repeated = sequence_chapter(ctx, tasks=tasks, method=method, folds=folds, seeds=seeds, **lambdas)
-    plan = analysis_chapter(ctx, tasks=tasks, folds=folds, epochs=epochs, **analysis)
+    plan = analysis_chapter(ctx, tasks=tasks, folds=folds, epochs=epochs, select=select, **analysis)
     return list({c.run_id: c for c in every_order + repeated}.values()), plan
 
 

@@ -1,7 +1,7 @@
 """How long must a stage train? Single-task runs at several learning rates, and what a patience would pick.
 
     python benchmarks/single_task_budget.py [--profile cpu] [--lrs 0.002,0.005,0.01,0.02] [--epochs 12]
-        [--eval-every 25] [--results /tmp/budget]
+        [--eval-every 25] [--seeds 0,1,2] [--workers 2] [--results /tmp/budget]
 
 Each task of ABC is trained alone (RunConfig(kind="single_task")) for ``--epochs`` capped epochs,
 evaluated every ``--eval-every`` steps, with no early stop (runs are cached records, so a second
@@ -22,6 +22,8 @@ import pandas as pd
 import torch
 
 from lungcl.experiments import default_config, run
+from lungcl.experiments.runner import execute_grid
+from lungcl.runs.executor import records_or_raise
 from lungcl.selection import DEFAULT_SELECT, SELECT_RULES, better
 
 
@@ -43,7 +45,7 @@ def replay(curve: pd.DataFrame, patience: int | None, every: int = 1,
 
 
 def budget_table(records: list, patiences: list[int | None], select: str = DEFAULT_SELECT) -> pd.DataFrame:
-    """Rows (lr, task, patience): stop step, kept step, validation balanced accuracy kept, best on the curve."""
+    """Rows (lr, seed, task, patience): stop step, kept step, validation balanced accuracy kept, best on the curve."""
     rows = []
     for r in records:
         c = r.curves()
@@ -53,7 +55,8 @@ def budget_table(records: list, patiences: list[int | None], select: str = DEFAU
             curve = pd.DataFrame({f"val_{select}": val[select], "val_bal": val["balanced_accuracy"]})
             for p in patiences:
                 stop, kept = replay(curve, p, select=select)
-                rows.append({"lr": r.config.lr, "task": task, "patience": p or "none", "stop": stop,
+                rows.append({"lr": r.config.lr, "seed": r.config.seed, "task": task, "patience": p or "none",
+                             "stop": stop,
                              "kept": kept, "val_bal_kept": curve.val_bal[kept],
                              "val_bal_best": curve.val_bal.max()})
     return pd.DataFrame(rows)
@@ -64,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--lrs", default="0.002,0.005,0.01,0.02")
     ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--seeds", default="0", help="network seeds, e.g. 0,1,2: the tables are means over them")
+    ap.add_argument("--workers", type=int, default=1, help="runs computed at once, one core each")
     ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--patience", default="2,3,4,6,8", help="patiences (evaluations) to replay")
     ap.add_argument("--select", default=DEFAULT_SELECT, choices=SELECT_RULES,
@@ -72,24 +77,35 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--results", default="results")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    records = [run(default_config(args.profile, kind="single_task", lr=float(lr), epochs=args.epochs,
-                                  eval_every=args.eval_every, patience=None, data_dir=args.data_dir),
-                   args.results, progress=False)
-               for lr in args.lrs.split(",")]
+    seeds = [int(v) for v in args.seeds.split(",")]
+    configs = [default_config(args.profile, kind="single_task", lr=float(lr), epochs=args.epochs, seed=seed,
+                              eval_every=args.eval_every, patience=None, data_dir=args.data_dir)
+               for lr in args.lrs.split(",") for seed in seeds]
+    if args.workers > 1:
+        records = records_or_raise(execute_grid(configs, args.results, workers=args.workers, progress=False))
+    else:
+        records = [run(c, args.results, progress=False) for c in configs]
     table = budget_table(records, [int(p) for p in args.patience.split(",")] + [None], args.select)
     pd.set_option("display.width", 200)
     print(f"rule replayed: {args.select}")
     print("validation balanced accuracy of the kept checkpoint, per task and lr:")
-    print(table.pivot_table(index="patience", columns=["task", "lr"], values="val_bal_kept", aggfunc="first")
+    over = f" (mean over seeds {args.seeds})" if len(seeds) > 1 else ""
+    print(table.pivot_table(index="patience", columns=["task", "lr"], values="val_bal_kept", aggfunc="mean")
           .round(3).to_string())
-    print(table.pivot_table(index="patience", columns=["task", "lr"], values="stop", aggfunc="first").to_string())
-    print("mean over tasks of the kept checkpoint's validation balanced accuracy:")
-    print(table.groupby(["patience", "lr"]).val_bal_kept.mean().unstack().round(3).to_string())
-    print("mean over tasks of the best validation balanced accuracy on the curve (a perfect choice):")
-    print(table.groupby(["patience", "lr"]).val_bal_best.mean().unstack().round(3).to_string())
+    print(f"stop step per task and lr{over}:")
+    print(table.pivot_table(index="patience", columns=["task", "lr"], values="stop", aggfunc="mean").round(0).to_string())
+    per_seed = table.groupby(["patience", "lr", "seed"]).val_bal_kept.mean()
+    print(f"mean over tasks of the kept checkpoint's validation balanced accuracy{over}:")
+    print(per_seed.groupby(["patience", "lr"]).mean().unstack().round(3).to_string())
+    if len(seeds) > 1:
+        print("its standard deviation over the seeds:")
+        print(per_seed.groupby(["patience", "lr"]).std().unstack().round(3).to_string())
+    print(f"mean over tasks of the best validation balanced accuracy on the curve (a perfect choice){over}:")
+    print(table.groupby(["patience", "lr", "seed"]).val_bal_best.mean().groupby(["patience", "lr"]).mean()
+          .unstack().round(3).to_string())
     for r in records:
         t = r.data.get("timings", {})
-        print(f"lr {r.config.lr:g}: {t.get('total_s', float('nan')):.0f} s for "
+        print(f"lr {r.config.lr:g} seed {r.config.seed}: {t.get('total_s', float('nan')):.0f} s for "
               f"{sum(s['steps'] for s in r.data['stages'])} steps")
 
 

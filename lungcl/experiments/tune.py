@@ -105,7 +105,7 @@ def seed_mean_point(strength: float, points: list[dict]) -> dict:
 
     crit = np.array([p["criterion"] for p in points], dtype=float)
     return {"strength": strength, "run_id": points[0]["run_id"], "run_ids": [p["run_id"] for p in points],
-            "criterion": float(crit.mean()), "criterion_sd": float(crit.std(ddof=1)) if len(crit) > 1 else 0.0,
+            "criterion": float(crit.mean()), "criterion_sd": float(crit.std(ddof=1)),
             "final_val_bacc": mean_of("final_val_bacc"), "forgetting_val": mean_of("forgetting_val"),
             "new_task_val_bacc": mean_of("new_task_val_bacc"),
             "mean_forgetting_val": float(np.mean([p["mean_forgetting_val"] for p in points])),

@@ -16,10 +16,11 @@ import multiprocessing as mp
 import os
 from contextlib import closing
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Generator, Iterable, Iterator
 
 from ..errors import LungclError
 from .engine import RunKind, compute, current_record, prepare_stores, run_in_worker
@@ -151,33 +152,78 @@ def _in_processes(kind: RunKind, configs: list[Any], results: str, workers: int,
     """``workers`` local processes (spawned: no torch state inherited), one run each at a time; with
     ``devices``, worker i computes on GPU ``devices[i]``.
 
-    The workers die with this process (:mod:`.lifeline`); stopped early (an exception, Ctrl-C,
-    SIGTERM, the stream closed), it cancels the queued runs and stops the workers' current ones.
+    A worker that dies (a native crash, the kernel's out-of-memory killer) breaks its pool and every
+    pending future with it; the runs it did not finish are handed to a new pool, except the ones a worker
+    had started (one of them killed it), which are then computed one at a time, each in a pool of its own:
+    only the run that kills its worker again fails. The workers die with this process (:mod:`.lifeline`);
+    stopped early (an exception, Ctrl-C, SIGTERM, the stream closed), it cancels the queued runs and stops
+    the workers' current ones.
     """
+    queue, suspects = list(configs), []
+    while queue or suspects:
+        alone = not queue
+        batch, queue = (queue, []) if queue else ([suspects.pop(0)], queue)
+        unfinished, started = yield from _one_pool(kind, batch, results, 1 if alone else workers, devices)
+        if alone:
+            for c in unfinished:
+                yield c, (f"run {c.run_id} failed in its worker: the worker died while computing it, alone "
+                          f"(a native crash or the out-of-memory killer; the run's partial state is kept)")
+        else:
+            queue = [c for c in unfinished if c.run_id not in started]
+            suspects += [c for c in unfinished if c.run_id in started]
+
+
+def _one_pool(kind: RunKind, configs: list[Any], results: str, workers: int, devices: list[int] | None
+              ) -> Generator[tuple[Any, "str | None"], None, tuple[list[Any], set[str]]]:
+    """One process pool over ``configs``, yielding (config, error or None) as runs finish; returns the runs
+    a dead worker left unfinished and the ids of every run a worker started."""
     context = mp.get_context("spawn")
+    announced = context.SimpleQueue()  # written before a run starts, unbuffered: a worker's death loses nothing
     if devices:
         slots = context.Queue()
-        for index in devices:
+        for index in devices[:workers]:
             slots.put(index)
         start, start_args = device_worker_init, (os.getpid(), slots)
     else:
         start, start_args = worker_init, (os.getpid(),)
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=start, initargs=start_args)
-    finished = False
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_announcing_init,
+                               initargs=(announced, start, start_args))
+    finished, unfinished = False, []
     try:
-        futures = {pool.submit(guarded, run_in_worker, kind, c.with_absolute_paths().to_dict(), results): c
-                   for c in configs}
+        futures = {pool.submit(_announced, c.run_id, run_in_worker, kind, c.with_absolute_paths().to_dict(),
+                               results): c for c in configs}
         for fut in as_completed(futures):
             config = futures[fut]
             try:
                 yield config, fut.result()
-            except Exception as exc:  # the worker died (e.g. out of memory)
+            except BrokenProcessPool:  # a worker died: this run may be innocent, retried by the caller
+                unfinished.append(config)
+            except Exception as exc:  # the call itself failed in its worker
                 yield config, f"run {config.run_id} failed in its worker: {type(exc).__name__}: {exc}"
         finished = True
     finally:
         if not finished:
             stop_workers(list((pool._processes or {}).values()))  # no public way to stop a pool's workers
         pool.shutdown(wait=True, cancel_futures=True)
+    started = set()
+    while not announced.empty():
+        started.add(announced.get())
+    announced.close()
+    return unfinished, started
+
+
+_ANNOUNCED: Any = None  # in a worker: where it writes the id of each run before computing it
+
+
+def _announcing_init(announced: Any, start: Callable[..., Any], start_args: tuple) -> None:
+    global _ANNOUNCED
+    _ANNOUNCED = announced
+    start(*start_args)
+
+
+def _announced(run_id: str, fn: Callable[..., Any], *args: Any) -> Any:
+    _ANNOUNCED.put(run_id)
+    return guarded(fn, *args)
 
 
 def _require_dask():

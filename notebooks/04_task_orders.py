@@ -168,7 +168,8 @@ for name, recs in by_order.items():
 # %% [markdown]
 # ## Try it
 #
-# 1. **A stronger EWC in every order**: `-p ewc_lambda 100 -p method ewc`.
+# 1. **A stiffer EWC in every order**: `-p ewc_lambda 1000000 -p method ewc`
+#    (100 times the cpu default).
 #    Does the spread across orders shrink? (18 new runs: 6 orders x 3 seeds.)
 # 2. **Two orders, more folds**: `-p orders ABC,CBA -y "{folds: [0, 1, 2]}"`.
 #    With intervals over folds, is the difference between the two orders

@@ -106,3 +106,21 @@ def test_a_tune_record_names_its_version_and_rule_and_old_ones_read_as_version_3
     assert tune_provenance_sentence([current], now) is None
     assert "of EWC under version 3" in tune_provenance_sentence([old, current], now)
     assert stale_tunes([current], now.replace(select="auc")) == [current]
+
+
+def test_a_tune_of_other_training_settings_is_named_as_such():
+    """A book re-run with another learning rate (``--set lr=0.005``) does not run the tunes' configuration:
+    the analysis chapter's sentence says which setting differs, with both values, instead of "made under
+    this book's rules"."""
+    from lungcl.chapter.tune_provenance import tune_provenance_sentence
+    from lungcl.experiments.tuned import stale_tunes, tuned_settings_differ
+
+    shipped = reference_tune("cpu", "ewc")
+    now = default_config("cpu", method="ewc")
+    assert tuned_settings_differ(shipped, now) == {}
+    moved = now.replace(lr=now.lr / 2, patience=3)
+    assert tuned_settings_differ(shipped, moved) == {"lr": (now.lr, now.lr / 2), "patience": (now.patience, 3)}
+    assert stale_tunes([shipped], moved) == [shipped]
+    sentence = tune_provenance_sentence([shipped], moved)
+    assert f"lr {now.lr:g} (here {now.lr / 2:g})" in sentence and f"patience {now.patience} (here 3)" in sentence
+    assert tune_provenance_sentence([shipped], now.replace(seed=2, tasks="BAC")) is None  # neither is a tune setting

@@ -1,8 +1,9 @@
 """What the shipped lambda tunes can say: under which rules they were made, and how sharply their seeds pick.
 
 A default lambda is the pick of a tune record shipped with the package (:mod:`lungcl.experiments.tuned`).
-Its runs were made under a configuration version and a checkpoint rule (``select``); when those differ
-from the runs the book makes now, the pick was not derived from them, and the analysis chapter says so.
+Its runs were made under a configuration version, a checkpoint rule (``select``) and training settings
+(the learning rate, the budget, ...); when any differs from the runs the book makes now (a book re-run with
+``--set lr=0.005``, say), the pick was not derived from them, and the analysis chapter says so.
 With several seeds, :func:`tune_spread_lines` says how far ahead of the next lambda the pick is, at how
 many seeds, and which lambdas score within one seed standard deviation of it.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..experiments.config import CONFIG_VERSION, RunConfig
-from ..experiments.tuned import stale_tunes, tuned_under
+from ..experiments.tuned import stale_tunes, tuned_settings_differ, tuned_under
 from ..methods import METHOD_LABELS
 from ..selection import HIGHER_IS_BETTER, SELECT_LABELS
 
@@ -26,20 +27,26 @@ def _names(records: Sequence[dict]) -> str:
 
 
 def tune_provenance_sentence(records: Sequence[dict], config: RunConfig) -> str | None:
-    """A sentence naming the shipped tunes made under another configuration version or checkpoint rule
-    than ``config`` (the book's runs), with both; None when every tune is of today's runs."""
+    """A sentence naming the shipped tunes made under another configuration version, checkpoint rule or
+    training setting than ``config`` (the book's runs), with both; None when every tune is of today's runs."""
     stale = stale_tunes(list(records), config)
     if not stale:
         return None
-    groups: dict[tuple[int, str], list[dict]] = {}
+    groups: dict[str, list[dict]] = {}
     for r in stale:
-        groups.setdefault(tuned_under(r), []).append(r)
-    parts = [f"those of {_names(rs)} under version {version} with the {_rule(select)}"
-             for (version, select), rs in sorted(groups.items())]
+        version, select = tuned_under(r)
+        settings = "".join(f", {k} {_value(old)} (here {_value(new)})"
+                           for k, (old, new) in tuned_settings_differ(r, config).items())
+        groups.setdefault(f"under version {version} with the {_rule(select)}{settings}", []).append(r)
+    parts = [f"those of {_names(rs)} {how}" for how, rs in groups.items()]
     return (f"The shipped lambda {'curve was' if len(stale) == 1 else 'curves were'} measured under other rules "
-            f"than this book's runs (configuration version {CONFIG_VERSION}, each stage keeping the checkpoint "
-            f"with the {_rule(config.select)}): {'; '.join(parts)}. The default lambdas are those tunes' picks, "
-            f"not re-derived from today's runs (`lungcl tune` re-derives one).")
+            f"or settings than this book's runs (configuration version {CONFIG_VERSION}, each stage keeping the "
+            f"checkpoint with the {_rule(config.select)}): {'; '.join(parts)}. The default lambdas are those tunes' "
+            f"picks, not re-derived from this book's runs (`lungcl tune` re-derives one).")
+
+
+def _value(v: object) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def _rule(select: str) -> str:

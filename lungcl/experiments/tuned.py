@@ -6,8 +6,9 @@ copied to ``lungcl/reference/tuned/<profile>_<method>.json`` so that the book ca
 default came from without re-training it, and a test checks that the default IS that pick. EWC with
 another Fisher than the exact one (``--set fisher=sampled`` ...) is tuned the same way and shipped as
 ``<profile>_ewc_fisher_<variant>.json``: the analysis chapter runs each variant at its own pick.
-A tune record names the configuration version and checkpoint rule (``select``) of its runs; where they are
-not today's (:func:`stale_tunes`), the analysis chapter says so.
+A tune record names the configuration version and checkpoint rule (``select``) of its runs and holds their
+base configuration; where any of these is not that of the book's runs (:func:`stale_tunes`: e.g. a book
+re-run with ``--set lr=0.005``), the analysis chapter says so.
 """
 
 from __future__ import annotations
@@ -57,10 +58,24 @@ def tuned_under(record: dict) -> tuple[int, str]:
     return int(record["config_version"]), str(record.get("select", record["base_config"].get("select", "loss")))
 
 
+# the settings a tune's curve depends on besides lambda, the method and the seed (each compared with the book's runs)
+TUNE_SETTINGS = ("source", "fold", "split_seed", "depth", "width", "small_input", "spatial_dims", "context_slices",
+                 "epochs", "max_steps_per_epoch", "batch_size", "lr", "momentum", "weight_decay", "eval_every",
+                 "patience", "fisher_samples", "gamma", "penalty_step", "bn", "freeze_bn_stats", "norm", "streams",
+                 "augment", "balance")
+
+
+def tuned_settings_differ(record: dict, config: RunConfig) -> dict[str, tuple]:
+    """Setting -> (the tune's runs' value, ``config``'s) for each of :data:`TUNE_SETTINGS` that differs."""
+    base = RunConfig.from_dict(record["base_config"])
+    return {k: (getattr(base, k), getattr(config, k)) for k in TUNE_SETTINGS if getattr(base, k) != getattr(config, k)}
+
+
 def stale_tunes(records: list[dict], config: RunConfig) -> list[dict]:
-    """The tune records made under another configuration version or checkpoint rule than ``config``'s:
-    their picks are today's defaults but were not derived from today's runs."""
-    return [r for r in records if tuned_under(r) != (CONFIG_VERSION, config.select)]
+    """The tune records made under another configuration version, checkpoint rule or training setting than
+    ``config``'s: their picks are today's defaults but were not derived from the runs ``config`` makes."""
+    return [r for r in records
+            if tuned_under(r) != (CONFIG_VERSION, config.select) or tuned_settings_differ(r, config)]
 
 
-__all__ = ["LEGACY_TUNE", "TUNED_DIR", "stale_tunes", "tuned_under", "reference_tune", "reference_tunes", "tuned_path", "variant_tunes"]
+__all__ = ["LEGACY_TUNE", "TUNE_SETTINGS", "TUNED_DIR", "stale_tunes", "tuned_settings_differ", "tuned_under", "reference_tune", "reference_tunes", "tuned_path", "variant_tunes"]

@@ -162,13 +162,19 @@ def _in_processes(kind: RunKind, configs: list[Any], results: str, workers: int,
     queue, suspects = list(configs), []
     while queue or suspects:
         alone = not queue
-        batch, queue = (queue, []) if queue else ([suspects.pop(0)], queue)
-        unfinished, started = yield from _one_pool(kind, batch, results, 1 if alone else workers, devices)
+        if alone:
+            batch, width = [suspects.pop(0)], 1
+        else:
+            batch, queue, width = queue, [], workers
+        unfinished, started = yield from _one_pool(kind, batch, results, width, devices)
         if alone:
             for c in unfinished:
                 yield c, (f"run {c.run_id} failed in its worker: the worker died while computing it, alone "
                           f"(a native crash or the out-of-memory killer; the run's partial state is kept)")
-        else:
+        elif not started:  # the pool broke before any run began (its workers cannot start): a retry would loop
+            for c in unfinished:
+                yield c, f"run {c.run_id} failed: the pool's workers died before starting any run"
+        else:  # each break that started a run moves it out of the queue: the loop ends
             queue = [c for c in unfinished if c.run_id not in started]
             suspects += [c for c in unfinished if c.run_id in started]
 

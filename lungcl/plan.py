@@ -32,11 +32,12 @@ from .book.build import (BUILD_PARAMETERS, BuildReport, build_book, chapter_over
 from .book.parameters import check_chapter_settings
 from .book.parameters_page import chapter_parameters
 from .book.pdf import find_chromium
-from .chapter.runs import chapter_configs
+from .chapter.runs import chapter_configs, chapter_probed
 from .chapter.setup import ChapterContext
 from .errors import LungclError
 from .experiments.runner import SEQUENCES
 from .experiments.first_stage import planned_first_stage
+from .experiments.run_probes import PROBES_FILE
 from .machine import usable_cores
 from .mtl.train import MULTITASK
 from .profiles import check_profile
@@ -52,6 +53,9 @@ KINDS = (SEQUENCES, MULTITASK)
 # one run's wall seconds on one core when nothing similar has been measured yet: a three-stage sequence
 # (the cpu figure: README, "a cpu ABC run takes 1-3 minutes of one core"; paper: about 20 GPU minutes)
 NOMINAL_RUN_S = {"smoke": 10.0, "cpu": 120.0, "paper": 1200.0}
+# one run's probes (lungcl.experiments.run_probes), seconds of one core: cpu measured (probes_s of the runs
+# that recorded them in-run: 20-24 s), the others guessed in proportion
+PROBES_S = {"smoke": 3.0, "cpu": 22.0, "paper": 200.0}
 
 
 @dataclass
@@ -65,6 +69,8 @@ class PlannedRun:
     cost_s: float  # measured (finished runs) or estimated, wall seconds on one core, the whole run
     basis: str  # "measured" | "similar" | "nominal"
     first_stage: str | None = None  # the key of a first stage other runs may share (None: shares none)
+    probed: bool = False  # a chapter reads its probes (computed after the runs, from its stage weights)
+    probes_cached: bool = False
 
     @property
     def job(self) -> Job:
@@ -96,14 +102,20 @@ class BookPlan:
         return [pending[i] for i in done.order]
 
     @property
+    def probes_s(self) -> float:
+        """Estimated core-seconds of the probes still to compute (after the runs, ``workers`` at a time)."""
+        return sum(PROBES_S[r.config.profile] for r in self.runs if r.probed and not r.probes_cached)
+
+    @property
     def core_s(self) -> float:
-        """Estimated core-seconds of what is still to compute (shared first stages counted once)."""
-        return self.schedule()[1].core_s
+        """Estimated core-seconds of what is still to compute (shared first stages counted once; probes too)."""
+        return self.schedule()[1].core_s + self.probes_s
 
     @property
     def makespan_s(self) -> float:
-        """Estimated wall seconds of what is still to compute, longest first on ``workers`` cores."""
-        return self.schedule()[1].makespan_s
+        """Estimated wall seconds of what is still to compute, longest first on ``workers`` cores, then the
+        probes."""
+        return self.schedule()[1].makespan_s + self.probes_s / max(1, self.workers)
 
     def summary(self) -> dict:
         """The plan as JSON-ready numbers: per chapter, in all, and what the estimate rests on."""
@@ -120,8 +132,10 @@ class BookPlan:
                 "saved_core_minutes": round(done.saved_core_s / 60, 2), "workers": self.workers,
                 "gpus": len(set(self.devices)) if self.devices else 0,
                 "runs_per_gpu": len(self.devices) // len(set(self.devices)) if self.devices else 0,
-                "estimated_core_minutes": round(done.core_s / 60, 2),
-                "estimated_wall_minutes": round(done.makespan_s / 60, 2),
+                "probed": sum(r.probed for r in self.runs),
+                "probes_to_compute": sum(r.probed and not r.probes_cached for r in self.runs),
+                "estimated_core_minutes": round((done.core_s + self.probes_s) / 60, 2),
+                "estimated_wall_minutes": round((done.makespan_s + self.probes_s / max(1, self.workers)) / 60, 2),
                 "estimate_basis": {b: sum(r.basis == b for r in pending) for b in ("similar", "nominal")}}
 
 
@@ -197,11 +211,13 @@ def book_plan(root: str | Path | None = None, profile: str = "cpu", source: str 
     per_chapter: dict[str, list[str]] = {}
     similar: dict[tuple, list[float]] = {}
     digests: dict = {}
+    probed: set[str] = set()
     for chapter in select_chapters(chapters, only):
         values = {**cell_values(chapter.source), **own[chapter.name]}
         for key in BUILD_PARAMETERS:
             values.pop(key, None)
         configs = chapter_configs(chapter.name, ctx, values)
+        probed.update(c.run_id for c in chapter_probed(chapter.name, ctx, values))
         per_chapter[chapter.name] = list(dict.fromkeys(c.run_id for c in configs))
         for c in configs:
             if c.run_id in planned:
@@ -220,6 +236,10 @@ def book_plan(root: str | Path | None = None, profile: str = "cpu", source: str 
         seen = similar.get(_similarity(run.config))
         run.cost_s, run.basis = ((statistics.median(seen), "similar") if seen
                                  else (NOMINAL_RUN_S[run.config.profile] * _stages(run.config) / 3, "nominal"))
+    for run_id in probed & set(planned):
+        run = planned[run_id]
+        run.probed = True
+        run.probes_cached = run.cached and (run.kind.folder(results_dir).run_dir(run_id) / PROBES_FILE).is_file()
     if devices:
         workers = len(devices)
     prefixes = PrefixStore(results_dir)
@@ -242,6 +262,9 @@ def plan_table(plan: BookPlan) -> str:
                   "measured times of a finished build replace)",
               f"{s['shared_prefixes']} first stage(s) trained once for several runs: {s['first_stages_loaded']} "
               f"run(s) load theirs, saving about {s['saved_core_minutes']:.0f} core-minutes"]
+    if s["probed"]:
+        lines.append(f"{s['probed']} run(s) probed from their stage weights after training (not trained again for "
+                     f"it), {s['probes_to_compute']} still to probe")
     return "\n".join(lines)
 
 
@@ -258,8 +281,9 @@ class PlanOutcome:
 def run_plan(plan: BookPlan, results_dir: str | Path, scheduler: str | None = None,
              progress: bool = True) -> PlanOutcome:
     """Compute every missing run of ``plan``, longest first, on its workers (or at a Dask ``scheduler``),
-    with one progress bar over the whole plan. A failed run is reported and the others go on (the
-    chapter that asks for it says so)."""
+    with one progress bar over the whole plan, then the probes the chapters read from the finished runs'
+    stage weights (on the local workers: seconds per run). A failed run is reported and the others go on
+    (the chapter that asks for it says so)."""
     from tqdm.auto import tqdm
 
     outcome = PlanOutcome()
@@ -284,6 +308,17 @@ def run_plan(plan: BookPlan, results_dir: str | Path, scheduler: str | None = No
             outcome.errors.update(done.errors)
     finally:
         bar.close()
+    probed = [r.config for r in plan.runs if r.probed and not r.probes_cached]
+    if probed:
+        from .experiments.records import load_record
+        from .experiments.run_probes import attach_probes
+
+        folder = SEQUENCES.folder(results_dir)
+        try:
+            attach_probes([load_record(c.run_id, results_dir) for c in probed if folder.is_finished(c.run_id)],
+                          plan.workers)
+        except LungclError as exc:
+            outcome.errors["probes"] = str(exc)
     outcome.seconds = time.perf_counter() - start
     return outcome
 

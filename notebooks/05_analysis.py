@@ -55,7 +55,7 @@ frozen_bn = True  # SGD, L2, EWC once more with BatchNorm's running statistics f
 fisher_variants = ["sampled", "empirical", "batched"]  # EWC again with these Fishers ([]: skip the section)
 variant_seeds = None  # seeds of the Fisher comparison (None: seed, seed + 1, seed + 2, as the sequence chapter)
 normalisations = ["update", "freeze", "task", "group"]  # BatchNorm statistics updated / frozen / per task; GroupNorm
-norm_methods = None  # methods run under every normalisation (with probes) at their default lambda; None: the profile's
+norm_methods = None  # methods run under every normalisation (then probed) at their default lambda; None: the profile's
 norm_seeds = None  # their seeds (None: seed, seed + 1, seed + 2)
 epochs = None  # epochs per stage (None: the profile default)
 folds = [0]  # cross-validation folds (0-4)
@@ -83,7 +83,7 @@ plan = chapter_runs.analysis_chapter(ctx, tasks=tasks, folds=folds, epochs=epoch
                                  normalisations=normalisations, norm_methods=norm_methods, norm_seeds=norm_seeds)
 ewc_default, l2_default = plan.ewc_default, plan.l2_default
 task_names = list(plan.references[0].tasks)
-runs = chapter_runs.run_configs(plan.all, ctx.results_dir, workers, allow_failures=True)
+runs = chapter_runs.run_configs(plan.all, ctx.results_dir, workers, allow_failures=True, probed=plan.probed)
 records = runs.records
 chapter_runs.show_run_card(ctx, runs)  # how this page was computed
 sequence_records = [r for r in plan.records_of(records, "main") if r.config.kind == "sequence"]
@@ -236,8 +236,10 @@ else:
 # effect* (see the theory chapter); two others are one set of BatchNorm
 # statistics per task, selected by the head being evaluated, and GroupNorm,
 # which normalises each image by itself and keeps no statistics at all. Each
-# method of `norm_methods` runs under every normalisation, with several seeds,
-# and with `probes=true`: after every stage, each earlier task gets a linear
+# method of `norm_methods` runs under every normalisation, with several seeds
+# (the updated statistics are the sequence chapter's runs, not trained again),
+# and each run is probed from the weights it kept at every stage: there, each
+# earlier task gets a linear
 # probe on the frozen features (what the representation still holds) and its
 # own head with the decision threshold refitted on the task's validation
 # patients (what calibration alone gives back, counted beyond what it gave

@@ -72,6 +72,7 @@ design = story.design_records(records, chapter_runs.orders_chapter(  # the runs 
     ctx, orders=orders, method=method, folds=folds, epochs=epochs, l2_lambda=l2_lambda, ewc_lambda=ewc_lambda,
     streams=streams, seeds=seeds, select=select))
 analysis, missing_analysis = chapter_runs.load_finished(plan.all, ctx.results_dir)
+analysis = chapter_runs.with_cached_probes(analysis)  # the probes chapter 05 computed from the runs' stage weights
 alone = [r for r in analysis if r.config.kind == "single_task"]
 chapter_runs.show_run_card(ctx, records + analysis)  # how this page was computed
 say(story.missing_runs_sentence(missing + missing_analysis, ctx.results_dir.name))

@@ -18,3 +18,8 @@ def train_or_die(config, run_dir, progress, threads):
 
 DYING = RunKind(name=SEQUENCES.name, subfolder=SEQUENCES.subfolder, record_type=SEQUENCES.record_type,
                 load=SEQUENCES.load, train=train_or_die)
+
+
+def die_at_start(*_args):
+    """A worker initializer that kills its process: a pool whose workers cannot start at all."""
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -45,7 +45,8 @@ def normalisation_runs(records: Sequence) -> pd.DataFrame:
                      **{k: float(split[k].mean()) for k in ("lost", *SPLIT_PARTS, "probe_final", "probe_floor")},
                      "probe_above_floor": float((split.probe_final - split.probe_floor).mean())})
     if not rows:
-        raise LungclError("no sequence records with probes (run them with probes=true)")
+        raise LungclError("no sequence records with probes (compute them from the runs' stage weights: "
+                          "lungcl.experiments.run_probes.attach_probes, or run them with probes=true)")
     return pd.DataFrame(rows)
 
 

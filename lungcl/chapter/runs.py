@@ -88,6 +88,11 @@ class AnalysisRuns:
     normalisation: list[RunConfig] = field(default_factory=list)
 
     @property
+    def probed(self) -> list[RunConfig]:
+        """The runs whose probes the chapter reads (:mod:`lungcl.experiments.run_probes`): the normalisation table's."""
+        return list(self.normalisation)
+
+    @property
     def all(self) -> list[RunConfig]:
         configs = self.sweep + self.references + self.alone + self.frozen_bn + self.variants + self.normalisation
         return list({c.run_id: c for c in configs}.values())
@@ -113,8 +118,10 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
     default where none ships) and with the exact Fisher at its default, over ``variant_seeds`` (None: the
     chapter's seed and the next two, the seeds of the sequence chapter); with ``normalisations`` (keys of
     :data:`NORMALISATIONS`), ``norm_methods`` (at their default lambda; None: the profile's
-    :data:`~lungcl.profiles.NORMALISATION_METHODS`) under each, over ``norm_seeds``, with ``probes``
-    (features against heads after every stage). Every run keeps its checkpoints by ``select``."""
+    :data:`~lungcl.profiles.NORMALISATION_METHODS`) under each, over ``norm_seeds``, probed afterwards
+    (:attr:`AnalysisRuns.probed`: features against heads after every stage, read from the runs' kept stage
+    weights, so the "update" rows are the sequence chapter's own runs and the "freeze" ones at the chapter's
+    seed those of ``frozen_bn``). Every run keeps its checkpoints by ``select``."""
     from ..experiments.config import default_strength
     from ..experiments.tuned import tuned_path, variant_tunes
     from ..fisher import FISHER_KINDS
@@ -147,7 +154,7 @@ def analysis_configs(ctx: ChapterContext, order: str, ewc_factors: Sequence[floa
         norm_methods = NORMALISATION_METHODS[ctx.profile]
     norm_runs = [c for n in normalisations
                  for c in configs(parse_methods(list(norm_methods)), seeds=chapter_seeds(ctx.seed, norm_seeds),
-                                  probes=True, **NORMALISATIONS[n])] if normalisations else []
+                                  **NORMALISATIONS[n])] if normalisations else []
     return AnalysisRuns(sweep, references, alone, ewc_default, l2_default, frozen, variants,
                         strengths if wanted else {}, tuned if wanted else {}, norm_runs)
 
@@ -227,6 +234,13 @@ def multitask_chapter(ctx: ChapterContext, tasks: str = "all", epochs: int | Non
     return base, configs, alone
 
 
+def chapter_probed(chapter: str, ctx: ChapterContext, parameters: dict[str, Any]) -> list[RunConfig]:
+    """The runs of chapter ``chapter`` whose probes it reads (computed after the runs, from their stage weights)."""
+    declare = CHAPTER_RUNS.get(chapter)
+    result = None if declare is None else declare(ctx, **parameters)
+    return result.probed if isinstance(result, AnalysisRuns) else []
+
+
 def _all_of(result: Any) -> list:
     """The flat list of configurations a chapter function returned."""
     if isinstance(result, AnalysisRuns):
@@ -285,11 +299,13 @@ def dask_available() -> bool:
 
 
 def run_configs(configs: Sequence[RunConfig], results: str | Path, workers: int | None = None,
-                allow_failures: bool = False) -> ChapterRuns:
+                allow_failures: bool = False, probed: Sequence[RunConfig] = ()) -> ChapterRuns:
     """Load the finished runs and compute the others, ``workers`` at a time (None: every usable core) when
     Dask is installed (else one after the other). A failed run raises, unless ``allow_failures`` (e.g. a
-    lambda sweep, where a diverging lambda is a result): then it is reported in ``failed``. Built by
-    ``lungcl book``, a chapter finds every run already computed by the book's plan and only loads."""
+    lambda sweep, where a diverging lambda is a result): then it is reported in ``failed``. The records of
+    ``probed`` get their probes (:func:`lungcl.experiments.run_probes.attach_probes`: cached, or computed
+    ``workers`` at a time). Built by ``lungcl book``, a chapter finds every run and probe already computed by
+    the book's plan and only loads."""
     workers = usable_cores() if workers is None else int(workers)
     parallel = workers if workers > 1 and dask_available() else None
     outcome: GridOutcome = execute_grid(configs, results, workers=parallel, progress=False)
@@ -300,6 +316,11 @@ def run_configs(configs: Sequence[RunConfig], results: str | Path, workers: int 
     if outcome.errors and not allow_failures:
         run_id, message = next(iter(outcome.errors.items()))
         raise LungclError(f"{len(outcome.errors)} run(s) failed, e.g. {outcome.configs[run_id].label}: {message}")
+    wanted = {c.run_id for c in probed}
+    if wanted:
+        from ..experiments.run_probes import attach_probes
+
+        attach_probes([r for r in outcome.records if r.run_id in wanted], workers)
     return ChapterRuns(records=outcome.records,
                        failed={rid: (outcome.configs[rid], msg) for rid, msg in outcome.errors.items()},
                        computed=len(outcome.computed), loaded=len(outcome.loaded))
@@ -359,8 +380,20 @@ def load_finished(configs: Sequence[RunConfig], results: str | Path) -> tuple[li
     return [load_record(c.run_id, folder.root) for c in done], missing
 
 
+def with_cached_probes(records: Sequence) -> list:
+    """``records``, each with the probes already computed for it (by the analysis chapter or the book's plan)
+    in ``record.data["probes"]``; nothing is computed."""
+    from ..experiments.run_probes import cached_probes
+
+    for r in records:
+        found = cached_probes(r)
+        if found is not None:
+            r.data["probes"] = found
+    return list(records)
+
+
 __all__ = ["THESIS_METHODS", "NORMALISATIONS", "experiment_runs", "CHAPTER_RUNS", "chapter_configs", "single_task_chapter",
            "sequence_chapter", "parse_references", "orders_chapter", "analysis_chapter", "multitask_chapter", "parse_methods", "parse_orders", "sequence_configs", "single_task_configs", "show_run_times",
            "show_run_card",
            "AnalysisRuns", "analysis_configs", "ChapterRuns", "dask_available", "run_configs", "show_failures",
-           "load_finished"]
+           "load_finished", "chapter_probed", "with_cached_probes"]

@@ -294,7 +294,8 @@ def _pct(v: float | None) -> str:
 
 
 def _probe_lines(record, metric: str) -> list[str]:
-    """The probes of a run recorded with ``probes=true``: what each earlier task lost, split."""
+    """The probes of a run (recorded with ``probes=true``, or computed afterwards from its stage weights and
+    cached beside it: :mod:`lungcl.experiments.run_probes`): what each earlier task lost, split."""
     from ..experiments.probes import forgetting_split
 
     split = forgetting_split(record, metric)
@@ -311,7 +312,11 @@ def _probe_lines(record, metric: str) -> list[str]:
 
 def render_record(record, split: str = "test", metric: str = "balanced_accuracy") -> str:
     """The run's label, accuracy matrix, forgetting and per-stage metrics as plain text."""
+    from ..experiments.run_probes import cached_probes
+
     d = record.data
+    if d.get("kind") == "sequence" and not d.get("probes") and cached_probes(record) is not None:
+        d["probes"] = cached_probes(record)
     lines = [f"run {record.run_id}: {d['label']} ({d['config']['profile']} profile, "
              f"{d['provenance'].get('source', '?')} data)"]
     R = record.accuracy_matrix(split, metric)

@@ -1,6 +1,8 @@
 """Features or heads? What an earlier task still has after each stage, beyond what its head scores.
 
-With ``probes=True`` a sequence run records, after every stage and for every task trained so far:
+With ``probes=True`` a sequence run records, after every stage and for every task trained so far (any
+finished sequence run can have the same afterwards, from the weights it kept of every stage:
+:mod:`.run_probes`):
 
 - **probe**: a class-balanced logistic regression (scikit-learn) on the frozen trunk's pooled
   features, fitted on the task's un-augmented training split and scored on its test split: what a
@@ -124,7 +126,8 @@ def forgetting_split(record: Any, metric: str = "balanced_accuracy") -> pd.DataF
     data = record.data if hasattr(record, "data") else record
     rows = data.get("probes")
     if not rows:
-        raise LungclError(f"record {data.get('run_id')} has no probes (run it with --set probes=true)")
+        raise LungclError(f"record {data.get('run_id')} has no probes (run it with --set probes=true, or compute "
+                          "them from its stage weights: lungcl.experiments.run_probes.probes_of)")
     tasks, last = list(data["tasks"]), len(data["tasks"]) - 1
     at = {(r["stage"], r["task"]): r for r in rows["stages"]}
     R = np.array(data["matrices"]["test"][metric], dtype=float)

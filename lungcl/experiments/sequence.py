@@ -95,11 +95,11 @@ def train_run(config: RunConfig, progress: bool = True, resume: dict | None = No
             models = _single_task(config, splits, evaluator, device, progress, state, resume, on_stage)
             checkpoint = {"kind": "single_task", "run_id": config.run_id, "tasks": tasks, "model": models}
         else:
-            model, method = _sequence(config, splits, evaluator, device, progress, state, resume, on_stage,
-                                      prefixes)
+            model, method, kept = _sequence(config, splits, evaluator, device, progress, state, resume, on_stage,
+                                            prefixes)
             checkpoint = {"kind": "sequence", "run_id": config.run_id, "tasks": tasks,
                           "model": {k: v.cpu() for k, v in model.state_dict().items()},
-                          "method": method.state_dict()}
+                          "method": method.state_dict(), "stages": kept}
         state["timings"]["total_s"] = state["timings"].get("total_s", 0.0) + time.perf_counter() - t_start
         data = _record_data(config, splits, evaluator, state, device)
     return data, checkpoint
@@ -120,6 +120,9 @@ def _sequence(config, splits, evaluator, device, progress, state, resume, on_sta
         state["resumed_from_stage"] = state["next_stage"]
     # the untrained network's scores (kept in the record), reported after the first stage: that
     # stage's starting evaluation scores these weights off the critical path and is remembered
+    # each stage's kept weights (as its report scored them): what analyses of a finished run read
+    # (lungcl.experiments.stage_probes), so that they need no second run of the same training
+    kept: list[dict] = list(resume.get("stages", [])) if resume else []
     untrained = copy.deepcopy(model) if state["initial"] is None else None
     trains = training_sets(splits, tasks) if config.probes else {}
     if config.probes and "probes" not in state:
@@ -151,11 +154,12 @@ def _sequence(config, splits, evaluator, device, progress, state, resume, on_sta
             state["probes"]["stages"] += stage_probes(model, trains, evaluator, tasks, stage, device)
             state["timings"]["probes_s"] += time.perf_counter() - t0
         _finish_stage(state, stage, task, train_tasks, result, metrics, consolidate_s, report_s, probabilities)
+        kept.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
         if on_stage is not None and stage + 1 < len(tasks):
             on_stage({"model": {k: v.cpu() for k, v in model.state_dict().items()},
                       "method": method.state_dict(), "progress": json.dumps(state),
-                      "run_id": config.run_id})
-    return model, method
+                      "run_id": config.run_id, "stages": kept})
+    return model, method, kept
 
 
 def _single_task(config, splits, evaluator, device, progress, state, resume, on_stage):

@@ -11,7 +11,10 @@ per N: ``makespan_s`` (the simulated wall time of computing the whole plan from 
 (the sum of the run costs, shared first stages counted once), ``runs``, ``shared_prefixes`` (first
 stages trained once for several runs) and ``saved_core_s`` (what that sharing saves). Chapter
 execution and rendering (minutes) come on top. A finished run that loaded its first stage is
-counted whole (its leader's measured first stage added).
+counted whole (its leader's measured first stage added). The probes the analysis chapter reads from
+the runs' stage weights come after the runs, on the same workers: their cost (``probes_s`` of each run's
+``probes.json``, else the profile's nominal figure) is in ``core_s`` and ``makespan_s``, and on its own
+in ``probes_core_s``.
 A run's cost was measured beside other runs on this machine's cores: on a machine with idle cores
 it is an upper figure.
 """
@@ -22,7 +25,9 @@ import argparse
 import json
 
 from lungcl.cli.book import parse_chapter_settings
-from lungcl.plan import book_plan
+from lungcl.experiments.run_probes import PROBES_FILE
+from lungcl.plan import PROBES_S, book_plan, makespan
+from lungcl.project import book_folder, project_root
 from lungcl.schedule import plan_schedule
 
 
@@ -39,11 +44,15 @@ def main() -> None:
                      overrides=parse_chapter_settings(args.overrides))
     jobs = [r.job for r in plan.runs]  # every run, as from a fresh clone (no first stage stored)
     basis = {b: sum(r.basis == b for r in plan.runs) for b in ("measured", "similar", "nominal")}
+    results = book_folder("results", args.results, project_root())
+    probes = [_probes_s(r, results) for r in plan.runs if r.probed]
     rows = []
     for n in args.workers.split(","):
         s = plan_schedule(jobs, int(n))
-        rows.append({"workers": int(n), "makespan_s": round(s.makespan_s, 1), "core_s": round(s.core_s, 1),
-                     "runs": len(jobs), "shared_prefixes": s.shared_prefixes, "first_stages_loaded": len(s.loads),
+        rows.append({"workers": int(n), "makespan_s": round(s.makespan_s + makespan(probes, int(n)), 1),
+                     "core_s": round(s.core_s + sum(probes), 1), "probes_core_s": round(sum(probes), 1),
+                     "runs": len(jobs), "probed": len(probes),
+                     "shared_prefixes": s.shared_prefixes, "first_stages_loaded": len(s.loads),
                      "saved_core_s": round(s.saved_core_s, 1),
                      "longest_run_s": round(max((j.cost_s for j in jobs), default=0.0), 1), "cost_basis": basis})
     if args.json:
@@ -56,6 +65,15 @@ def main() -> None:
     print(f"run costs: {basis['measured']} measured, {basis['similar']} from similar runs, "
           f"{basis['nominal']} nominal; {rows[0]['shared_prefixes']} first stages trained once for "
           f"{rows[0]['first_stages_loaded']} more runs, saving {rows[0]['saved_core_s'] / 60:.1f} core-minutes")
+
+
+def _probes_s(run, results) -> float:
+    """A probed run's measured probe seconds (its probes.json), else the profile's nominal figure."""
+    path = run.kind.folder(results).run_dir(run.config.run_id) / PROBES_FILE
+    try:
+        return float(json.loads(path.read_text())["probes_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return PROBES_S[run.config.profile]
 
 
 if __name__ == "__main__":

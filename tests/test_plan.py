@@ -143,3 +143,18 @@ def test_the_plan_computes_every_run_before_the_chapters_which_then_only_load(pl
     assert [c.status for c in report.chapters] == ["executed", "executed"]
     for run_id in ids:
         assert load_record(run_id, serial).comparable() == load_record(run_id, results).comparable()
+
+
+def test_the_plan_benchmark_prints_the_makespan_of_every_worker_count(tmp_path: Path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "plan.py"), "--profile", "smoke", "--json",
+                          "--workers", "2,16", "--results", str(tmp_path / "results")],
+                         capture_output=True, text=True, check=True, cwd=REPO)
+    two, sixteen = json.loads(out.stdout)
+    for row in (two, sixteen):
+        assert {"makespan_s", "core_s", "runs", "shared_prefixes", "probed", "probes_core_s"} <= set(row)
+        assert row["makespan_s"] * row["workers"] >= row["core_s"] - 0.1 * row["workers"] and row["probed"] > 0  # rounded
+    assert two["core_s"] == sixteen["core_s"] and sixteen["makespan_s"] < two["makespan_s"]
+    assert two["cost_basis"]["nominal"] == two["runs"]  # nothing finished in an empty results folder

@@ -245,7 +245,8 @@ def test_the_fisher_comparison_runs_each_variant_at_its_validated_lambda(tmp_pat
         chapter_runs.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], fisher_variants=["hessian"])
     norms = chapter_runs.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], normalisations=["update", "task", "group"],
                                       norm_methods=["sgd", "ewc"], norm_seeds=[0, 1])
-    assert len(norms.normalisation) == 3 * 2 * 2 and all(c.probes for c in norms.normalisation)
+    assert len(norms.normalisation) == 3 * 2 * 2 and not any(c.probes for c in norms.normalisation)
+    assert norms.probed == norms.normalisation  # probed afterwards, from the runs' stage weights
     assert {(c.bn, c.norm) for c in norms.normalisation} == {("update", "batch"), ("task", "batch"), ("update", "group")}
     with pytest.raises(LungclError, match="unknown normalisation"):
         chapter_runs.analysis_configs(ctx, "ABC", [1], [1], 0.9, [0], normalisations=["layer"])
